@@ -1,0 +1,186 @@
+"""The ``summarizer`` command: parse flags, call the library, print, map errors to exit codes.
+
+Exit codes: 0 ok · 1 some bulk items failed · 2 bad input or usage ·
+3 configuration · 4 provider failing · 5 model output invalid after re-asks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from . import __version__
+from .client import Summarizer
+from .errors import SummarizerError
+from .prompts import PromptLibrary
+from .schemas import Brief, event_report_schema
+
+app = typer.Typer(
+    name="summarizer",
+    help="Grounded one-paragraph briefs and structured event reports from documents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals would include the API key
+    rich_markup_mode=None,
+)
+prompts_app = typer.Typer(help="List and show the prompt templates.", no_args_is_help=True)
+app.add_typer(prompts_app, name="prompts")
+
+_PANEL_ENDPOINT = "Endpoint"
+
+
+def _parse_words(value: Optional[str]) -> Optional[tuple[int, int]]:
+    if value is None:
+        return None
+    low, sep, high = value.partition("-")
+    if not (sep and low.strip().isdigit() and high.strip().isdigit()) or not 0 < int(low) <= int(high):
+        raise typer.BadParameter("expected MIN-MAX with 0 < MIN <= MAX, e.g. 60-90")
+    return int(low), int(high)
+
+
+DocumentArg = Annotated[str, typer.Argument(help="A text, Markdown or HTML file; - reads standard input.",
+                                            show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the Result envelope (value, usage, warnings) as JSON.")]
+LanguageOpt = Annotated[Optional[str], typer.Option(help="Output language (ISO 639-1 code or name); default: the document's.")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", envvar=None, rich_help_panel=_PANEL_ENDPOINT,
+                                                 help="Model name. Env: SUMMARIZER_MODEL.")]
+BaseUrlOpt = Annotated[Optional[str], typer.Option(rich_help_panel=_PANEL_ENDPOINT,
+                                                   help="OpenAI-compatible base URL. Env: SUMMARIZER_BASE_URL, OPENAI_BASE_URL.")]
+ApiKeyOpt = Annotated[Optional[str], typer.Option(rich_help_panel=_PANEL_ENDPOINT, show_default=False,
+                                                  help="API key. Env: OPENAI_API_KEY (prefer it: flags show up in `ps`).")]
+TimeoutOpt = Annotated[Optional[float], typer.Option(rich_help_panel=_PANEL_ENDPOINT, help="Seconds per request [default: 60].")]
+AttemptsOpt = Annotated[Optional[int], typer.Option(rich_help_panel=_PANEL_ENDPOINT, help="Transport attempts per request [default: 5].")]
+ReasksOpt = Annotated[Optional[int], typer.Option(help="Re-asks after invalid output [default: 2].")]
+ContextOpt = Annotated[Optional[int], typer.Option(help="Context window in tokens; longer documents are map-reduced [default: 8192].")]
+PromptsDirOpt = Annotated[Optional[Path], typer.Option(help="Directory whose <name>.toml override the built-in prompts.")]
+
+
+def _summarizer(**settings: Any) -> Summarizer:
+    return Summarizer(**{k: v for k, v in settings.items() if v is not None})
+
+
+@contextmanager
+def _exit_codes() -> Iterator[None]:
+    """One line on stderr and the documented exit code for every SummarizerError."""
+    try:
+        yield
+    except SummarizerError as exc:
+        typer.echo(f"summarizer: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("summarizer: interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _print_result(result: Any, as_json: bool, render_value: Any) -> None:
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    for warning in result.warnings:
+        typer.echo(f"summarizer: warning: {warning}", err=True)
+    typer.echo(render_value(result.value))
+
+
+@app.command()
+def brief(
+    document: DocumentArg,
+    words: Annotated[Optional[str], typer.Option(help="Word range MIN-MAX [default: 40-120].", metavar="MIN-MAX")] = None,
+    language: LanguageOpt = None,
+    strict: Annotated[bool, typer.Option(help="Treat names and numbers absent from the source as errors (re-ask), not warnings.")] = False,
+    as_json: JsonOpt = False,
+    model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+    timeout: TimeoutOpt = None, max_attempts: AttemptsOpt = None, max_reasks: ReasksOpt = None,
+    context_tokens: ContextOpt = None, prompts_dir: PromptsDirOpt = None,
+) -> None:
+    """Write a one-paragraph brief of DOCUMENT."""
+    word_range = _parse_words(words)
+    with _exit_codes():
+        with _summarizer(model=model, base_url=base_url, api_key=api_key, timeout=timeout,
+                         max_attempts=max_attempts, max_reasks=max_reasks,
+                         context_tokens=context_tokens, prompts_dir=prompts_dir) as s:
+            result = s.brief(s.read(document), words=word_range, language=language, strict=strict)
+        _print_result(result, as_json, lambda value: value.text)
+
+
+@app.command()
+def events(
+    document: DocumentArg,
+    language: LanguageOpt = None,
+    as_json: JsonOpt = False,
+    model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+    timeout: TimeoutOpt = None, max_attempts: AttemptsOpt = None, max_reasks: ReasksOpt = None,
+    context_tokens: ContextOpt = None, prompts_dir: PromptsDirOpt = None,
+) -> None:
+    """Extract an event report (JSON) from DOCUMENT, every event backed by verbatim quotes."""
+    with _exit_codes():
+        with _summarizer(model=model, base_url=base_url, api_key=api_key, timeout=timeout,
+                         max_attempts=max_attempts, max_reasks=max_reasks,
+                         context_tokens=context_tokens, prompts_dir=prompts_dir) as s:
+            result = s.events(s.read(document), language=language)
+        _print_result(result, as_json, lambda value: value.model_dump_json(indent=2))
+
+
+class SchemaName(str, Enum):
+    events = "events"
+    brief = "brief"
+
+
+@app.command()
+def schema(
+    name: Annotated[SchemaName, typer.Argument(help="Which output to describe.")] = SchemaName.events,
+    full: Annotated[bool, typer.Option("--full", help="Keep length limits that OpenAI strict mode does not accept.")] = False,
+) -> None:
+    """Print the JSON Schema of an output (strict-mode compatible by default)."""
+    document = event_report_schema(strict=not full) if name is SchemaName.events else Brief.model_json_schema()
+    typer.echo(json.dumps(document, indent=2))
+
+
+@prompts_app.command("list")
+def prompts_list(prompts_dir: PromptsDirOpt = None) -> None:
+    """List the prompt templates with their versions."""
+    with _exit_codes():
+        for template in PromptLibrary(prompts_dir).all():
+            typer.echo(f"{template.id:<24} {template.description}  [{template.origin}]")
+
+
+@prompts_app.command("show")
+def prompts_show(
+    name: Annotated[str, typer.Argument(help="Template name, e.g. brief.")],
+    prompts_dir: PromptsDirOpt = None,
+) -> None:
+    """Show one template: version, parameters, system, user and re-ask text."""
+    with _exit_codes():
+        t = PromptLibrary(prompts_dir).get(name)
+        params = ", ".join(f"{k}={v}" for k, v in t.params.items())
+        sections = [f"# {t.id} — {t.description}", f"# from: {t.origin}", f"# params: {params}",
+                    "", "## system", t.system.strip(), "", "## user", t.user.strip(), "", "## reask", t.reask.strip()]
+        typer.echo("\n".join(sections))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"summarizer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Grounded one-paragraph briefs and structured event reports from documents."""
+
+
+def main() -> None:
+    app(prog_name="summarizer")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Deterministic faithfulness checks: is what the model says in the source?
+
+Matching forgives only what scraping and typing change without changing
+meaning: case, runs of whitespace, and typographic quotes and dashes.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["SourceIndex", "brief_warnings", "ungrounded_quotes"]
+
+_TYPOGRAPHY = str.maketrans({
+    "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": "'",
+    "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"', "«": '"', "»": '"',
+    "–": "-", "—": "-", "‑": "-", "−": "-", "\u00a0": " ",
+})
+_SPACES = re.compile(r"\s+")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_UPPER = "A-ZÀ-ÖØ-ÞĀ-ŽА-ЯЁΑ-Ω"
+_NAME_RUN = re.compile(rf"[{_UPPER}][\w'-]*(?:\s+[{_UPPER}][\w'-]*)*")
+_SENTENCE_START = re.compile(r"(^|[.!?:;\"]\s+)$")
+_POSSESSIVE = re.compile(r"'s?$")
+
+
+def _key(text: str) -> str:
+    return _SPACES.sub(" ", text.translate(_TYPOGRAPHY)).strip().casefold()
+
+
+def _plain_number(token: str) -> str:
+    # "1,200" and "1200" are the same number; "3.5" keeps its point.
+    token = token.strip(".,")
+    if re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", token):
+        token = token.replace(",", "")
+    return token
+
+
+class SourceIndex:
+    """The normalised source, prepared once for many lookups."""
+
+    def __init__(self, source: str) -> None:
+        self.key = _key(source)
+        self.words = set(re.findall(r"\w+", self.key))
+        self.numbers = {_plain_number(n) for n in _NUMBER.findall(source.translate(_TYPOGRAPHY))}
+
+    def contains(self, quote: str) -> bool:
+        key = _key(quote).strip(" \"'")
+        return bool(key) and key in self.key
+
+
+def ungrounded_quotes(quotes: list[str], source: SourceIndex) -> list[str]:
+    """Quotes that do not occur in the source."""
+    return [q for q in quotes if not source.contains(q)]
+
+
+def brief_warnings(brief: str, source: SourceIndex) -> list[str]:
+    """Numbers and capitalised names in ``brief`` that the source never mentions."""
+    text = brief.translate(_TYPOGRAPHY)
+    numbers = sorted({n for n in (_plain_number(t) for t in _NUMBER.findall(text))
+                      if n and n not in source.numbers})
+    names = [name for name in _names(text) if not _name_in_source(name, source)]
+    warnings = [f"number not in source: {n}" for n in numbers]
+    warnings += [f"name not in source: {n}" for n in dict.fromkeys(names)]
+    return warnings
+
+
+def _names(text: str) -> list[str]:
+    names = []
+    for match in _NAME_RUN.finditer(text):
+        run = match.group(0)
+        if _SENTENCE_START.search(text[: match.start()]):
+            # A sentence's first word is capitalised anyway: judge the rest of the run.
+            run = run.partition(" ")[2]
+        if run:
+            names.append(_POSSESSIVE.sub("", run))
+    return names
+
+
+def _name_in_source(name: str, source: SourceIndex) -> bool:
+    return all(w in source.words for w in re.findall(r"\w+", _POSSESSIVE.sub("", name).casefold()))

@@ -1,0 +1,295 @@
+"""Backends: one interface over any OpenAI-compatible endpoint (and, later, a local model).
+
+Structured output degrades per endpoint: ``json_schema`` strict, then
+``json_object``, then plain text (the task layer extracts JSON from prose or
+code fences). The mode that worked is remembered for the process.
+
+Transport retries live here (tenacity); re-asks for invalid output live in
+``tasks``. The openai client's own retries are off so that one policy rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_random_exponential
+
+from .config import Settings
+from .errors import ConfigError, ProviderError
+from .schemas import Usage
+
+if TYPE_CHECKING:
+    import openai
+
+__all__ = ["Backend", "Completion", "OpenAIBackend", "make_backend"]
+
+Messages = list[dict[str, str]]
+Sleep = Callable[[float], Awaitable[None]]
+
+_RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+_CONFIG_STATUS = {401: "rejected the API key", 403: "refused access", 404: "has no such model or path"}
+_FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|structured output|guided", re.I)
+_MODES = ("json_schema", "json_object", "text")
+# (endpoint, model) -> the structured-output mode that endpoint accepted.
+_WORKING_MODE: dict[tuple[str, str], str] = {}
+
+
+@dataclass
+class Completion:
+    """One model answer and what it cost (all transport attempts included)."""
+
+    text: str
+    usage: Usage
+    model: str
+    finish_reason: str | None = None
+    refusal: str | None = None
+    mode: str = "text"
+
+
+class Backend(Protocol):
+    """What tasks need from a model."""
+
+    model: str
+
+    async def complete(
+        self, messages: Messages, *, json_schema: dict[str, Any] | None = None,
+        schema_name: str = "output", params: dict[str, Any] | None = None,
+    ) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+def make_backend(settings: Settings, *, sleep: Sleep | None = None) -> Backend:
+    """The backend the settings ask for, or ConfigError saying what to set."""
+    if settings.backend == "local":
+        raise ConfigError(
+            "the local backend is not available yet; configure an OpenAI-compatible endpoint "
+            "with --base-url and --model (or OPENAI_API_KEY for OpenAI)"
+        )
+    if settings.base_url is None and settings.api_key is None:
+        raise ConfigError(
+            "no model endpoint configured: set OPENAI_API_KEY to use OpenAI, or "
+            "SUMMARIZER_BASE_URL and SUMMARIZER_MODEL (or --base-url/--model) for any "
+            "OpenAI-compatible server"
+        )
+    if settings.resolved_model is None:
+        raise ConfigError(
+            f"no model named for {safe_url(settings.endpoint)}: pass --model or set SUMMARIZER_MODEL"
+        )
+    return OpenAIBackend(settings, sleep=sleep)
+
+
+def safe_url(url: str) -> str:
+    """``url`` without user:password or query string, fit for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+@dataclass
+class _Attempts:
+    count: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+
+class OpenAIBackend:
+    """Any OpenAI-compatible chat-completions endpoint, through the ``openai`` client."""
+
+    def __init__(self, settings: Settings, *, sleep: Sleep | None = None) -> None:
+        self.settings = settings
+        self.model = settings.resolved_model or ""
+        self.endpoint = safe_url(settings.endpoint)
+        self._sleep = sleep or asyncio.sleep
+        self._client: openai.AsyncOpenAI | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    async def complete(
+        self, messages: Messages, *, json_schema: dict[str, Any] | None = None,
+        schema_name: str = "output", params: dict[str, Any] | None = None,
+    ) -> Completion:
+        import openai
+
+        key = (self.endpoint, self.model)
+        mode = _WORKING_MODE.get(key, "json_schema") if json_schema else "text"
+        attempts = _Attempts()
+        while True:
+            request = self._request(messages, mode, json_schema, schema_name, params or {})
+            try:
+                response = await self._send(request, attempts)
+            except openai.APIStatusError as exc:
+                if json_schema and mode != "text" and _rejects_format(exc):
+                    mode = _MODES[_MODES.index(mode) + 1]
+                    _WORKING_MODE[key] = mode
+                    continue
+                raise self._status_error(exc, attempts) from None
+            except openai.APITimeoutError:
+                raise ProviderError(
+                    f"{self.endpoint} did not answer within {self.settings.timeout:g}s "
+                    f"({attempts.count} attempts)", usage=attempts.usage,
+                ) from None
+            except openai.APIConnectionError as exc:
+                raise ProviderError(
+                    f"cannot reach {self.endpoint} ({_cause(exc)}) after {attempts.count} attempts",
+                    usage=attempts.usage,
+                ) from None
+            if json_schema:
+                _WORKING_MODE[key] = mode
+            return _completion(response, attempts.usage, self.model, mode)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    # -- internals ---------------------------------------------------------------
+
+    def _request(
+        self, messages: Messages, mode: str, json_schema: dict[str, Any] | None,
+        schema_name: str, params: dict[str, Any],
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {"model": self.model, "messages": messages, **params}
+        if self.settings.temperature is not None:
+            request["temperature"] = self.settings.temperature
+        if mode == "json_schema":
+            request["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "schema": json_schema, "strict": True},
+            }
+        elif mode == "json_object":
+            request["response_format"] = {"type": "json_object"}
+        return request
+
+    async def _send(self, request: dict[str, Any], attempts: _Attempts) -> Any:
+        client = self._client_for_loop()
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.max_attempts),
+            wait=_RetryAfterOrBackoff(self.settings.max_retry_wait),
+            retry=retry_if_exception(_is_transient),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                attempts.count += 1
+                attempts.usage.requests += 1
+                if attempts.count > 1:
+                    attempts.usage.retries += 1
+                return await client.chat.completions.create(**request)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _client_for_loop(self) -> openai.AsyncOpenAI:
+        # An httpx pool belongs to the event loop that opened its connections.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            import openai
+
+            key = self.settings.api_key.get_secret_value() if self.settings.api_key else "not-needed"
+            self._client = openai.AsyncOpenAI(
+                api_key=key, base_url=self.settings.endpoint,
+                max_retries=0, timeout=self.settings.timeout,
+            )
+            self._client_loop = loop
+        return self._client
+
+    def _status_error(self, exc: openai.APIStatusError, attempts: _Attempts) -> Exception:
+        status = exc.status_code
+        detail = _short_detail(exc, self.settings)
+        if status in _CONFIG_STATUS:
+            hint = " (check --api-key / OPENAI_API_KEY)" if status in (401, 403) else " (check --model and --base-url)"
+            return ConfigError(
+                f"{self.endpoint} {_CONFIG_STATUS[status]} (HTTP {status}){hint}: {detail}",
+                usage=attempts.usage,
+            )
+        tries = f" after {attempts.count} attempts" if attempts.count > 1 else ""
+        return ProviderError(
+            f"{self.endpoint} answered HTTP {status}{tries}: {detail}", status=status, usage=attempts.usage
+        )
+
+
+class _RetryAfterOrBackoff:
+    """Wait what the server asked (Retry-After / retry-after-ms), else jittered backoff."""
+
+    def __init__(self, max_wait: float) -> None:
+        self.max_wait = max_wait
+        self._backoff = wait_random_exponential(multiplier=0.5, max=min(max_wait, 20.0))
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        asked = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
+        if asked is not None:
+            return min(asked, self.max_wait)
+        return self._backoff(state)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``retry-after``."""
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _is_transient(exc: BaseException) -> bool:
+    import openai
+
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in _RETRYABLE_STATUS
+    return isinstance(exc, openai.APIConnectionError)  # timeouts and resets included
+
+
+def _rejects_format(exc: openai.APIStatusError) -> bool:
+    return exc.status_code in (400, 422) and bool(_FORMAT_WORDS.search(str(exc.message) + str(exc.body)))
+
+
+def _short_detail(exc: openai.APIStatusError, settings: Settings) -> str:
+    body = exc.body
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        message = body["error"].get("message")
+    text = " ".join(str(message or exc.message or "").split())[:200]
+    if settings.api_key is not None:
+        text = text.replace(settings.api_key.get_secret_value(), "***")
+    return text or "no detail"
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    return type(cause).__name__ if cause else "connection error"
+
+
+def _completion(response: Any, usage: Usage, model: str, mode: str) -> Completion:
+    if response.usage is not None:
+        usage.prompt_tokens += response.usage.prompt_tokens or 0
+        usage.completion_tokens += response.usage.completion_tokens or 0
+    choice = response.choices[0] if response.choices else None
+    message = choice.message if choice else None
+    return Completion(
+        text=(message.content or "") if message else "",
+        usage=usage,
+        model=response.model or model,
+        finish_reason=choice.finish_reason if choice else None,
+        refusal=getattr(message, "refusal", None) if message else None,
+        mode=mode,
+    )

@@ -1,0 +1,331 @@
+"""Tasks: brief and events. Render the prompt, call the backend, validate,
+re-ask with the concrete errors, and map-reduce documents over the budget.
+
+Nothing here knows about files, the CLI or bulk runs: a task takes one
+Document and a Backend and returns a Result (or raises, with the usage spent
+attached to the error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from .documents import Document, estimate_tokens, split_into_chunks
+from .errors import OutputValidationError, SummarizerError
+from .grounding import SourceIndex, brief_warnings
+from .llm import Backend
+from .prompts import PromptLibrary, PromptTemplate
+from .schemas import Brief, EventReport, Result, Usage, brief_problems, count_words, event_report_schema
+
+__all__ = ["TaskName", "TaskOptions", "run_task"]
+
+TaskName = Literal["brief", "events"]
+Validator = Callable[[str, "str | None"], tuple[Any, list[str]]]
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """What a caller may tune per call."""
+
+    min_words: int = 40
+    max_words: int = 120
+    language: str | None = None
+    strict: bool = False
+    max_reasks: int = 2
+    context_tokens: int = 8192
+    concurrency: int = 4
+
+    @property
+    def language_phrase(self) -> str:
+        if not self.language:
+            return "the same language as the document"
+        code = self.language.strip()
+        return f"the language with ISO 639-1 code '{code}'" if len(code) == 2 else code
+
+
+class _Invalid(Exception):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+@dataclass
+class _Run:
+    """What one task call accumulates across its requests."""
+
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    prompts: list[str] = field(default_factory=list)
+
+    def used(self, template: PromptTemplate) -> None:
+        if template.id not in self.prompts:
+            self.prompts.append(template.id)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """How one task renders, validates and combines."""
+
+    prompt: str
+    combine_prompt: str
+    structured: bool
+    validate: Callable[[str, str | None, SourceIndex, TaskOptions], tuple[Any, list[str]]]
+    as_part: Callable[[Any, int], str]
+
+
+async def run_task(
+    task: TaskName, document: Document, backend: Backend, prompts: PromptLibrary, options: TaskOptions
+) -> Result[Any]:
+    """Run ``task`` on ``document``; raise SummarizerError (usage attached) on failure."""
+    spec = _SPECS[task]
+    run = _Run(model=backend.model)
+    started = time.perf_counter()
+    warnings: list[str] = []
+    if document.dropped_repeats:
+        warnings.append(f"dropped {document.dropped_repeats} repeated paragraph(s) from the input")
+    try:
+        value, found = await _summarise(spec, document, backend, prompts, options, run, warnings)
+    except SummarizerError as exc:
+        if exc.usage is not None and exc.usage is not run.usage:
+            run.usage.add(exc.usage)
+        exc.usage = run.usage
+        raise
+    return Result[Any](
+        id=document.id, task=task, status="ok", value=value, warnings=warnings + found,
+        usage=run.usage, model=run.model, prompt_version="+".join(run.prompts),
+        latency_ms=round((time.perf_counter() - started) * 1000),
+    )
+
+
+async def _summarise(
+    spec: _Spec, document: Document, backend: Backend, prompts: PromptLibrary,
+    options: TaskOptions, run: _Run, warnings: list[str],
+) -> tuple[Any, list[str]]:
+    template = prompts.get(spec.prompt)
+    variables = _variables(spec, options)
+    budget = _document_budget(template, variables, options)
+    chunks = [document.text]
+    if estimate_tokens(document.text) > budget:
+        chunks = split_into_chunks(document.paragraphs, budget)
+    if len(chunks) == 1:
+        return await _generate(spec, backend, template, {**variables, "document": document.text},
+                               SourceIndex(document.text), options, run)
+    warnings.append(f"long document: read in {len(chunks)} parts, then combined")
+    parts = await _bounded(
+        [_generate(spec, backend, template, {**variables, "document": chunk}, SourceIndex(chunk), options, run)
+         for chunk in chunks],
+        options.concurrency,
+    )
+    return await _reduce(spec, [value for value, _ in parts], document, backend, prompts, options, run)
+
+
+async def _reduce(
+    spec: _Spec, parts: list[Any], document: Document, backend: Backend,
+    prompts: PromptLibrary, options: TaskOptions, run: _Run,
+) -> tuple[Any, list[str]]:
+    """Combine partial results, in groups that fit the budget, until one is left."""
+    template = prompts.get(spec.combine_prompt)
+    variables = _variables(spec, options)
+    budget = _document_budget(template, {**variables, "parts": "", "count": len(parts)}, options)
+    source = SourceIndex(document.text)
+    while True:
+        groups = _groups_that_fit([spec.as_part(p, i + 1) for i, p in enumerate(parts)], budget)
+        calls = [
+            _generate(spec, backend, template,
+                      {**variables, "parts": "\n\n".join(group), "count": len(group)}, source, options, run)
+            for group in groups
+        ]
+        combined = await _bounded(calls, options.concurrency)
+        if len(combined) == 1:
+            return combined[0]
+        parts = [value for value, _ in combined]
+
+
+async def _generate(
+    spec: _Spec, backend: Backend, template: PromptTemplate, variables: dict[str, Any],
+    source: SourceIndex, options: TaskOptions, run: _Run,
+) -> tuple[Any, list[str]]:
+    """One answer, re-asked with its validation errors until valid or out of re-asks."""
+    run.used(template)
+    messages = template.messages(**variables)
+    schema = event_report_schema() if spec.structured else None
+    errors: list[str] = []
+    for attempt in range(options.max_reasks + 1):
+        completion = await backend.complete(
+            messages, json_schema=schema, schema_name="event_report", params=template.params
+        )
+        run.usage.add(completion.usage)
+        run.model = completion.model or run.model
+        if completion.refusal:
+            raise OutputValidationError(f"the model refused: {completion.refusal[:200]}",
+                                        raw_output=completion.refusal, usage=run.usage)
+        try:
+            return spec.validate(completion.text, completion.finish_reason, source, options)
+        except _Invalid as exc:
+            errors = exc.errors
+        if attempt < options.max_reasks:
+            run.usage.reasks += 1
+            messages = [*messages, {"role": "assistant", "content": completion.text},
+                        template.reask_message(errors="\n".join(f"- {e}" for e in errors))]
+    raise OutputValidationError(
+        f"model output still invalid after {options.max_reasks} re-ask(s): {errors[0]}"
+        + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""),
+        raw_output=completion.text, errors=errors, usage=run.usage,
+    )
+
+
+# --- brief -----------------------------------------------------------------------
+
+
+def _validate_brief(
+    raw: str, finish_reason: str | None, source: SourceIndex, options: TaskOptions
+) -> tuple[Brief, list[str]]:
+    text = raw.strip().strip('"“”').strip()
+    problems = brief_problems(text, options.min_words, options.max_words)
+    if finish_reason == "length":
+        problems.insert(0, "it was cut off before the end; write a shorter brief")
+    warnings = brief_warnings(text, source)
+    if options.strict:
+        problems += [f"{w}; use only facts stated in the document" for w in warnings]
+    if problems:
+        raise _Invalid(problems)
+    return Brief(text=text, word_count=count_words(text)), warnings
+
+
+def _brief_as_part(value: Brief, number: int) -> str:
+    return f"Part {number}: {value.text}"
+
+
+# --- events ----------------------------------------------------------------------
+
+
+def _validate_events(
+    raw: str, finish_reason: str | None, source: SourceIndex, options: TaskOptions
+) -> tuple[EventReport, list[str]]:
+    try:
+        data = extract_json(raw)
+    except ValueError as exc:
+        cut = "the output was cut off before the JSON ended; " if finish_reason == "length" else ""
+        raise _Invalid([f"{cut}{exc}"]) from None
+    try:
+        report = EventReport.model_validate(data)
+    except ValidationError as exc:
+        raise _Invalid(_pydantic_errors(exc)) from None
+    missing = [
+        f"events[{i}].evidence[{j}] is not a verbatim quote from the document: {quote[:160]!r}"
+        for i, event in enumerate(report.events)
+        for j, quote in enumerate(event.evidence)
+        if not source.contains(quote)
+    ]
+    if missing:
+        raise _Invalid(missing)
+    return report, _event_warnings(report, source)
+
+
+def _event_warnings(report: EventReport, source: SourceIndex) -> list[str]:
+    warnings = []
+    for i, event in enumerate(report.events):
+        if event.when is not None and not source.contains(event.when.text):
+            warnings.append(f"events[{i}].when.text not in source: {event.when.text!r}")
+        for p in event.participants:
+            if not source.contains(p.name):
+                warnings.append(f"events[{i}] participant not named in source: {p.name!r}")
+    return warnings
+
+
+def _events_as_part(value: EventReport, number: int) -> str:
+    return f"Part {number}: " + value.model_dump_json(exclude={"schema_version"})
+
+
+def extract_json(text: str) -> Any:
+    """The JSON object in ``text``: bare, inside a code fence, or after leading prose."""
+    stripped = text.strip()
+    candidates = [stripped, *(m.group(1).strip() for m in _FENCE.finditer(text))]
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except json.JSONDecodeError:
+            pass
+    start = stripped.find("{")
+    if start >= 0:
+        try:
+            return json.JSONDecoder().raw_decode(stripped[start:])[0]
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the JSON object is malformed: {exc.msg} at character {exc.pos}") from None
+    raise ValueError("no JSON object found in the output")
+
+
+def _pydantic_errors(exc: ValidationError) -> list[str]:
+    errors = []
+    for error in exc.errors(include_url=False)[:12]:
+        where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"]).replace(".[", "[")
+        errors.append(f"{where or 'root'}: {error['msg']}")
+    return errors
+
+
+# --- shared ----------------------------------------------------------------------
+
+
+def _variables(spec: _Spec, options: TaskOptions) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "min_words": options.min_words, "max_words": options.max_words,
+        "language": options.language_phrase,
+    }
+    if spec.structured:
+        values["schema"] = json.dumps(event_report_schema(), separators=(",", ":"))
+    return values
+
+
+def _document_budget(template: PromptTemplate, variables: dict[str, Any], options: TaskOptions) -> int:
+    """Tokens left for the document once the prompt and the answer are paid for."""
+    frame = template.messages(**{"document": "", "parts": "", "count": 0, **variables})
+    overhead = sum(estimate_tokens(m["content"]) + 4 for m in frame)
+    answer = int(template.params.get("max_tokens", 1000))
+    return max(256, options.context_tokens - overhead - answer)
+
+
+def _groups_that_fit(texts: list[str], budget: int) -> list[list[str]]:
+    groups: list[list[str]] = [[]]
+    size = 0
+    for text in texts:
+        cost = estimate_tokens(text) + 2
+        if groups[-1] and size + cost > budget:
+            groups.append([])
+            size = 0
+        groups[-1].append(text)
+        size += cost
+    if len(groups) == len(texts) > 1:  # nothing fits together: pair up to make progress
+        groups = [texts[i:i + 2] for i in range(0, len(texts), 2)]
+    return groups
+
+
+async def _bounded(calls: list[Awaitable[Any]], limit: int) -> list[Any]:
+    """Await ``calls`` at most ``limit`` at a time; the first failure cancels the rest."""
+    gate = asyncio.Semaphore(limit)
+
+    async def _one(call: Awaitable[Any]) -> Any:
+        async with gate:
+            return await call
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_one(call)) for call in calls]
+    except BaseExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+_SPECS: dict[str, _Spec] = {
+    "brief": _Spec("brief", "brief_combine", False, _validate_brief, _brief_as_part),
+    "events": _Spec("events", "events_combine", True, _validate_events, _events_as_part),
+}
