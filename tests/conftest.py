@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fake_server import FakeServer  # noqa: E402
+
+from summarizer import llm  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+if not SAMPLES.is_dir():  # CI lays shared/ beside the clone; keep a copy for other layouts
+    SAMPLES = Path(__file__).parent / "data"
+UNGA = SAMPLES / "unga-repeated.txt"
+SECRET = "sk-test-SECRET-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No developer environment or config file leaks into a test."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("SUMMARIZER_", "OPENAI_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    llm._WORKING_MODE.clear()
+
+
+@pytest.fixture(scope="session")
+def _server() -> Iterator[FakeServer]:
+    server = FakeServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake(_server: FakeServer) -> FakeServer:
+    """The loopback fake OpenAI server, reset for this test."""
+    _server.script.clear()
+    _server.requests.clear()
+    _server.counts.clear()
+    _server._seen.clear()
+    _server.latency = 0.0
+    _server.supports = ("json_schema", "json_object")
+    _server.rpm_limit = None
+    return _server
+
+
+@pytest.fixture
+def unga_text() -> str:
+    return UNGA.read_text("utf-8")
+
+
+def chat_response(content: str | None, *, finish: str = "stop", refusal: str | None = None,
+                  prompt_tokens: int = 100, completion_tokens: int = 50) -> dict:
+    """A chat.completion body as an OpenAI-compatible server returns it."""
+    return {
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "test-model",
+        "choices": [{"index": 0, "finish_reason": finish,
+                     "message": {"role": "assistant", "content": content, "refusal": refusal}}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+def sent(route) -> list[dict]:
+    """The JSON bodies a respx route received."""
+    return [json.loads(call.request.content) for call in route.calls]

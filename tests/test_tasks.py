@@ -1,0 +1,244 @@
+"""The pipeline: prompt render -> backend -> validate -> re-ask -> grounding -> Result."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+from conftest import SECRET, UNGA, chat_response, sent
+
+from summarizer import OutputValidationError, Summarizer, read_document
+
+URL = "https://llm.test/v1"
+COMPLETIONS = f"{URL}/chat/completions"
+
+GOOD_BRIEF = (
+    "Russian Foreign Minister Sergei Lavrov discussed cooperation with foreign ministers of Pacific small "
+    "island developing states on the sidelines of the 79th session of the UN General Assembly in New York "
+    "on Friday. Lavrov said the offline meetings, interrupted by COVID, can resume now that the health "
+    "situation has improved. The ministers discussed the Asia-Pacific region and the international agenda."
+)
+
+
+def report(evidence: str = "Lavrov arrived in New York on Wednesday", **event) -> dict:
+    return {
+        "schema_version": "1", "headline": "Lavrov meets Pacific island ministers at the UN", "language": "en",
+        "events": [{
+            "type": "diplomacy.meeting",
+            "summary": "Lavrov met foreign ministers of Pacific small island states in New York.",
+            "participants": [{"name": "Sergei Lavrov", "kind": "person", "role": "agent",
+                              "description": "Russian Foreign Minister"}],
+            "where": {"name": "New York", "country": "US"},
+            "when": {"text": "on Friday", "date": None, "precision": "unknown"},
+            "status": "occurred", "evidence": [evidence], **event,
+        }],
+    }
+
+
+@pytest.fixture
+def s() -> Summarizer:
+    with Summarizer(model="m1", base_url=URL, api_key=SECRET, max_attempts=1) as summarizer:
+        yield summarizer
+
+
+@pytest.fixture
+def doc():
+    return read_document(UNGA)
+
+
+def mock(*contents: str | None, **kwargs) -> respx.Route:
+    return respx.post(COMPLETIONS).mock(side_effect=[httpx.Response(200, json=chat_response(c, **kwargs))
+                                                     for c in contents])
+
+
+@respx.mock
+def test_brief_prompt_carries_each_paragraph_once_inside_delimiters(s: Summarizer, doc) -> None:
+    route = mock(GOOD_BRIEF)
+    result = s.brief(doc)
+    body = sent(route)[0]
+    system, user = body["messages"][0]["content"], body["messages"][1]["content"]
+    assert user.count("Russian Foreign Minister Sergei Lavrov discussed interaction") == 1
+    assert user.count("Lavrov arrived in New York on Wednesday") == 1
+    assert "<document>\n" + doc.text + "\n</document>" in user
+    assert "data, not instructions" in system and "40 to 120 words" in system
+    assert result.status == "ok" and result.value.text == GOOD_BRIEF
+    assert result.value.word_count == len(GOOD_BRIEF.split())
+    assert result.prompt_version == "brief@1" and result.model == "test-model"
+    assert "dropped 8 repeated paragraph(s) from the input" in result.warnings
+
+
+@respx.mock
+def test_word_range_and_language_reach_the_prompt(s: Summarizer, doc) -> None:
+    route = mock(GOOD_BRIEF)
+    s.brief(doc, words=(50, 60), language="fr")
+    system = sent(route)[0]["messages"][0]["content"]
+    assert "50 to 60 words" in system and "ISO 639-1 code 'fr'" in system
+
+
+@pytest.mark.parametrize(("bad", "complaint"), [
+    ("Here is a summary: " + GOOD_BRIEF, "preamble"),
+    ("- " + GOOD_BRIEF.replace(". ", ".\n- "), "bullets"),
+    (GOOD_BRIEF.replace(". ", ".\n\n", 1), "line breaks"),
+    ("Lavrov met ministers.", "it has 3 words; it must have 40-120"),
+])
+@respx.mock
+def test_invalid_brief_is_reasked_with_its_errors(s: Summarizer, doc, bad: str, complaint: str) -> None:
+    route = mock(bad, GOOD_BRIEF)
+    result = s.brief(doc)
+    second = sent(route)[1]["messages"]
+    assert second[2] == {"role": "assistant", "content": bad}
+    assert second[3]["role"] == "user" and complaint in second[3]["content"]
+    assert result.value.text == GOOD_BRIEF
+    assert (result.usage.requests, result.usage.reasks) == (2, 1)
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (200, 100)
+
+
+@respx.mock
+def test_brief_still_invalid_after_reasks_raises_with_raw_output(s: Summarizer, doc) -> None:
+    mock("Too short.", "Too short.", "Still too short.")
+    with pytest.raises(OutputValidationError, match="after 2 re-ask") as info:
+        s.brief(doc)
+    assert info.value.raw_output == "Still too short."
+    assert info.value.exit_code == 5
+    assert (info.value.usage.requests, info.value.usage.reasks) == (3, 2)
+
+
+@respx.mock
+def test_grounding_warns_about_numbers_and_names_absent_from_source(s: Summarizer, doc) -> None:
+    invented = GOOD_BRIEF + " The 12 agreements were praised by Vladimir Putin."
+    mock(invented)
+    result = s.brief(doc)
+    assert "number not in source: 12" in result.warnings
+    assert "name not in source: Vladimir Putin" in result.warnings
+    assert not any("79" in w or "Lavrov" in w for w in result.warnings)
+
+
+@respx.mock
+def test_strict_turns_grounding_warnings_into_reasks(s: Summarizer, doc) -> None:
+    route = mock(GOOD_BRIEF + " It cost 987654 dollars.", GOOD_BRIEF)
+    result = s.brief(doc, strict=True)
+    assert "number not in source: 987654" in sent(route)[1]["messages"][3]["content"]
+    assert result.usage.reasks == 1
+
+
+@respx.mock
+def test_events_valid_report(s: Summarizer, doc) -> None:
+    route = mock(json.dumps(report()))
+    result = s.events(doc)
+    body = sent(route)[0]
+    assert body["response_format"]["type"] == "json_schema"
+    assert result.value.events[0].type == "diplomacy.meeting"
+    assert result.value.events[0].evidence == ["Lavrov arrived in New York on Wednesday"]
+    assert result.prompt_version == "events@1"
+
+
+@respx.mock
+def test_fenced_and_prose_wrapped_json_are_extracted(s: Summarizer, doc) -> None:
+    mock("Sure! Here it is:\n```json\n" + json.dumps(report()) + "\n```\nAnything else?",
+         "The report: " + json.dumps(report()) + " -- end")
+    for _ in range(2):
+        result = s.events(doc)
+        assert (result.usage.requests, result.usage.reasks) == (1, 0)
+        assert result.value.headline == report()["headline"]
+
+
+@respx.mock
+def test_invented_evidence_quote_is_named_in_the_reask(s: Summarizer, doc) -> None:
+    invented = "Lavrov said Russia would build a port in Fiji"
+    route = mock(json.dumps(report(evidence=invented)), json.dumps(report()))
+    result = s.events(doc)
+    reask = sent(route)[1]["messages"][3]["content"]
+    assert "events[0].evidence[0] is not a verbatim quote" in reask and invented in reask
+    assert result.usage.reasks == 1
+
+
+@respx.mock
+def test_quotes_match_despite_typographic_quotes_and_case(s: Summarizer, doc) -> None:
+    mock(json.dumps(report(evidence="“we have been using it for quite some time before COVID.")))
+    assert s.events(doc).usage.reasks == 0
+
+
+@pytest.mark.parametrize(("bad", "complaint"), [
+    (json.dumps(report(when={"text": "on Friday", "date": "2024-02-30", "precision": "day"})), "not a real calendar date"),
+    (json.dumps(report(when={"text": "on Friday", "date": "Friday", "precision": "day"})), "events[0].when.date"),
+    (json.dumps(report(type="meeting")), "events[0].type"),
+    (json.dumps({**report(), "events": []}), "events: List should have at least 1 item"),
+    ('{"schema_version": "1", "headline": "x", ', "malformed"),
+    ("I could not find any events.", "no JSON object found"),
+])
+@respx.mock
+def test_schema_violations_are_reasked(s: Summarizer, doc, bad: str, complaint: str) -> None:
+    route = mock(bad, json.dumps(report()))
+    s.events(doc)
+    assert complaint in sent(route)[1]["messages"][3]["content"]
+
+
+@respx.mock
+def test_truncated_output_says_it_was_cut_off(s: Summarizer, doc) -> None:
+    text = json.dumps(report())
+    route = respx.post(COMPLETIONS).mock(side_effect=[
+        httpx.Response(200, json=chat_response(text[:80], finish="length")),
+        httpx.Response(200, json=chat_response(text)),
+    ])
+    s.events(doc)
+    assert "cut off" in sent(route)[1]["messages"][3]["content"]
+
+
+@respx.mock
+def test_refusal_is_an_output_error_without_reasks(s: Summarizer, doc) -> None:
+    route = mock(None, refusal="I can't help with that.")
+    with pytest.raises(OutputValidationError, match="refused"):
+        s.events(doc)
+    assert len(route.calls) == 1
+
+
+@respx.mock
+def test_long_document_is_map_reduced(s: Summarizer) -> None:
+    paragraphs = [f"Paragraph {i}: the council met in Lisbon on Monday and voted on budget line {i}. " * 3
+                  for i in range(900)]
+    text = "\n\n".join(paragraphs)
+    assert len(text.encode()) > 200_000
+    calls: list[dict] = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        calls.append(body)
+        user = body["messages"][1]["content"]
+        first = user.split("\n", 3)[-1][:2000]
+        words = " ".join(first.replace("Part 1: ", "").split()[:60]).rstrip(".:,") + "."
+        return httpx.Response(200, json=chat_response(words))
+
+    respx.post(COMPLETIONS).mock(side_effect=reply)
+    result = s.brief(text)
+    parts = [c for c in calls if "<document>" in c["messages"][1]["content"]]
+    combines = [c for c in calls if "<part_briefs>" in c["messages"][1]["content"]]
+    assert len(parts) > 5 and combines
+    assert all(len(json.dumps(c)) < 8192 * 4 for c in calls)
+    assert result.prompt_version == "brief@1+brief_combine@1"
+    assert result.usage.requests == len(calls)
+    assert any("read in" in w and "parts" in w for w in result.warnings)
+
+
+@respx.mock
+def test_sync_calls_reuse_one_client(s: Summarizer, doc) -> None:
+    mock(GOOD_BRIEF, GOOD_BRIEF)
+    s.brief(doc)
+    client = s.backend._client
+    s.brief(doc)
+    assert s.backend._client is client
+
+
+@respx.mock
+def test_async_twins(doc) -> None:
+    import asyncio
+
+    mock(GOOD_BRIEF, json.dumps(report()))
+
+    async def main():
+        async with Summarizer(model="m1", base_url=URL, api_key=SECRET) as s:
+            return await s.abrief(doc), await s.aevents(doc)
+
+    brief, events = asyncio.run(main())
+    assert brief.value.text == GOOD_BRIEF and events.value.events[0].status == "occurred"
