@@ -1,0 +1,228 @@
+"""The CLI end to end against the loopback fake server: outputs, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SECRET, UNGA
+from fake_server import FakeServer
+from typer.testing import CliRunner
+
+from summarizer.cli import app
+from summarizer.schemas import EventReport, count_words
+
+runner = CliRunner()
+
+
+def run(*args: str, input: str | bytes | None = None, env: dict | None = None):
+    result = runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+    return result
+
+
+def endpoint(fake: FakeServer, *extra: str) -> list[str]:
+    return ["--base-url", fake.base_url, "--model", "fake-model", "--api-key", SECRET, *extra]
+
+
+def assert_one_line_error(result, code: int, *fragments: str) -> None:
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("summarizer: error: "), result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_brief_prints_one_paragraph(fake: FakeServer) -> None:
+    result = run("brief", str(UNGA), *endpoint(fake))
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout.strip()
+    assert "\n" not in text and 40 <= count_words(text) <= 120
+    assert text.startswith("Russian Foreign Minister Sergei Lavrov")
+    assert "warning: dropped 8 repeated paragraph(s)" in result.stderr
+    user = fake.requests[0]["messages"][1]["content"]
+    assert user.count("Lavrov arrived in New York on Wednesday") == 1
+
+
+def test_brief_from_stdin(fake: FakeServer) -> None:
+    result = run("brief", "-", *endpoint(fake), input=UNGA.read_bytes())
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Russian Foreign Minister")
+
+
+def test_brief_json_envelope(fake: FakeServer) -> None:
+    result = run("brief", str(UNGA), "--json", "--words", "60-90", *endpoint(fake))
+    envelope = json.loads(result.stdout)
+    assert envelope["status"] == "ok" and envelope["task"] == "brief" and envelope["id"] == "unga-repeated.txt"
+    assert 60 <= envelope["value"]["word_count"] <= 90
+    assert envelope["usage"]["requests"] == 1 and envelope["usage"]["prompt_tokens"] > 0
+    assert envelope["prompt_version"] == "brief@1" and envelope["model"] == "fake-model"
+    assert set(envelope) == {"id", "task", "status", "value", "error", "warnings", "usage", "model",
+                             "prompt_version", "latency_ms"}
+    assert "60 to 90 words" in fake.requests[0]["messages"][0]["content"]
+
+
+def test_events_prints_a_valid_report(fake: FakeServer) -> None:
+    result = run("events", str(UNGA), *endpoint(fake))
+    assert result.exit_code == 0, result.stderr
+    report = EventReport.model_validate_json(result.stdout)
+    assert report.events[0].evidence[0] in UNGA.read_text()
+    assert fake.requests[0]["response_format"]["type"] == "json_schema"
+
+
+def test_events_recovers_from_faults_on_the_wire(fake: FakeServer) -> None:
+    fake.script.extend(["429", "500", "fenced"])
+    result = run("events", str(UNGA), "--json", *endpoint(fake))
+    envelope = json.loads(result.stdout)
+    assert envelope["status"] == "ok"
+    assert envelope["usage"]["requests"] == 3 and envelope["usage"]["retries"] == 2
+    assert envelope["usage"]["reasks"] == 0
+
+
+def test_events_falls_back_when_server_lacks_structured_output(fake: FakeServer) -> None:
+    fake.supports = ()
+    result = run("events", str(UNGA), *endpoint(fake))
+    assert result.exit_code == 0
+    formats = [r.get("response_format", {}).get("type") for r in fake.requests]
+    assert formats == ["json_schema", "json_object", None]
+
+
+def test_schema_events_is_strict_mode_compatible() -> None:
+    schema = json.loads(run("schema", "events").stdout)
+
+    def objects(node):
+        if isinstance(node, dict):
+            if node.get("type") == "object":
+                yield node
+            for value in node.values():
+                yield from objects(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from objects(item)
+
+    found = list(objects(schema))
+    assert len(found) == 5
+    for obj in found:
+        assert obj["additionalProperties"] is False
+        assert set(obj["required"]) == set(obj["properties"])
+    assert "maxLength" not in json.dumps(schema)
+    assert "maxLength" in run("schema", "events", "--full").stdout
+
+
+def test_prompts_list_and_show() -> None:
+    listing = run("prompts", "list").stdout
+    for name in ("brief@1", "brief_combine@1", "events@1", "events_combine@1"):
+        assert name in listing
+    shown = run("prompts", "show", "brief").stdout
+    assert "## system" in shown and "## reask" in shown and "$document" in shown
+
+
+def test_prompts_dir_overrides_and_result_records_its_version(fake: FakeServer, tmp_path: Path) -> None:
+    from summarizer.prompts import PromptLibrary
+
+    original = PromptLibrary().get("brief")
+    custom = tmp_path / "prompts"
+    custom.mkdir()
+    (custom / "brief.toml").write_text(
+        'version = "custom-7"\n'
+        f"system = '''{original.system} Be terse.'''\nuser = '''{original.user}'''\nreask = '''{original.reask}'''\n"
+    )
+    result = run("brief", str(UNGA), "--json", "--prompts-dir", str(custom), *endpoint(fake))
+    assert json.loads(result.stdout)["prompt_version"] == "brief@custom-7"
+    assert "Be terse." in fake.requests[0]["messages"][0]["content"]
+    assert "brief@custom-7" in run("prompts", "list", "--prompts-dir", str(custom)).stdout
+
+
+# -- exit codes ---------------------------------------------------------------------------
+
+
+def test_binary_input_exits_2(tmp_path: Path, fake: FakeServer) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
+    assert_one_line_error(run("brief", str(path), *endpoint(fake)), 2, "photo.jpg", "binary")
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("content", [b"", b"  \n \n"])
+def test_empty_input_exits_2(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "empty.txt"
+    path.write_bytes(content)
+    assert_one_line_error(run("brief", str(path)), 2, "empty")
+
+
+def test_missing_file_exits_2() -> None:
+    assert_one_line_error(run("events", "nope.txt"), 2, "nope.txt: no such file")
+
+
+def test_bad_word_range_exits_2() -> None:
+    result = run("brief", str(UNGA), "--words", "90-60")
+    assert result.exit_code == 2 and "MIN-MAX" in result.stderr
+
+
+def test_nothing_configured_exits_3_saying_what_to_set() -> None:
+    assert_one_line_error(run("brief", str(UNGA)), 3, "OPENAI_API_KEY", "SUMMARIZER_BASE_URL", "--model")
+
+
+def test_rejected_key_exits_3_without_the_key(fake: FakeServer) -> None:
+    fake.script.append("401")
+    assert_one_line_error(run("brief", str(UNGA), *endpoint(fake)), 3, "rejected the API key", "HTTP 401")
+
+
+def test_failing_provider_exits_4_naming_endpoint_and_status(fake: FakeServer) -> None:
+    fake.script.extend(["503", "503"])
+    result = run("brief", str(UNGA), "--max-attempts", "2", *endpoint(fake))
+    assert_one_line_error(result, 4, fake.base_url, "HTTP 503", "after 2 attempts")
+
+
+def test_hanging_provider_times_out_with_exit_4(fake: FakeServer) -> None:
+    fake.script.extend(["hang", "hang"])
+    result = run("brief", str(UNGA), "--max-attempts", "2", "--timeout", "0.3", *endpoint(fake))
+    assert_one_line_error(result, 4, "did not answer within 0.3s")
+
+
+def test_unreachable_provider_exits_4() -> None:
+    result = run("brief", str(UNGA), "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--max-attempts", "1")
+    assert_one_line_error(result, 4, "cannot reach http://127.0.0.1:9/v1")
+
+
+def test_invalid_output_after_reasks_exits_5(fake: FakeServer) -> None:
+    fake.script.extend(["malformed", "invalid", "badquote"])
+    assert_one_line_error(run("events", str(UNGA), *endpoint(fake)), 5, "after 2 re-ask(s)")
+    reask = fake.requests[-1]["messages"][-1]["content"]
+    assert "events: List should have at least 1 item" in reask
+
+
+def test_config_precedence_flags_over_env_over_file(fake: FakeServer, tmp_path: Path) -> None:
+    (tmp_path / "summarizer.toml").write_text(f'base_url = "{fake.base_url}"\nmodel = "from-file"\n')
+    assert json.loads(run("brief", str(UNGA), "--json").stdout)["model"] == "from-file"
+    env = {"SUMMARIZER_MODEL": "from-env"}
+    assert json.loads(run("brief", str(UNGA), "--json", env=env).stdout)["model"] == "from-env"
+    assert json.loads(run("brief", str(UNGA), "--json", "-m", "from-flag", env=env).stdout)["model"] == "from-flag"
+    assert [r["model"] for r in fake.requests] == ["from-file", "from-env", "from-flag"]
+
+
+def test_openai_env_names_are_honoured(fake: FakeServer) -> None:
+    env = {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": SECRET, "SUMMARIZER_MODEL": "m"}
+    assert run("brief", str(UNGA), env=env).exit_code == 0
+
+
+def test_bad_config_file_exits_3(tmp_path: Path) -> None:
+    (tmp_path / "summarizer.toml").write_text("model = [unclosed")
+    assert_one_line_error(run("brief", str(UNGA)), 3, "summarizer.toml")
+    (tmp_path / "summarizer.toml").write_text('timeout = "soon"')
+    assert_one_line_error(run("brief", str(UNGA)), 3, "timeout")
+
+
+def test_real_entry_point_in_a_subprocess(fake: FakeServer, tmp_path: Path) -> None:
+    env = {**os.environ, "SUMMARIZER_BASE_URL": fake.base_url, "SUMMARIZER_MODEL": "m", "OPENAI_API_KEY": SECRET}
+    ok = subprocess.run([sys.executable, "-m", "summarizer", "events", str(UNGA)],
+                        capture_output=True, text=True, env=env, timeout=60)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["schema_version"] == "1"
+    bad = subprocess.run([sys.executable, "-m", "summarizer", "brief", "-"], input="",
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
