@@ -127,6 +127,59 @@ def events(
         _print_result(result, as_json, lambda value: value.model_dump_json(indent=2))
 
 
+class TaskChoice(str, Enum):
+    events = "events"
+    brief = "brief"
+
+
+@app.command()
+def bulk(
+    source: Annotated[str, typer.Argument(help="JSONL file ({\"id\": .., \"text\": ..} per line), a folder "
+                                               "of .txt/.md/.html files, or - for JSONL on stdin.", show_default=False)],
+    task: Annotated[TaskChoice, typer.Option(help="What to produce for each document.")] = TaskChoice.events,
+    out: Annotated[str, typer.Option("--out", "-o", help="JSONL output file (resumed if it exists), or - for stdout.")] = "-",
+    id_field: Annotated[str, typer.Option(help="JSONL field holding the id.")] = "id",
+    text_field: Annotated[str, typer.Option(help="JSONL field holding the text.")] = "text",
+    concurrency: Annotated[int, typer.Option(min=1, max=4096, help="Documents in flight at once.")] = 16,
+    rpm: Annotated[Optional[float], typer.Option(min=1, help="Requests-per-minute limit.")] = None,
+    tpm: Annotated[Optional[float], typer.Option(min=1, help="Tokens-per-minute limit (estimated, corrected by usage).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the result cache.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Redo only the error records of --out.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the final summary as JSON.")] = False,
+    words: Annotated[Optional[str], typer.Option(help="Brief word range MIN-MAX [default: 40-120].", metavar="MIN-MAX")] = None,
+    language: LanguageOpt = None,
+    strict: Annotated[bool, typer.Option(help="Brief: names and numbers absent from the source are errors.")] = False,
+    model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+    timeout: TimeoutOpt = None, max_attempts: AttemptsOpt = None, max_reasks: ReasksOpt = None,
+    context_tokens: ContextOpt = None, prompts_dir: PromptsDirOpt = None,
+) -> None:
+    """Run a task over many documents into JSONL: concurrent, rate-limited, cached, resumable.
+
+    Exit 0 when every document is ok, 1 when some failed (their error records are in the output).
+    """
+    from .progress import BulkProgress, print_summary
+
+    word_range = _parse_words(words)
+    if retry_failed and out == "-":
+        raise typer.BadParameter("--retry-failed needs --out FILE", param_hint="--retry-failed")
+    with _exit_codes():
+        with _summarizer(model=model, base_url=base_url, api_key=api_key, timeout=timeout,
+                         max_attempts=max_attempts, max_reasks=max_reasks,
+                         context_tokens=context_tokens, prompts_dir=prompts_dir) as s:
+            with BulkProgress(source, enabled=not quiet) as progress:
+                summary = s.bulk_to_jsonl(
+                    source, out, task.value, id_field=id_field, text_field=text_field,
+                    retry_failed=retry_failed, on_result=progress.update, concurrency=concurrency,
+                    rpm=rpm, tpm=tpm, cache=not no_cache, words=word_range, language=language, strict=strict,
+                )
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict()), err=out == "-")
+    elif not quiet:
+        print_summary(summary)
+    raise typer.Exit(1 if summary.failed else 0)
+
+
 class SchemaName(str, Enum):
     events = "events"
     brief = "brief"

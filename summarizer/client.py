@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .bulk import BulkRunner, BulkSummary, JsonlSink, as_items, read_source, run_bulk
+from .cache import ResultCache
+from .limits import RateLimiter
 from .config import Settings, load_settings
 from .documents import Document, read_document
 from .errors import SummarizerError
@@ -78,6 +82,48 @@ class Summarizer:
 
     def events(self, document: DocumentLike, **options: Any) -> Result[EventReport]:
         return self._sync(self.aevents(document, **options))
+
+    # -- bulk ------------------------------------------------------------------------------
+
+    def bulk_runner(
+        self, task: TaskName = "brief", *, concurrency: int = 16, rpm: float | None = None,
+        tpm: float | None = None, cache: bool | ResultCache = True, **options: Any,
+    ) -> BulkRunner:
+        """A runner for many documents: bounded concurrency, rate limits, result cache."""
+        store = ResultCache() if cache is True else (cache or None)
+        return BulkRunner(
+            self.backend, self.prompts, task, self.options(**options), concurrency=concurrency,
+            cache=store, limiter=RateLimiter(rpm, tpm), temperature=self.settings.temperature,
+        )
+
+    async def bulk(self, documents: Iterable[Any], task: TaskName = "brief", **kwargs: Any) -> AsyncIterator[Result[Any]]:
+        """``async for result in s.bulk(docs, task="events", concurrency=64)``: results as they finish.
+
+        ``documents``: Documents, strings, ``(id, text)`` pairs or ``{"id", "text"}`` dicts.
+        A document that fails yields an error Result; the run goes on.
+        """
+        runner = self.bulk_runner(task, **kwargs)
+        try:
+            async for result in runner.results(as_items(documents)):
+                yield result
+        finally:
+            if runner.cache is not None:
+                runner.cache.close()
+
+    def bulk_to_jsonl(
+        self, source: str | Path, out: str | Path, task: TaskName = "brief", *,
+        id_field: str = "id", text_field: str = "text", retry_failed: bool = False,
+        on_result: Callable[[Result[Any], BulkSummary], None] | None = None, **kwargs: Any,
+    ) -> BulkSummary:
+        """Run ``task`` over a JSONL file, ``-`` or a folder into JSONL ``out``; resumable."""
+        items = read_source(source, id_field=id_field, text_field=text_field)
+        runner = self.bulk_runner(task, **kwargs)
+        sink = JsonlSink(out, retry_failed=retry_failed)
+        try:
+            return self._sync(run_bulk(runner, items, sink, on_result))
+        finally:
+            if runner.cache is not None:
+                runner.cache.close()
 
     def read(self, path: str | Path) -> Document:
         """Read and normalise a file (``-`` for stdin)."""

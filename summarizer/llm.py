@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,9 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.wait import wait_random_exponential
 
 from .config import Settings
+from .documents import estimate_tokens
 from .errors import ConfigError, ProviderError
+from .limits import RateLimiter
 from .schemas import Usage
 
 if TYPE_CHECKING:
@@ -58,6 +61,7 @@ class Backend(Protocol):
     """What tasks need from a model."""
 
     model: str
+    limiter: RateLimiter | None  # set by bulk runs; paces every attempt
 
     async def complete(
         self, messages: Messages, *, json_schema: dict[str, Any] | None = None,
@@ -110,8 +114,10 @@ class OpenAIBackend:
         self.model = settings.resolved_model or ""
         self.endpoint = safe_url(settings.endpoint)
         self._sleep = sleep or asyncio.sleep
-        self._client: openai.AsyncOpenAI | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._pool: _ClientShards | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
+        self._tls: Any = None
+        self.limiter: RateLimiter | None = None
 
     async def complete(
         self, messages: Messages, *, json_schema: dict[str, Any] | None = None,
@@ -147,9 +153,9 @@ class OpenAIBackend:
             return _completion(response, attempts.usage, self.model, mode)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
 
     # -- internals ---------------------------------------------------------------
 
@@ -169,8 +175,7 @@ class OpenAIBackend:
             request["response_format"] = {"type": "json_object"}
         return request
 
-    async def _send(self, request: dict[str, Any], attempts: _Attempts) -> Any:
-        client = self._client_for_loop()
+    async def _send(self, request: dict[str, Any], attempts: _Attempts) -> dict[str, Any]:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.settings.max_attempts),
             wait=_RetryAfterOrBackoff(self.settings.max_retry_wait),
@@ -178,28 +183,72 @@ class OpenAIBackend:
             sleep=self._sleep,
             reraise=True,
         )
+        estimate = _estimate_request_tokens(request) if self.limiter else 0
         async for attempt in retrying:
             with attempt:
                 attempts.count += 1
                 attempts.usage.requests += 1
                 if attempts.count > 1:
                     attempts.usage.retries += 1
-                return await client.chat.completions.create(**request)
+                return await self._attempt(request, estimate)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _client_for_loop(self) -> openai.AsyncOpenAI:
+    async def _attempt(self, request: dict[str, Any], estimate: int) -> dict[str, Any]:
+        if self.limiter is None:
+            return await self._post(request)
+        import openai
+
+        await self.limiter.acquire(estimate)
+        try:
+            data = await self._post(request)
+        except openai.RateLimitError as exc:
+            self.limiter.backoff(retry_after_seconds(exc.response.headers) or 1.0)
+            raise
+        total = (data.get("usage") or {}).get("total_tokens")
+        if total is not None:
+            self.limiter.settle(estimate, total)
+        return data
+
+    async def _post(self, request: dict[str, Any]) -> dict[str, Any]:
+        # client.post with a raw httpx.Response: the openai client still builds the
+        # request, authenticates and maps error statuses to its exceptions, but we
+        # skip its per-request deep transform of params and response models — the
+        # largest client-side costs in bulk after connection-pool bookkeeping.
+        import httpx
+
+        shard = self._shards.pick()
+        try:
+            response = await shard.client.post("/chat/completions", cast_to=httpx.Response, body=request)
+        finally:
+            shard.in_flight -= 1
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            raise ProviderError(f"{self.endpoint} answered HTTP {response.status_code} with a body that is not JSON") from None
+        if not isinstance(data, dict):
+            raise ProviderError(f"{self.endpoint} answered with JSON that is not a chat completion")
+        return data
+
+    @property
+    def _shards(self) -> _ClientShards:
         # An httpx pool belongs to the event loop that opened its connections.
         loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            import openai
+        if self._pool is None or self._pool_loop is not loop:
+            self._pool = _ClientShards(self._new_client)
+            self._pool_loop = loop
+        return self._pool
 
-            key = self.settings.api_key.get_secret_value() if self.settings.api_key else "not-needed"
-            self._client = openai.AsyncOpenAI(
-                api_key=key, base_url=self.settings.endpoint,
-                max_retries=0, timeout=self.settings.timeout,
-            )
-            self._client_loop = loop
-        return self._client
+    def _new_client(self) -> openai.AsyncOpenAI:
+        import httpx
+        import openai
+
+        if self._tls is None:  # loading the CA bundle costs ~20 ms: once per backend, not per shard
+            self._tls = httpx.create_ssl_context()
+        key = self.settings.api_key.get_secret_value() if self.settings.api_key else "not-needed"
+        return openai.AsyncOpenAI(
+            api_key=key, base_url=self.settings.endpoint, max_retries=0, timeout=self.settings.timeout,
+            http_client=openai.DefaultAsyncHttpxClient(verify=self._tls),
+        )
 
     def _status_error(self, exc: openai.APIStatusError, attempts: _Attempts) -> Exception:
         status = exc.status_code
@@ -214,6 +263,47 @@ class OpenAIBackend:
         return ProviderError(
             f"{self.endpoint} answered HTTP {status}{tries}: {detail}", status=status, usage=attempts.usage
         )
+
+
+@dataclass
+class _Shard:
+    client: openai.AsyncOpenAI
+    in_flight: int = 0
+
+
+class _ClientShards:
+    """Clients, each with its own connection pool, opened as concurrency grows.
+
+    httpcore assigns a request to a connection by scanning every queued request
+    against every connection (and polls each idle socket): the cost of one
+    request grows with the square of what is in flight in that pool. Keeping
+    each pool to a handful of requests keeps that cost flat; a single call
+    uses a single client.
+    """
+
+    PER_CLIENT = 8
+    MAX_CLIENTS = 128
+
+    def __init__(self, factory: Callable[[], openai.AsyncOpenAI]) -> None:
+        self._factory = factory
+        self._shards: list[_Shard] = []
+
+    def pick(self) -> _Shard:
+        shard = min(self._shards, key=lambda s: s.in_flight, default=None)
+        if shard is None or (shard.in_flight >= self.PER_CLIENT and len(self._shards) < self.MAX_CLIENTS):
+            shard = _Shard(self._factory())
+            self._shards.append(shard)
+        shard.in_flight += 1
+        return shard
+
+    @property
+    def clients(self) -> list[openai.AsyncOpenAI]:
+        return [s.client for s in self._shards]
+
+    async def aclose(self) -> None:
+        for shard in self._shards:
+            await shard.client.close()
+        self._shards.clear()
 
 
 class _RetryAfterOrBackoff:
@@ -254,6 +344,11 @@ def retry_after_seconds(headers: Any) -> float | None:
         return None
 
 
+def _estimate_request_tokens(request: dict[str, Any]) -> int:
+    prompt = sum(estimate_tokens(m["content"]) + 4 for m in request["messages"])
+    return prompt + int(request.get("max_tokens") or 0)
+
+
 def _is_transient(exc: BaseException) -> bool:
     import openai
 
@@ -282,17 +377,18 @@ def _cause(exc: BaseException) -> str:
     return type(cause).__name__ if cause else "connection error"
 
 
-def _completion(response: Any, usage: Usage, model: str, mode: str) -> Completion:
-    if response.usage is not None:
-        usage.prompt_tokens += response.usage.prompt_tokens or 0
-        usage.completion_tokens += response.usage.completion_tokens or 0
-    choice = response.choices[0] if response.choices else None
-    message = choice.message if choice else None
+def _completion(data: dict[str, Any], usage: Usage, model: str, mode: str) -> Completion:
+    reported = data.get("usage") or {}
+    usage.prompt_tokens += reported.get("prompt_tokens") or 0
+    usage.completion_tokens += reported.get("completion_tokens") or 0
+    choices = data.get("choices") or [{}]
+    choice = choices[0] or {}
+    message = choice.get("message") or {}
     return Completion(
-        text=(message.content or "") if message else "",
+        text=message.get("content") or "",
         usage=usage,
-        model=response.model or model,
-        finish_reason=choice.finish_reason if choice else None,
-        refusal=getattr(message, "refusal", None) if message else None,
+        model=data.get("model") or model,
+        finish_reason=choice.get("finish_reason"),
+        refusal=message.get("refusal"),
         mode=mode,
     )

@@ -8,6 +8,8 @@ before the templates shipped in the package.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import string
 import tomllib
 from dataclasses import dataclass, field
@@ -32,6 +34,12 @@ class PromptTemplate:
     reask: str
     params: dict[str, Any] = field(default_factory=dict)
     origin: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes the request: a cache key part that a silent edit changes."""
+        blob = json.dumps([self.id, self.system, self.user, self.reask, self.params], sort_keys=True)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
     @property
     def id(self) -> str:

@@ -154,6 +154,7 @@ class Result(BaseModel, Generic[T]):
     model: str | None = None
     prompt_version: str | None = None
     latency_ms: int = 0
+    cached: bool = False
 
 
 # --- brief shape rules ------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from .cache import cache_key
 from .documents import Document, estimate_tokens, split_into_chunks
 from .errors import OutputValidationError, SummarizerError
 from .grounding import SourceIndex, brief_warnings
@@ -25,12 +26,15 @@ from .llm import Backend
 from .prompts import PromptLibrary, PromptTemplate
 from .schemas import Brief, EventReport, Result, Usage, brief_problems, count_words, event_report_schema
 
-__all__ = ["TaskName", "TaskOptions", "run_task"]
+__all__ = ["TaskName", "TaskOptions", "run_task", "result_cache_key"]
 
 TaskName = Literal["brief", "events"]
 Validator = Callable[[str, "str | None"], tuple[Any, list[str]]]
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+# Built once: the schema is sent with every events request.
+_SCHEMA = event_report_schema()
+_SCHEMA_JSON = json.dumps(_SCHEMA, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,19 @@ async def run_task(
     )
 
 
+def result_cache_key(
+    task: TaskName, document: Document, options: TaskOptions, prompts: PromptLibrary,
+    model: str, temperature: float | None,
+) -> str:
+    """What identifies a result: task, model, prompts (their full text), options, document."""
+    spec = _SPECS[task]
+    return cache_key(
+        task=task, model=model, temperature=temperature, document=document.digest,
+        prompts=[prompts.get(spec.prompt).fingerprint, prompts.get(spec.combine_prompt).fingerprint],
+        options=[options.min_words, options.max_words, options.language, options.strict, options.context_tokens],
+    )
+
+
 async def _summarise(
     spec: _Spec, document: Document, backend: Backend, prompts: PromptLibrary,
     options: TaskOptions, run: _Run, warnings: list[str],
@@ -158,7 +175,7 @@ async def _generate(
     """One answer, re-asked with its validation errors until valid or out of re-asks."""
     run.used(template)
     messages = template.messages(**variables)
-    schema = event_report_schema() if spec.structured else None
+    schema = _SCHEMA if spec.structured else None
     errors: list[str] = []
     for attempt in range(options.max_reasks + 1):
         completion = await backend.complete(
@@ -282,7 +299,7 @@ def _variables(spec: _Spec, options: TaskOptions) -> dict[str, Any]:
         "language": options.language_phrase,
     }
     if spec.structured:
-        values["schema"] = json.dumps(event_report_schema(), separators=(",", ":"))
+        values["schema"] = _SCHEMA_JSON
     return values
 
 

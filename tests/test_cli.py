@@ -63,7 +63,7 @@ def test_brief_json_envelope(fake: FakeServer) -> None:
     assert envelope["usage"]["requests"] == 1 and envelope["usage"]["prompt_tokens"] > 0
     assert envelope["prompt_version"] == "brief@1" and envelope["model"] == "fake-model"
     assert set(envelope) == {"id", "task", "status", "value", "error", "warnings", "usage", "model",
-                             "prompt_version", "latency_ms"}
+                             "prompt_version", "latency_ms", "cached"}
     assert "60 to 90 words" in fake.requests[0]["messages"][0]["content"]
 
 

@@ -225,9 +225,9 @@ def test_long_document_is_map_reduced(s: Summarizer) -> None:
 def test_sync_calls_reuse_one_client(s: Summarizer, doc) -> None:
     mock(GOOD_BRIEF, GOOD_BRIEF)
     s.brief(doc)
-    client = s.backend._client
+    clients = s.backend._pool.clients
     s.brief(doc)
-    assert s.backend._client is client
+    assert s.backend._pool.clients == clients and len(clients) == 1
 
 
 @respx.mock

@@ -1,0 +1,75 @@
+"""Bulk progress on stderr (rich), shown only on a terminal, and the final summary table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .bulk import BulkSummary
+from .schemas import Result
+
+__all__ = ["BulkProgress", "print_summary"]
+
+_stderr = Console(stderr=True)
+
+
+class BulkProgress:
+    """A progress bar when stderr is a TTY; a no-op otherwise (logs stay clean)."""
+
+    def __init__(self, source: str, *, enabled: bool = True) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self._progress: Progress | None = None
+        self._total = _count_lines(source) if self.enabled else None
+
+    def __enter__(self) -> BulkProgress:
+        if self.enabled:
+            self._progress = Progress(
+                TextColumn("[bold]summarizer"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                TextColumn("{task.fields[stats]}"), console=_stderr, transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("bulk", total=self._total, stats="")
+        return self
+
+    def update(self, result: Result[Any], summary: BulkSummary) -> None:
+        if self._progress is None:
+            return
+        tokens = summary.usage.prompt_tokens + summary.usage.completion_tokens
+        stats = (f"ok {summary.ok} · failed {summary.failed} · cached {summary.cached} · "
+                 f"{summary.docs_per_s:.1f} docs/s · {tokens:,} tokens")
+        self._progress.update(self._task, completed=summary.done + summary.skipped, stats=stats)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _count_lines(source: str) -> int | None:
+    path = Path(source)
+    if source == "-" or not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+def print_summary(summary: BulkSummary) -> None:
+    table = Table(title="summarizer bulk", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    failed = ", ".join(f"{code} {n}" for code, n in sorted(summary.failed_by_code.items()))
+    rows = [
+        ("ok", f"{summary.ok:,}"), ("failed", f"{summary.failed:,}" + (f" ({failed})" if failed else "")),
+        ("cached", f"{summary.cached:,}"), ("skipped (already in --out)", f"{summary.skipped:,}"),
+        ("requests", f"{summary.usage.requests:,}"), ("retries", f"{summary.usage.retries:,}"),
+        ("re-asks", f"{summary.usage.reasks:,}"), ("throttled (429)", f"{summary.throttled:,}"),
+        ("tokens in / out", f"{summary.usage.prompt_tokens:,} / {summary.usage.completion_tokens:,}"),
+        ("wall time", f"{summary.wall_s:.1f} s"), ("docs/s", f"{summary.docs_per_s:.1f}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    _stderr.print(table)
