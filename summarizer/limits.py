@@ -19,14 +19,17 @@ _WINDOW = 10.0  # seconds of history used to measure the current pace
 
 
 class _Bucket:
-    def __init__(self, per_minute: float | None, now: float) -> None:
+    """``burst`` seconds' worth of capacity at most, refilled continuously, allowed into debt."""
+
+    def __init__(self, per_minute: float | None, now: float, *, burst_units: float | None = None) -> None:
         self.rate = per_minute / 60 if per_minute else None  # units per second
-        self.level = self.rate or 0.0  # one second's worth to start: no burst past the limit
+        self.cap = burst_units if burst_units is not None else (self.rate or 0.0)
+        self.level = self.cap
         self.stamp = now
 
     def refill(self, now: float, rate: float | None) -> None:
         if rate is not None:
-            self.level = min(rate, self.level + (now - self.stamp) * rate)
+            self.level = min(self.cap, self.level + (now - self.stamp) * rate)
         self.stamp = now
 
     def wait(self, rate: float | None) -> float:
@@ -45,7 +48,9 @@ class RateLimiter:
     ) -> None:
         self._clock, self._sleep = clock, sleep
         now = clock()
-        self._requests = _Bucket(rpm, now)
+        # Requests are paced evenly (no burst): whatever window the server counts
+        # over, it never sees more than one request above its limit.
+        self._requests = _Bucket(rpm, now, burst_units=1.0)
         self._tokens = _Bucket(tpm, now)
         self._slow_until = 0.0
         self._slow_rate: float | None = None

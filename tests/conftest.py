@@ -51,6 +51,9 @@ def fake(_server: FakeServer) -> FakeServer:
     _server.latency = 0.0
     _server.supports = ("json_schema", "json_object")
     _server.rpm_limit = None
+    _server.rate_window = 60.0
+    _server.on_request = None
+    _server.total = 0
     return _server
 
 

@@ -46,7 +46,10 @@ class FakeServer:
     retry_after: str | None = "0"
     retry_after_ms: str | None = "20"
     rpm_limit: int | None = None
+    rate_window: float = 60.0  # seconds the rpm_limit counts over (shorter in tests)
     record: bool = True
+    on_request: Any = None  # called with the request count, from the server thread
+    total: int = 0
     host: str = "127.0.0.1"
     port: int = 0
     script: deque[str] = field(default_factory=deque)
@@ -108,7 +111,7 @@ class FakeServer:
         if self.rpm_limit is None:
             return False
         now = time.monotonic()
-        while self._window and now - self._window[0] > 60:
+        while self._window and now - self._window[0] > self.rate_window:
             self._window.popleft()
         if len(self._window) >= self.rpm_limit:
             return True
@@ -119,8 +122,11 @@ class FakeServer:
         """(status, headers, body) for a request, or "reset" / "hang"."""
         if self.record:
             self.requests.append(body)
+        self.total += 1
+        if self.on_request is not None:
+            self.on_request(self.total)
         if self.over_rpm():
-            return self._count(429), self._retry_headers(), _error("rate limit: too many requests per minute")
+            return self._count(429), {"retry-after": "1"}, _error("rate limit: too many requests per minute")
         behaviour = self.behaviour_for(body)
         fmt = (body.get("response_format") or {}).get("type")
         if fmt and fmt not in self.supports:

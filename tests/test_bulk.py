@@ -1,0 +1,270 @@
+"""Bulk runs end to end against the loopback fake server: nothing lost, nothing done twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import UNGA
+from fake_server import FakeServer
+from typer.testing import CliRunner
+
+from summarizer import Summarizer
+from summarizer.bulk import JsonlSink, read_jsonl
+from summarizer.cli import app
+
+runner = CliRunner()
+BODY = UNGA.read_text().split("\n")[0]
+
+
+def write_jsonl(path: Path, records: list[dict | str]) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return path
+
+
+def docs(n: int, marker=lambda i: "") -> list[dict]:
+    return [{"id": f"doc-{i}", "text": f"Report doc-{i}. {marker(i)}{BODY}"} for i in range(n)]
+
+
+def read_out(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def bulk(fake: FakeServer, *args: str):
+    result = runner.invoke(app, ["bulk", *args, "--base-url", fake.base_url, "--model", "fake-model", "-q"],
+                           catch_exceptions=False)
+    return result
+
+
+def requested_ids(fake: FakeServer) -> list[str]:
+    return [m.group(0) for r in fake.requests for m in [re.search(r"doc-\d+", r["messages"][1]["content"])] if m]
+
+
+def test_jsonl_run_writes_one_envelope_per_line(fake: FakeServer, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", docs(30))
+    out = tmp_path / "out.jsonl"
+    result = bulk(fake, str(source), "--out", str(out), "--task", "events", "--json")
+    assert result.exit_code == 0, result.output
+    records = read_out(out)
+    assert sorted(r["id"] for r in records) == sorted(f"doc-{i}" for i in range(30))
+    assert all(r["status"] == "ok" and r["value"]["schema_version"] == "1" for r in records)
+    summary = json.loads(result.stdout)
+    assert summary["ok"] == 30 and summary["requests"] == 30 and summary["failed"] == 0
+
+
+def test_bad_records_become_error_records_and_the_run_goes_on(fake: FakeServer, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [
+        *docs(3), "{not json", '["a list"]', {"id": "no-text"}, {"id": "doc-1", "text": "dup"},
+        {"id": "blank", "text": "   "}, {"text": "No id here. " + BODY},
+    ])
+    out = tmp_path / "out.jsonl"
+    result = bulk(fake, str(source), "--out", str(out))
+    assert result.exit_code == 1
+    by_id = {r["id"]: r for r in read_out(out)}
+    assert {k: (v["error"] or {}).get("code") for k, v in by_id.items()} == {
+        "doc-0": None, "doc-1": None, "doc-2": None, "line-4": "invalid_record", "line-5": "invalid_record",
+        "no-text": "invalid_record", "doc-1#line-7": "duplicate_id", "blank": "input_error", "line-9": None,
+    }
+    assert "line 7: id 'doc-1' appeared on an earlier line" in by_id["doc-1#line-7"]["error"]["message"]
+
+
+def test_custom_fields(fake: FakeServer, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [{"doc_id": 7, "body": BODY}])
+    out = tmp_path / "out.jsonl"
+    assert bulk(fake, str(source), "--out", str(out), "--id-field", "doc_id", "--text-field", "body").exit_code == 0
+    assert read_out(out)[0]["id"] == "7"
+
+
+def test_folder_input_is_recursive_and_typed(fake: FakeServer, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    (corpus / "a.txt").write_text(BODY)
+    (corpus / "sub" / "b.html").write_text(f"<html><body><p>{BODY}</p></body></html>")
+    (corpus / "sub" / "c.md").write_text(BODY)
+    (corpus / "skip.jpg").write_bytes(b"\xff\xd8")
+    (corpus / "bin.txt").write_bytes(b"\x00\x01binary")
+    out = tmp_path / "out.jsonl"
+    result = bulk(fake, str(corpus), "--task", "brief", "--out", str(out))
+    assert result.exit_code == 1
+    status = {r["id"]: r["status"] for r in read_out(out)}
+    assert status == {"a.txt": "ok", "bin.txt": "error", "sub/b.html": "ok", "sub/c.md": "ok"}
+    html_request = [r for r in fake.requests if "<p>" in r["messages"][1]["content"]]
+    assert html_request == []
+
+
+def test_streams_stdin_to_stdout(fake: FakeServer) -> None:
+    lines = "".join(json.dumps(d) + "\n" for d in docs(5))
+    result = runner.invoke(app, ["bulk", "-", "--out", "-", "--base-url", fake.base_url, "--model", "m", "-q"],
+                           input=lines)
+    assert result.exit_code == 0
+    assert sorted(json.loads(line)["id"] for line in result.stdout.splitlines()) == [f"doc-{i}" for i in range(5)]
+
+
+def test_rerun_resumes_and_redoes_nothing(fake: FakeServer, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", docs(20))
+    out = tmp_path / "out.jsonl"
+    bulk(fake, str(source), "--out", str(out), "--no-cache")
+    assert fake.total == 20
+    result = bulk(fake, str(source), "--out", str(out), "--no-cache", "--json")
+    assert fake.total == 20
+    assert json.loads(result.stdout)["skipped"] == 20
+    assert len(read_out(out)) == 20
+
+
+def test_torn_last_line_is_repaired_on_resume(fake: FakeServer, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", docs(10))
+    out = tmp_path / "out.jsonl"
+    bulk(fake, str(source), "--out", str(out), "--no-cache")
+    lines = out.read_bytes().splitlines(keepends=True)
+    torn_id = json.loads(lines[-1])["id"]
+    out.write_bytes(b"".join(lines[:-1]) + lines[-1][:40])  # a crash mid-write
+    fake.requests.clear()
+    bulk(fake, str(source), "--out", str(out), "--no-cache")
+    assert requested_ids(fake) == [torn_id]
+    records = read_out(out)
+    assert sorted(r["id"] for r in records) == sorted(f"doc-{i}" for i in range(10))
+
+
+def test_retry_failed_redoes_only_error_records(fake: FakeServer, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", docs(10, lambda i: "[[fake:refusal]] " if i in (3, 7) else ""))
+    out = tmp_path / "out.jsonl"
+    assert bulk(fake, str(source), "--out", str(out)).exit_code == 1
+    assert sorted(r["id"] for r in read_out(out) if r["status"] == "error") == ["doc-3", "doc-7"]
+    fake.requests.clear()
+    # the plain rerun leaves the failures alone
+    bulk(fake, str(source), "--out", str(out))
+    assert fake.requests == []
+    # the fake server's marker plan is spent, so the retry succeeds
+    assert bulk(fake, str(source), "--out", str(out), "--retry-failed").exit_code == 0
+    assert sorted(requested_ids(fake)) == ["doc-3", "doc-7"]
+    records = read_out(out)
+    assert Counter(r["id"] for r in records) == Counter(f"doc-{i}" for i in range(10))
+    assert all(r["status"] == "ok" for r in records)
+
+
+def test_cache_makes_identical_documents_free(fake: FakeServer, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", docs(12))
+    bulk(fake, str(source), "--out", str(tmp_path / "a.jsonl"))
+    assert fake.total == 12
+    result = bulk(fake, str(source), "--out", str(tmp_path / "b.jsonl"), "--json")
+    assert fake.total == 12
+    assert json.loads(result.stdout)["cached"] == 12
+    assert all(r["cached"] for r in read_out(tmp_path / "b.jsonl"))
+    assert [r["value"] for r in read_out(tmp_path / "a.jsonl")] == [r["value"] for r in read_out(tmp_path / "b.jsonl")]
+    bulk(fake, str(source), "--out", str(tmp_path / "c.jsonl"), "--no-cache")
+    assert fake.total == 24
+    # a different task or option is a different key
+    bulk(fake, str(source), "--out", str(tmp_path / "d.jsonl"), "--task", "brief")
+    assert fake.total == 36
+
+
+def test_cache_is_safe_with_concurrent_writers(tmp_path: Path) -> None:
+    from summarizer.cache import ResultCache
+
+    script = ("import sys; from summarizer.cache import ResultCache; c = ResultCache(sys.argv[1]); "
+              "[c.put(f'{sys.argv[2]}-{i}', {'v': i}) for i in range(300)]")
+    path = tmp_path / "cache.sqlite3"
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(path), str(n)]) for n in range(4)]
+    assert [p.wait(60) for p in procs] == [0, 0, 0, 0]
+    cache = ResultCache(path)
+    assert all(cache.get(f"{n}-{i}") == {"v": i} for n in range(4) for i in range(300))
+
+
+def test_fault_injection_1000_documents(fake: FakeServer, tmp_path: Path) -> None:
+    plans = {1: "429", 2: "500 503", 3: "reset", 4: "fenced", 5: "truncated", 6: "malformed",
+             7: "badquote", 8: "hang", 9: "invalid prose"}
+    refused, broken = {15, 415, 815, 215, 615}, {25, 525, 925}
+
+    def marker(i: int) -> str:
+        if i in refused:
+            return "[[fake:refusal]] "
+        if i in broken:
+            return "[[fake:500 500 500]] "
+        return f"[[fake:{plans[i % 10]}]] " if i % 10 in plans else ""
+
+    source = write_jsonl(tmp_path / "in.jsonl", docs(1000, marker))
+    out = tmp_path / "out.jsonl"
+    result = bulk(fake, str(source), "--out", str(out), "--concurrency", "64", "--timeout", "1",
+                  "--max-attempts", "3", "--no-cache", "--json")
+    assert result.exit_code == 1
+    records = read_out(out)
+    assert Counter(r["id"] for r in records) == Counter(f"doc-{i}" for i in range(1000))
+    failed = {r["id"]: r["error"]["code"] for r in records if r["status"] == "error"}
+    assert failed == {**{f"doc-{i}": "output_invalid" for i in refused}, **{f"doc-{i}": "provider_error" for i in broken}}
+    ok = [r for r in records if r["status"] == "ok"]
+    assert len(ok) >= 990
+    summary = json.loads(result.stdout)
+    spoiled = refused | broken
+    # one transport retry per 429/reset/hang, two for "500 503", two per persistent-500 doc
+    retries_per = {1: 1, 2: 2, 3: 1, 8: 1}
+    assert summary["retries"] == sum(retries_per.get(i % 10, 0) for i in range(1000) if i not in spoiled) + 2 * len(broken)
+    # one re-ask per truncated / malformed / badquote / invalid-then-prose doc
+    assert summary["reasks"] == sum(1 for i in range(1000) if i % 10 in (5, 6, 7, 9) and i not in spoiled)
+    for counted in ("429", "500", "503", "reset", "hang", "fenced", "truncated", "malformed", "badquote", "invalid"):
+        assert fake.counts.get(counted, 0) >= 90, counted
+
+
+def test_rate_limit_keeps_429s_rare(fake: FakeServer, tmp_path: Path) -> None:
+    fake.rpm_limit, fake.rate_window = 10, 1.0  # the server allows 10 requests a second
+    source = write_jsonl(tmp_path / "in.jsonl", docs(30))
+    unlimited = bulk(fake, str(source), "--out", str(tmp_path / "a.jsonl"), "--no-cache", "--json",
+                     "--concurrency", "16")
+    assert json.loads(unlimited.stdout)["throttled"] >= 10  # without a limit the server pushes back
+    fake.counts.clear()
+    fake._window.clear()  # forget the first run's requests
+    limited = bulk(fake, str(source), "--out", str(tmp_path / "b.jsonl"), "--no-cache", "--json",
+                   "--concurrency", "16", "--rpm", "540")
+    summary = json.loads(limited.stdout)
+    assert limited.exit_code == 0 and summary["ok"] == 30
+    assert summary["throttled"] <= 2
+
+
+def test_kill_mid_run_then_rerun_yields_every_id_once(fake: FakeServer, tmp_path: Path) -> None:
+    fake.latency = 0.02
+    source = write_jsonl(tmp_path / "in.jsonl", docs(300))
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "SUMMARIZER_BASE_URL": fake.base_url, "SUMMARIZER_MODEL": "m"}
+    command = [sys.executable, "-m", "summarizer", "bulk", str(source), "--out", str(out), "--concurrency", "8", "-q"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    fake.on_request = lambda n: n == 150 and os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(120) == -signal.SIGKILL
+    fake.on_request = None
+    written_ok = {r["id"] for r in (json.loads(line) for line in out.read_bytes().splitlines()
+                                    if line.endswith(b"}")) if r["status"] == "ok"}
+    assert 50 < len(written_ok) < 300
+    fake.requests.clear()
+    rerun = subprocess.run(command, env=env, capture_output=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    records = read_out(out)
+    assert Counter(r["id"] for r in records) == Counter(f"doc-{i}" for i in range(300))
+    assert not written_ok & set(requested_ids(fake))
+
+
+def test_library_bulk_async_iterator(fake: FakeServer) -> None:
+    async def main() -> list:
+        async with Summarizer(model="m", base_url=fake.base_url) as s:
+            return [r async for r in s.bulk([(f"d{i}", BODY) for i in range(10)] + [("empty", " ")],
+                                            task="events", concurrency=4, cache=False)]
+
+    results = asyncio.run(main())
+    assert sorted(r.id for r in results) == sorted([f"d{i}" for i in range(10)] + ["empty"])
+    assert {r.id for r in results if r.status == "error"} == {"empty"}
+
+
+def test_sink_ignores_garbage_and_read_jsonl_numbers_lines(tmp_path: Path) -> None:
+    out = tmp_path / "o.jsonl"
+    out.write_bytes(b'{"id":"a","task":"brief","status":"ok"}\nnot json\n{"id":"b","task":"brief","status":"error"}\n')
+    sink = JsonlSink(out)
+    sink.close()
+    assert sink.done == {"a": "ok", "b": "error"} and sink.repaired
+    assert out.read_bytes().count(b"\n") == 2
+    items = list(read_jsonl([b'{"id": "x", "text": "hi"}', b"", b"oops"]))
+    assert [i.id for i in items] == ["x", "line-3"]
