@@ -18,6 +18,7 @@ import typer
 
 from . import __version__
 from .client import Summarizer
+from .documents import read_document
 from .errors import SummarizerError
 from .prompts import PromptLibrary
 from .schemas import Brief, event_report_schema
@@ -62,8 +63,27 @@ ContextOpt = Annotated[Optional[int], typer.Option(help="Context window in token
 PromptsDirOpt = Annotated[Optional[Path], typer.Option(help="Directory whose <name>.toml override the built-in prompts.")]
 
 
+class BackendChoice(str, Enum):
+    auto = "auto"
+    openai = "openai"
+    local = "local"
+
+
+BackendOpt = Annotated[Optional[BackendChoice], typer.Option(
+    rich_help_panel=_PANEL_ENDPOINT, show_default=False,
+    help="openai (any OpenAI-compatible endpoint) or local (embedded model). Default auto: "
+         "an endpoint if one is configured, else the local model if installed. Env: SUMMARIZER_BACKEND.")]
+
+
 def _summarizer(**settings: Any) -> Summarizer:
-    return Summarizer(**{k: v for k, v in settings.items() if v is not None})
+    choice = settings.pop("backend", None)
+    if choice is not None:
+        settings["backend"] = choice.value
+    s = Summarizer(**{k: v for k, v in settings.items() if v is not None})
+    notice = getattr(s.backend, "notice", None)  # the local model says what it is, once
+    if notice:
+        typer.echo(f"summarizer: {notice}", err=True)
+    return s
 
 
 @contextmanager
@@ -95,17 +115,18 @@ def brief(
     language: LanguageOpt = None,
     strict: Annotated[bool, typer.Option(help="Treat names and numbers absent from the source as errors (re-ask), not warnings.")] = False,
     as_json: JsonOpt = False,
-    model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+    backend: BackendOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
     timeout: TimeoutOpt = None, max_attempts: AttemptsOpt = None, max_reasks: ReasksOpt = None,
     context_tokens: ContextOpt = None, prompts_dir: PromptsDirOpt = None,
 ) -> None:
     """Write a one-paragraph brief of DOCUMENT."""
     word_range = _parse_words(words)
     with _exit_codes():
-        with _summarizer(model=model, base_url=base_url, api_key=api_key, timeout=timeout,
+        doc = read_document(document)  # bad input is reported before any backend is set up
+        with _summarizer(backend=backend, model=model, base_url=base_url, api_key=api_key, timeout=timeout,
                          max_attempts=max_attempts, max_reasks=max_reasks,
                          context_tokens=context_tokens, prompts_dir=prompts_dir) as s:
-            result = s.brief(s.read(document), words=word_range, language=language, strict=strict)
+            result = s.brief(doc, words=word_range, language=language, strict=strict)
         _print_result(result, as_json, lambda value: value.text)
 
 
@@ -114,16 +135,17 @@ def events(
     document: DocumentArg,
     language: LanguageOpt = None,
     as_json: JsonOpt = False,
-    model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+    backend: BackendOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
     timeout: TimeoutOpt = None, max_attempts: AttemptsOpt = None, max_reasks: ReasksOpt = None,
     context_tokens: ContextOpt = None, prompts_dir: PromptsDirOpt = None,
 ) -> None:
     """Extract an event report (JSON) from DOCUMENT, every event backed by verbatim quotes."""
     with _exit_codes():
-        with _summarizer(model=model, base_url=base_url, api_key=api_key, timeout=timeout,
+        doc = read_document(document)
+        with _summarizer(backend=backend, model=model, base_url=base_url, api_key=api_key, timeout=timeout,
                          max_attempts=max_attempts, max_reasks=max_reasks,
                          context_tokens=context_tokens, prompts_dir=prompts_dir) as s:
-            result = s.events(s.read(document), language=language)
+            result = s.events(doc, language=language)
         _print_result(result, as_json, lambda value: value.model_dump_json(indent=2))
 
 
@@ -150,7 +172,7 @@ def bulk(
     words: Annotated[Optional[str], typer.Option(help="Brief word range MIN-MAX [default: 40-120].", metavar="MIN-MAX")] = None,
     language: LanguageOpt = None,
     strict: Annotated[bool, typer.Option(help="Brief: names and numbers absent from the source are errors.")] = False,
-    model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+    backend: BackendOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
     timeout: TimeoutOpt = None, max_attempts: AttemptsOpt = None, max_reasks: ReasksOpt = None,
     context_tokens: ContextOpt = None, prompts_dir: PromptsDirOpt = None,
 ) -> None:
@@ -164,7 +186,7 @@ def bulk(
     if retry_failed and out == "-":
         raise typer.BadParameter("--retry-failed needs --out FILE", param_hint="--retry-failed")
     with _exit_codes():
-        with _summarizer(model=model, base_url=base_url, api_key=api_key, timeout=timeout,
+        with _summarizer(backend=backend, model=model, base_url=base_url, api_key=api_key, timeout=timeout,
                          max_attempts=max_attempts, max_reasks=max_reasks,
                          context_tokens=context_tokens, prompts_dir=prompts_dir) as s:
             with BulkProgress(source, enabled=not quiet) as progress:
@@ -178,6 +200,30 @@ def bulk(
     elif not quiet:
         print_summary(summary)
     raise typer.Exit(1 if summary.failed else 0)
+
+
+@app.command("eval")
+def eval_(
+    case: Annotated[Optional[list[str]], typer.Option("--case", help="Run only this case (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scorecard and checks as JSON.")] = False,
+    live: Annotated[bool, typer.Option("--live", help="Score the configured endpoint instead of the recordings.")] = False,
+    record: Annotated[bool, typer.Option("--record", help="Call the configured endpoint and save its answers as the recordings.")] = False,
+    evals_dir: Annotated[Optional[Path], typer.Option(help="The eval set [default: ./evals].")] = None,
+) -> None:
+    """Score prompts, parsing and validation on the offline eval set (recorded responses).
+
+    Exit 0 when every deliberate flaw was caught and every threshold held, 1 otherwise.
+    """
+    from .evaluation import default_evals_dir, run_eval
+    from .progress import print_scorecard
+
+    with _exit_codes():
+        report = run_eval(evals_dir or default_evals_dir(), names=case, live=live, record=record)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        print_scorecard(report)
+    raise typer.Exit(0 if report.passed else 1)
 
 
 class SchemaName(str, Enum):

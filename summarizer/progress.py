@@ -13,7 +13,7 @@ from rich.table import Table
 from .bulk import BulkSummary
 from .schemas import Result
 
-__all__ = ["BulkProgress", "print_summary"]
+__all__ = ["BulkProgress", "print_scorecard", "print_summary"]
 
 _stderr = Console(stderr=True)
 
@@ -73,3 +73,44 @@ def print_summary(summary: BulkSummary) -> None:
     for name, value in rows:
         table.add_row(name, value)
     _stderr.print(table)
+
+
+_METRIC_LABELS = {
+    "cases": "cases", "schema_validity": "valid at first answer", "reask_rate": "re-ask rate (per request)",
+    "final_failure_rate": "final failure rate", "fact_recall": "expected-fact recall",
+    "unsupported_claim_rate": "unsupported-claim rate", "length_compliance": "length compliance (all answers)",
+    "rouge1": "ROUGE-1 F", "rouge2": "ROUGE-2 F", "rougeL": "ROUGE-L F",
+    "evidence_grounding": "evidence grounding (all answers)", "type_accuracy": "event type accuracy",
+    "participants_accuracy": "participant recall", "place_accuracy": "place accuracy",
+    "date_accuracy": "date accuracy",
+}
+
+
+def print_scorecard(report: Any) -> None:
+    """The eval scorecard, the flaws that slipped through, and the thresholds that failed."""
+    table = Table(title=f"summarizer eval ({report.mode})", title_justify="left")
+    for column in ("metric", "brief", "Lead-3", "events", "overall"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for key, label in _METRIC_LABELS.items():
+        cells = [_fmt(report.metrics[t].get(key), key) for t in ("brief",)]
+        cells.append(_fmt(report.baseline.get(key), key) if key.startswith("rouge") else "")
+        cells += [_fmt(report.metrics[t].get(key), key) for t in ("events", "overall")]
+        if any(cells):
+            table.add_row(label, *cells)
+    out = Console()
+    out.print(table)
+    flawed = [o for o in report.outcomes if o.flaw]
+    if report.mode == "replay":
+        caught = sum(1 for o in flawed if not o.problems)
+        out.print(f"deliberate flaws caught: {caught}/{len(flawed)}", highlight=False)
+    for line in report.slipped:
+        out.print(f"[red]slipped through[/red] {line}", highlight=False)
+    for line in report.regressions:
+        out.print(f"[red]below threshold[/red] {line}", highlight=False)
+    out.print("[green]PASS[/green]" if report.passed else "[red]FAIL[/red]")
+
+
+def _fmt(value: Any, key: str) -> str:
+    if value is None:
+        return ""
+    return f"{value:.0f}" if key == "cases" else f"{value:.3f}"

@@ -29,6 +29,7 @@ __all__ = [
     "brief_problems",
     "count_words",
     "event_report_schema",
+    "strict_schema",
 ]
 
 EventType = Literal[
@@ -196,9 +197,18 @@ _STRICT_UNSUPPORTED = {"minLength", "maxLength", "title", "default"}
 
 
 def event_report_schema(*, strict: bool = True) -> dict[str, Any]:
-    """The EventReport JSON Schema; ``strict`` drops keywords OpenAI strict mode rejects."""
-    schema = copy.deepcopy(_BASE_SCHEMA)
-    return _strip(schema, _STRICT_UNSUPPORTED) if strict else _strip(schema, {"title"})
+    """The EventReport JSON Schema; ``strict`` drops keywords OpenAI strict mode rejects.
+
+    The full form keeps string and array bounds: a local grammar uses them to
+    stop a small model from rambling.
+    """
+    full = _strip(copy.deepcopy(_BASE_SCHEMA), {"title"})
+    return strict_schema(full) if strict else full
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``schema`` without the keywords OpenAI strict mode rejects."""
+    return _strip(copy.deepcopy(schema), _STRICT_UNSUPPORTED)
 
 
 def _strip(node: Any, keys: set[str]) -> Any:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from .cache import cache_key
 from .documents import Document, estimate_tokens, split_into_chunks
 from .errors import OutputValidationError, SummarizerError
-from .grounding import SourceIndex, brief_warnings
+from .grounding import SourceIndex, brief_warnings, date_supported
 from .llm import Backend
 from .prompts import PromptLibrary, PromptTemplate
 from .schemas import Brief, EventReport, Result, Usage, brief_problems, count_words, event_report_schema
@@ -32,8 +32,10 @@ TaskName = Literal["brief", "events"]
 Validator = Callable[[str, "str | None"], tuple[Any, list[str]]]
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
-# Built once: the schema is sent with every events request.
-_SCHEMA = event_report_schema()
+# Built once: the schema is sent with every events request. Backends get the
+# full form (bounds included) and adapt it: strict mode drops the bounds, a
+# local grammar enforces them.
+_SCHEMA = event_report_schema(strict=False)
 _SCHEMA_JSON = json.dumps(_SCHEMA, separators=(",", ":"))
 
 
@@ -254,6 +256,8 @@ def _event_warnings(report: EventReport, source: SourceIndex) -> list[str]:
     for i, event in enumerate(report.events):
         if event.when is not None and not source.contains(event.when.text):
             warnings.append(f"events[{i}].when.text not in source: {event.when.text!r}")
+        if event.when is not None and event.when.date and not date_supported(event.when.date, source):
+            warnings.append(f"events[{i}].when.date not stated in source: {event.when.date}")
         for p in event.participants:
             if not source.contains(p.name):
                 warnings.append(f"events[{i}] participant not named in source: {p.name!r}")

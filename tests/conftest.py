@@ -32,6 +32,9 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     llm._WORKING_MODE.clear()
+    # Whether the embedded model is installed must not change what a test means:
+    # tests of the local backend say so explicitly.
+    monkeypatch.setattr("summarizer.local.local_available", lambda: False)
 
 
 @pytest.fixture(scope="session")

@@ -165,7 +165,7 @@ def test_bad_word_range_exits_2() -> None:
 
 
 def test_nothing_configured_exits_3_saying_what_to_set() -> None:
-    assert_one_line_error(run("brief", str(UNGA)), 3, "OPENAI_API_KEY", "SUMMARIZER_BASE_URL", "--model")
+    assert_one_line_error(run("brief", str(UNGA)), 3, "OPENAI_API_KEY", "SUMMARIZER_BASE_URL", "summarizer[local]")
 
 
 def test_rejected_key_exits_3_without_the_key(fake: FakeServer) -> None:

@@ -1,0 +1,449 @@
+"""The offline eval set: replay recorded model responses through the real pipeline and score them.
+
+Replay goes prompt render -> openai client -> mocked HTTP transport (respx)
+-> parse -> validate -> re-ask -> grounding, exactly the path users run; only
+the server is a recording. Each recording also says what the pipeline must do
+with it (re-ask, warn, fail), so a deliberately flawed response that slips
+through is reported. ``live`` scores the configured endpoint instead, and
+``record`` saves what it answered as the new recordings.
+
+Layout of the eval set: ``evals/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from .documents import Document
+from .errors import ConfigError, SummarizerError
+from .grounding import SourceIndex, claims
+from .schemas import Result, count_words
+from .tasks import TaskName
+
+__all__ = ["EvalCase", "EvalReport", "TaskOutcome", "default_evals_dir", "load_cases", "run_eval"]
+
+TASKS: tuple[TaskName, ...] = ("brief", "events")
+REPLAY_URL = "http://recorded.eval.invalid/v1"
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+# --- the eval set ----------------------------------------------------------------------
+
+
+@dataclass
+class Recording:
+    responses: list[dict[str, Any]]
+    expect: dict[str, Any] = field(default_factory=dict)
+    flaw: str | None = None
+
+
+@dataclass
+class EvalCase:
+    name: str
+    category: str
+    document: Document
+    reference_brief: str
+    expected_facts: list[str]
+    expected_events: list[dict[str, Any]]
+    options: dict[str, Any]
+    recordings: dict[str, Recording]
+    tags: list[str] = field(default_factory=list)
+
+
+def default_evals_dir() -> Path:
+    """``./evals`` when it exists, else the eval set beside the package source."""
+    for candidate in (Path("evals"), Path(__file__).resolve().parents[1] / "evals"):
+        if (candidate / "cases").is_dir():
+            return candidate
+    raise ConfigError("no eval set found: run from the repository or pass --evals-dir")
+
+
+def load_cases(directory: Path, names: list[str] | None = None) -> list[EvalCase]:
+    paths = sorted((directory / "cases").glob("*.toml"))
+    if names:
+        paths = [p for p in paths if p.stem in names]
+        missing = set(names) - {p.stem for p in paths}
+        if missing:
+            raise ConfigError(f"no eval case named {', '.join(sorted(missing))} in {directory / 'cases'}")
+    return [_load_case(path, directory / "recordings" / f"{path.stem}.json") for path in paths]
+
+
+def _load_case(path: Path, recordings_path: Path) -> EvalCase:
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"eval case {path}: {exc}") from None
+    recorded = json.loads(recordings_path.read_text("utf-8")) if recordings_path.is_file() else {}
+    return EvalCase(
+        name=path.stem,
+        category=data.get("category", "other"),
+        tags=list(data.get("tags", [])),
+        document=Document.from_text(data["document"], id=path.stem, html=data.get("html")),
+        reference_brief=" ".join(data["reference_brief"].split()),
+        expected_facts=list(data.get("expected_facts", [])),
+        expected_events=list(data.get("expected_events", [])),
+        options=dict(data.get("options", {})),
+        recordings={task: Recording(responses=r["responses"], expect=r.get("expect", {}), flaw=r.get("flaw"))
+                    for task, r in recorded.items()},
+    )
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+@dataclass
+class TaskOutcome:
+    case: str
+    task: TaskName
+    status: str  # "ok" or an error code
+    result: Result[Any] | None
+    reasks: int
+    requests: int
+    warnings: list[str]
+    responses: list[str]  # every answer the model gave, in order
+    problems: list[str] = field(default_factory=list)  # expectations the pipeline did not meet
+    flaw: str | None = None
+    recorded: list[dict[str, Any]] = field(default_factory=list)  # live answers, for --record
+
+
+@dataclass
+class EvalReport:
+    outcomes: list[TaskOutcome]
+    metrics: dict[str, dict[str, float | None]]
+    baseline: dict[str, float]
+    slipped: list[str]
+    regressions: list[str]
+    mode: str
+
+    @property
+    def passed(self) -> bool:
+        return not self.slipped and not self.regressions
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode, "passed": self.passed, "metrics": self.metrics, "lead3_baseline": self.baseline,
+            "slipped": self.slipped, "regressions": self.regressions,
+            "cases": [{"case": o.case, "task": o.task, "status": o.status, "reasks": o.reasks,
+                       "requests": o.requests, "warnings": o.warnings, "flaw": o.flaw, "problems": o.problems}
+                      for o in self.outcomes],
+        }
+
+
+def run_eval(
+    directory: Path, *, names: list[str] | None = None, live: bool = False, record: bool = False,
+    summarizer_factory: Callable[..., Any] | None = None,
+) -> EvalReport:
+    """Replay (or, with ``live``/``record``, call the configured endpoint) and score every case."""
+    from .client import Summarizer
+
+    cases = load_cases(directory, names)
+    factory = summarizer_factory or Summarizer
+    outcomes: list[TaskOutcome] = []
+    for case in cases:
+        for task in TASKS:
+            if live or record:
+                outcomes.append(_run_live(case, task, factory))
+            elif task in case.recordings:
+                outcomes.append(_replay(case, task, factory))
+    if record:
+        _save_recordings(directory, cases, outcomes, factory)
+    metrics, baseline = _score(cases, outcomes)
+    slipped = [] if live or record else [f"{o.case}/{o.task}: {p}" for o in outcomes for p in o.problems]
+    regressions = [] if names else _check_thresholds(metrics, directory / "thresholds.toml")
+    return EvalReport(outcomes, metrics, baseline, slipped, regressions,
+                      "record" if record else "live" if live else "replay")
+
+
+def _call(summarizer: Any, case: EvalCase, task: TaskName) -> tuple[str, Result[Any] | None, Any]:
+    options = case.options
+    kwargs: dict[str, Any] = {"language": options.get("language")}
+    if task == "brief" and "words" in options:
+        kwargs["words"] = tuple(options["words"])
+    try:
+        result = summarizer.brief(case.document, **kwargs) if task == "brief" else \
+            summarizer.events(case.document, language=kwargs["language"])
+        return "ok", result, result.usage
+    except SummarizerError as exc:
+        return exc.code, None, exc.usage
+
+
+def _settings_for(case: EvalCase) -> dict[str, Any]:
+    settings: dict[str, Any] = {"concurrency": 1}  # chunk requests in document order: replayable
+    if "context_tokens" in case.options:
+        settings["context_tokens"] = case.options["context_tokens"]
+    return settings
+
+
+def _replay(case: EvalCase, task: TaskName, factory: Callable[..., Any]) -> TaskOutcome:
+    import httpx
+    import respx
+
+    recording = case.recordings[task]
+    queue = list(recording.responses)
+    given: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not queue:
+            return httpx.Response(500, json={"error": {"message": "recording exhausted: the pipeline asked again"}})
+        response = queue.pop(0)
+        given.append(response.get("content") or "")
+        return httpx.Response(200, json=_chat_completion(response))
+
+    with respx.mock(base_url=REPLAY_URL, assert_all_called=False) as router:
+        router.post("/chat/completions").mock(side_effect=answer)
+        with factory(base_url=REPLAY_URL, model="recorded", api_key="replay", max_attempts=1,
+                     **_settings_for(case)) as summarizer:
+            status, result, usage = _call(summarizer, case, task)
+    outcome = _outcome(case, task, status, result, usage, given, recording.flaw)
+    outcome.problems = _unmet(recording, outcome, unused=len(queue))
+    return outcome
+
+
+def _run_live(case: EvalCase, task: TaskName, factory: Callable[..., Any]) -> TaskOutcome:
+    from . import llm
+
+    given: list[dict[str, Any]] = []
+    with factory(**_settings_for(case)) as summarizer:
+        backend = summarizer.backend
+        complete = backend.complete
+
+        async def recording_complete(*args: Any, **kwargs: Any) -> llm.Completion:
+            completion = await complete(*args, **kwargs)
+            given.append({"content": completion.text, "finish_reason": completion.finish_reason,
+                          "refusal": completion.refusal})
+            return completion
+
+        backend.complete = recording_complete  # type: ignore[method-assign]
+        status, result, usage = _call(summarizer, case, task)
+    outcome = _outcome(case, task, status, result, usage, [g["content"] or "" for g in given], None)
+    outcome.recorded = given
+    return outcome
+
+
+def _outcome(case: EvalCase, task: TaskName, status: str, result: Result[Any] | None, usage: Any,
+             given: list[str], flaw: str | None) -> TaskOutcome:
+    return TaskOutcome(
+        case=case.name, task=task, status=status, result=result,
+        reasks=usage.reasks if usage else 0, requests=usage.requests if usage else 0,
+        warnings=result.warnings if result else [], responses=given, flaw=flaw,
+    )
+
+
+def _unmet(recording: Recording, outcome: TaskOutcome, unused: int) -> list[str]:
+    """What the recording says the pipeline must do, and it did not."""
+    expect = recording.expect
+    problems = []
+    label = f" (flaw: {recording.flaw})" if recording.flaw else ""
+    if outcome.status != expect.get("outcome", "ok"):
+        problems.append(f"ended {outcome.status}, expected {expect.get('outcome', 'ok')}{label}")
+    if "reasks" in expect and outcome.reasks != expect["reasks"]:
+        problems.append(f"{outcome.reasks} re-ask(s), expected {expect['reasks']}{label}")
+    for warning in expect.get("warnings", []):
+        if not any(warning in w for w in outcome.warnings):
+            problems.append(f"no warning containing {warning!r}{label}")
+    if unused:
+        problems.append(f"{unused} recorded response(s) never requested{label}")
+    return problems
+
+
+def _chat_completion(response: dict[str, Any]) -> dict[str, Any]:
+    content = response.get("content")
+    return {
+        "id": "chatcmpl-recorded", "object": "chat.completion", "created": 0, "model": "recorded",
+        "choices": [{"index": 0, "finish_reason": response.get("finish_reason", "stop"),
+                     "message": {"role": "assistant", "content": content, "refusal": response.get("refusal")}}],
+        "usage": {"prompt_tokens": 0, "completion_tokens": len(content or "") // 4,
+                  "total_tokens": len(content or "") // 4},
+    }
+
+
+def _save_recordings(directory: Path, cases: list[EvalCase], outcomes: list[TaskOutcome],
+                     factory: Callable[..., Any]) -> None:
+    secrets = _secrets(factory)
+    by_case: dict[str, dict[str, Any]] = {}
+    for outcome in outcomes:
+        recorded = outcome.recorded
+        by_case.setdefault(outcome.case, {})[outcome.task] = {
+            "flaw": None,
+            "expect": {"outcome": outcome.status, "reasks": outcome.reasks},
+            "responses": [{k: _scrub(v, secrets) for k, v in r.items() if v is not None} for r in recorded],
+        }
+    target = directory / "recordings"
+    target.mkdir(exist_ok=True)
+    for name, recordings in by_case.items():
+        (target / f"{name}.json").write_text(json.dumps(recordings, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
+def _secrets(factory: Callable[..., Any]) -> list[str]:
+    from .config import load_settings
+
+    key = load_settings().api_key
+    return [key.get_secret_value()] if key else []
+
+
+def _scrub(value: Any, secrets: list[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "[REDACTED]")
+    return value
+
+
+# --- scoring ---------------------------------------------------------------------------
+
+
+def _score(cases: list[EvalCase], outcomes: list[TaskOutcome]) -> tuple[dict[str, dict[str, float | None]], dict[str, float]]:
+    by_name = {c.name: c for c in cases}
+    briefs = [o for o in outcomes if o.task == "brief"]
+    events = [o for o in outcomes if o.task == "events"]
+    metrics = {
+        "brief": {**_common(briefs), **_brief_metrics(briefs, by_name)},
+        "events": {**_common(events), **_event_metrics(events, by_name)},
+        "overall": _common(outcomes),
+    }
+    lead = _rouge([(by_name[o.case].reference_brief, _lead3(by_name[o.case].document)) for o in briefs])
+    return metrics, lead
+
+
+def _common(outcomes: list[TaskOutcome]) -> dict[str, float | None]:
+    requests = sum(o.requests for o in outcomes)
+    return {
+        "cases": float(len(outcomes)),
+        "schema_validity": _share(o.status == "ok" and o.reasks == 0 for o in outcomes),
+        "reask_rate": sum(o.reasks for o in outcomes) / requests if requests else None,
+        "final_failure_rate": _share(o.status != "ok" for o in outcomes),
+    }
+
+
+def _brief_metrics(outcomes: list[TaskOutcome], cases: dict[str, EvalCase]) -> dict[str, float | None]:
+    ok = [o for o in outcomes if o.result is not None]
+    recall = [_fact_recall(cases[o.case].expected_facts, o.result.value.text) for o in ok]
+    claim_counts = [_claim_count(o.result.value.text) for o in ok]
+    unsupported = [sum(1 for w in o.warnings if w.startswith(("number not", "name not"))) for o in ok]
+    lengths = [
+        _in_range(response, cases[o.case].options.get("words", (40, 120)))
+        for o in outcomes for response in o.responses
+    ]
+    return {
+        "fact_recall": mean(r for r in recall if r is not None) if any(r is not None for r in recall) else None,
+        "unsupported_claim_rate": sum(unsupported) / sum(claim_counts) if sum(claim_counts) else None,
+        "length_compliance": _share(lengths),
+        **_rouge([(cases[o.case].reference_brief, o.result.value.text) for o in ok]),
+    }
+
+
+def _event_metrics(outcomes: list[TaskOutcome], cases: dict[str, EvalCase]) -> dict[str, float | None]:
+    ok = [o for o in outcomes if o.result is not None]
+    grounded = [_quotes_grounded(r, cases[o.case].document) for o in outcomes for r in o.responses]
+    quotes = sum(total for _, total in grounded)
+    recall = [_fact_recall(cases[o.case].expected_facts, o.result.value.model_dump_json()) for o in ok]
+    fields = [_event_fields(e, o.result.value) for o in ok for e in cases[o.case].expected_events]
+    return {
+        "evidence_grounding": sum(g for g, _ in grounded) / quotes if quotes else None,
+        "fact_recall": mean(r for r in recall if r is not None) if any(r is not None for r in recall) else None,
+        **{f"{name}_accuracy": _mean_of(fields, name) for name in ("type", "participants", "place", "date")},
+    }
+
+
+def _share(flags: Any) -> float | None:
+    values = list(flags)
+    return sum(values) / len(values) if values else None
+
+
+def _mean_of(rows: list[dict[str, float | None]], key: str) -> float | None:
+    values = [row[key] for row in rows if row.get(key) is not None]
+    return mean(values) if values else None
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"(?<=\d),(?=\d{3})", "", " ".join(text.split())).casefold().replace("’", "'")
+
+
+def _fact_recall(facts: list[str], text: str) -> float | None:
+    if not facts:
+        return None
+    haystack = _norm(text)
+    return sum(_norm(fact) in haystack for fact in facts) / len(facts)
+
+
+def _claim_count(text: str) -> int:
+    numbers, names = claims(text)
+    return len(numbers) + len(names)
+
+
+def _in_range(text: str, words: Any) -> bool:
+    low, high = words
+    return low <= count_words(text) <= high
+
+
+def _quotes_grounded(raw: str, document: Document) -> tuple[int, int]:
+    from .tasks import extract_json
+
+    try:
+        data = extract_json(raw)
+        quotes = [q for e in data.get("events", []) for q in e.get("evidence", []) if isinstance(q, str)]
+    except (ValueError, AttributeError, TypeError):
+        return 0, 0
+    source = SourceIndex(document.text)
+    return sum(source.contains(q) for q in quotes), len(quotes)
+
+
+def _event_fields(expected: dict[str, Any], report: Any) -> dict[str, float | None]:
+    """Field accuracy against the reported event that matches ``expected`` best."""
+    best: dict[str, float | None] = {"type": 0.0, "participants": 0.0, "place": 0.0, "date": 0.0}
+    for event in report.events:
+        names = " | ".join(p.name for p in event.participants).casefold()
+        wanted = expected.get("participants", [])
+        row: dict[str, float | None] = {
+            "type": float(event.type == expected.get("type")),
+            "participants": sum(w.casefold() in names for w in wanted) / len(wanted) if wanted else None,
+            "place": (float(bool(event.where) and expected["place"].casefold() in event.where.name.casefold())
+                      if expected.get("place") else None),
+            "date": (float(bool(event.when) and event.when.date == expected["date"])
+                     if expected.get("date") else None),
+        }
+        if sum(v or 0 for v in row.values()) > sum(v or 0 for v in best.values()):
+            best = row
+    for key in ("participants", "place", "date"):
+        if not expected.get(key):
+            best[key] = None
+    return best
+
+
+def _lead3(document: Document) -> str:
+    return " ".join(_SENTENCE.split(" ".join(document.paragraphs))[:3])
+
+
+def _rouge(pairs: list[tuple[str, str]]) -> dict[str, float | None]:
+    if not pairs:
+        return {"rouge1": None, "rouge2": None, "rougeL": None}
+    try:
+        from rouge_score import rouge_scorer
+    except ImportError:
+        raise ConfigError("ROUGE needs the rouge-score package: pip install 'summarizer[eval]'") from None
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+    scores = [scorer.score(reference, candidate) for reference, candidate in pairs]
+    return {name: mean(s[name].fmeasure for s in scores) for name in ("rouge1", "rouge2", "rougeL")}
+
+
+def _check_thresholds(metrics: dict[str, dict[str, float | None]], path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    limits = tomllib.loads(path.read_text("utf-8"))
+    failures = []
+    for task, table in limits.items():
+        for name, bound in table.items():
+            value = metrics.get(task, {}).get(name)
+            if value is None:
+                failures.append(f"{task}.{name}: no value to check")
+            elif "min" in bound and value < bound["min"]:
+                failures.append(f"{task}.{name} = {value:.3f}, below the minimum {bound['min']}")
+            elif "max" in bound and value > bound["max"]:
+                failures.append(f"{task}.{name} = {value:.3f}, above the maximum {bound['max']}")
+    return failures
