@@ -75,11 +75,16 @@ BackendOpt = Annotated[Optional[BackendChoice], typer.Option(
          "an endpoint if one is configured, else the local model if installed. Env: SUMMARIZER_BACKEND.")]
 
 
+ServerGrammarOpt = Annotated[bool, typer.Option(
+    "--server-grammar", rich_help_panel=_PANEL_ENDPOINT,
+    help="Send GBNF grammars with plain-text requests (llama.cpp servers). Env: SUMMARIZER_SERVER_GRAMMAR.")]
+
+
 def _summarizer(**settings: Any) -> Summarizer:
     choice = settings.pop("backend", None)
     if choice is not None:
         settings["backend"] = choice.value
-    s = Summarizer(**{k: v for k, v in settings.items() if v is not None})
+    s = Summarizer(**{k: v for k, v in settings.items() if v is not None and v is not False})
     notice = getattr(s.backend, "notice", None)  # the local model says what it is, once
     if notice:
         typer.echo(f"summarizer: {notice}", err=True)
@@ -116,6 +121,7 @@ def brief(
     strict: Annotated[bool, typer.Option(help="Treat names and numbers absent from the source as errors (re-ask), not warnings.")] = False,
     as_json: JsonOpt = False,
     backend: BackendOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+    server_grammar: ServerGrammarOpt = False,
     timeout: TimeoutOpt = None, max_attempts: AttemptsOpt = None, max_reasks: ReasksOpt = None,
     context_tokens: ContextOpt = None, prompts_dir: PromptsDirOpt = None,
 ) -> None:
@@ -123,7 +129,7 @@ def brief(
     word_range = _parse_words(words)
     with _exit_codes():
         doc = read_document(document)  # bad input is reported before any backend is set up
-        with _summarizer(backend=backend, model=model, base_url=base_url, api_key=api_key, timeout=timeout,
+        with _summarizer(backend=backend, server_grammar=server_grammar, model=model, base_url=base_url, api_key=api_key, timeout=timeout,
                          max_attempts=max_attempts, max_reasks=max_reasks,
                          context_tokens=context_tokens, prompts_dir=prompts_dir) as s:
             result = s.brief(doc, words=word_range, language=language, strict=strict)
@@ -136,13 +142,14 @@ def events(
     language: LanguageOpt = None,
     as_json: JsonOpt = False,
     backend: BackendOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+    server_grammar: ServerGrammarOpt = False,
     timeout: TimeoutOpt = None, max_attempts: AttemptsOpt = None, max_reasks: ReasksOpt = None,
     context_tokens: ContextOpt = None, prompts_dir: PromptsDirOpt = None,
 ) -> None:
     """Extract an event report (JSON) from DOCUMENT, every event backed by verbatim quotes."""
     with _exit_codes():
         doc = read_document(document)
-        with _summarizer(backend=backend, model=model, base_url=base_url, api_key=api_key, timeout=timeout,
+        with _summarizer(backend=backend, server_grammar=server_grammar, model=model, base_url=base_url, api_key=api_key, timeout=timeout,
                          max_attempts=max_attempts, max_reasks=max_reasks,
                          context_tokens=context_tokens, prompts_dir=prompts_dir) as s:
             result = s.events(doc, language=language)
@@ -173,6 +180,7 @@ def bulk(
     language: LanguageOpt = None,
     strict: Annotated[bool, typer.Option(help="Brief: names and numbers absent from the source are errors.")] = False,
     backend: BackendOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
+    server_grammar: ServerGrammarOpt = False,
     timeout: TimeoutOpt = None, max_attempts: AttemptsOpt = None, max_reasks: ReasksOpt = None,
     context_tokens: ContextOpt = None, prompts_dir: PromptsDirOpt = None,
 ) -> None:
@@ -186,7 +194,7 @@ def bulk(
     if retry_failed and out == "-":
         raise typer.BadParameter("--retry-failed needs --out FILE", param_hint="--retry-failed")
     with _exit_codes():
-        with _summarizer(backend=backend, model=model, base_url=base_url, api_key=api_key, timeout=timeout,
+        with _summarizer(backend=backend, server_grammar=server_grammar, model=model, base_url=base_url, api_key=api_key, timeout=timeout,
                          max_attempts=max_attempts, max_reasks=max_reasks,
                          context_tokens=context_tokens, prompts_dir=prompts_dir) as s:
             with BulkProgress(source, enabled=not quiet) as progress:

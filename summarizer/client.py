@@ -38,13 +38,17 @@ class Summarizer:
         base_url: str | None = None,
         api_key: str | None = None,
         *,
-        backend: Backend | None = None,
+        backend: Backend | str | None = None,
         settings: Settings | None = None,
         **overrides: Any,
     ) -> None:
-        self.settings = settings or load_settings(model=model, base_url=base_url, api_key=api_key, **overrides)
+        # backend: "auto" | "openai" | "local", or a ready Backend object (tests, custom models).
+        choice = backend if isinstance(backend, str) else None
+        self.settings = settings or load_settings(
+            model=model, base_url=base_url, api_key=api_key, backend=choice, **overrides
+        )
         self.prompts = PromptLibrary(self.settings.prompts_dir)
-        self._backend = backend
+        self._backend = None if isinstance(backend, str) else backend
         self._runner: asyncio.Runner | None = None
 
     @property

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     context_tokens: int = Field(8192, ge=1024, description="Model context window, tokens.")
     concurrency: int = Field(4, ge=1, description="Parallel requests for the chunks of one long document.")
     temperature: float | None = None
+    server_grammar: bool = Field(
+        False, description="Send GBNF grammars with plain-text requests (llama.cpp servers accept `grammar`).")
     prompts_dir: Path | None = None
     model_path: Path | None = Field(None, description="GGUF file for the local backend; default: the bundled model.")
 

@@ -22,6 +22,7 @@ __all__ = [
     "decode_bytes",
     "estimate_tokens",
     "split_into_chunks",
+    "sentences",
 ]
 
 _HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
@@ -143,6 +144,22 @@ def split_into_chunks(paragraphs: tuple[str, ...] | list[str], max_tokens: int) 
     if current:
         chunks.append("\n\n".join(current))
     return chunks
+
+
+def sentences(text: str, *, max_chars: int = 400) -> list[str]:
+    """The sentences of ``text``, each once, cut at a word boundary to ``max_chars``.
+
+    Every item is a verbatim substring of ``text``: the quotes a grammar-bound
+    decoder may choose from.
+    """
+    found: dict[str, None] = {}
+    for paragraph in text.split("\n\n"):
+        for sentence in _SENTENCE_END.split(paragraph.strip()):
+            if len(sentence) > max_chars:
+                sentence = sentence[:max_chars].rsplit(" ", 1)[0]
+            if sentence:
+                found.setdefault(sentence, None)
+    return list(found)
 
 
 def _split_oversized(paragraph: str, max_tokens: int) -> list[str]:

@@ -1,8 +1,10 @@
 """Backends: one interface over any OpenAI-compatible endpoint; ``local`` adds the embedded model.
 
 Structured output degrades per endpoint: ``json_schema`` strict, then
-``json_object``, then plain text (the task layer extracts JSON from prose or
-code fences). The mode that worked is remembered for the process.
+``json_object`` carrying the schema (what llama.cpp-style servers turn into a
+grammar), then bare ``json_object``, then plain text (the task layer extracts
+JSON from prose or code fences). The mode that worked is remembered for the
+process.
 
 Transport retries live here (tenacity); re-asks for invalid output live in
 ``tasks``. The openai client's own retries are off so that one policy rules.
@@ -40,9 +42,27 @@ Sleep = Callable[[float], Awaitable[None]]
 _RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 _CONFIG_STATUS = {401: "rejected the API key", 403: "refused access", 404: "has no such model or path"}
 _FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|structured output|guided", re.I)
-_MODES = ("json_schema", "json_object", "text")
+_MODES = ("json_schema", "json_object_schema", "json_object", "text")
 # (endpoint, model) -> the structured-output mode that endpoint accepted.
 _WORKING_MODE: dict[tuple[str, str], str] = {}
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """The shape an answer must take, in the forms different decoders understand."""
+
+    json_schema: dict[str, Any] | None = None  # full schema, bounds included; None: plain text
+    name: str = "output"
+    # A tighter schema for grammar decoders (e.g. evidence limited to the
+    # document's own sentences), built only when a grammar decoder asks.
+    grammar_schema: Callable[[], dict[str, Any]] | None = None
+    grammar: str | None = None  # GBNF for plain-text answers
+
+    def schema_for_grammar(self) -> dict[str, Any] | None:
+        return self.grammar_schema() if self.grammar_schema else self.json_schema
+
+
+TEXT = OutputSpec()
 
 
 @dataclass
@@ -64,8 +84,7 @@ class Backend(Protocol):
     limiter: RateLimiter | None  # set by bulk runs; paces every attempt
 
     async def complete(
-        self, messages: Messages, *, json_schema: dict[str, Any] | None = None,
-        schema_name: str = "output", params: dict[str, Any] | None = None,
+        self, messages: Messages, *, output: OutputSpec = TEXT, params: dict[str, Any] | None = None,
     ) -> Completion: ...
 
     async def aclose(self) -> None: ...
@@ -134,16 +153,16 @@ class OpenAIBackend:
         self.limiter: RateLimiter | None = None
 
     async def complete(
-        self, messages: Messages, *, json_schema: dict[str, Any] | None = None,
-        schema_name: str = "output", params: dict[str, Any] | None = None,
+        self, messages: Messages, *, output: OutputSpec = TEXT, params: dict[str, Any] | None = None,
     ) -> Completion:
         import openai
 
         key = (self.endpoint, self.model)
+        json_schema = output.json_schema
         mode = _WORKING_MODE.get(key, "json_schema") if json_schema else "text"
         attempts = _Attempts()
         while True:
-            request = self._request(messages, mode, json_schema, schema_name, params or {})
+            request = self._request(messages, mode, output, params or {})
             try:
                 response = await self._send(request, attempts)
             except openai.APIStatusError as exc:
@@ -173,20 +192,21 @@ class OpenAIBackend:
 
     # -- internals ---------------------------------------------------------------
 
-    def _request(
-        self, messages: Messages, mode: str, json_schema: dict[str, Any] | None,
-        schema_name: str, params: dict[str, Any],
-    ) -> dict[str, Any]:
+    def _request(self, messages: Messages, mode: str, output: OutputSpec, params: dict[str, Any]) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model, "messages": messages, **params}
         if self.settings.temperature is not None:
             request["temperature"] = self.settings.temperature
         if mode == "json_schema":
             request["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": schema_name, "schema": self._strict(json_schema), "strict": True},
+                "json_schema": {"name": output.name, "schema": self._strict(output.json_schema), "strict": True},
             }
+        elif mode == "json_object_schema":
+            request["response_format"] = {"type": "json_object", "schema": output.schema_for_grammar()}
         elif mode == "json_object":
             request["response_format"] = {"type": "json_object"}
+        elif output.grammar and self.settings.server_grammar:
+            request["grammar"] = output.grammar
         return request
 
     async def _send(self, request: dict[str, Any], attempts: _Attempts) -> dict[str, Any]:
@@ -375,12 +395,14 @@ def _is_transient(exc: BaseException) -> bool:
     import openai
 
     if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in _RETRYABLE_STATUS
+        return exc.status_code in _RETRYABLE_STATUS and not _rejects_format(exc)
     return isinstance(exc, openai.APIConnectionError)  # timeouts and resets included
 
 
 def _rejects_format(exc: openai.APIStatusError) -> bool:
-    return exc.status_code in (400, 422) and bool(_FORMAT_WORDS.search(str(exc.message) + str(exc.body)))
+    # 400 and 422 are usual; some servers (llama-cpp-python's) answer a request
+    # they cannot validate with 500, naming the field. Retrying cannot help.
+    return exc.status_code in (400, 422, 500) and bool(_FORMAT_WORDS.search(str(exc.message) + str(exc.body)))
 
 
 def _short_detail(exc: openai.APIStatusError, settings: Settings) -> str:

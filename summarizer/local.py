@@ -25,7 +25,7 @@ from typing import Any
 from .config import Settings
 from .errors import ConfigError, ProviderError
 from .limits import RateLimiter
-from .llm import Completion, Messages
+from .llm import TEXT, Completion, Messages, OutputSpec
 from .schemas import Usage
 
 __all__ = ["LocalBackend", "bundled_model_path", "local_available", "INSTALL_HINT"]
@@ -84,23 +84,26 @@ class LocalBackend:
         )
 
     async def complete(
-        self, messages: Messages, *, json_schema: dict[str, Any] | None = None,
-        schema_name: str = "output", params: dict[str, Any] | None = None,
+        self, messages: Messages, *, output: OutputSpec = TEXT, params: dict[str, Any] | None = None,
     ) -> Completion:
-        return await asyncio.to_thread(self._complete, messages, json_schema, params or {})
+        return await asyncio.to_thread(self._complete, messages, output, params or {})
 
     async def aclose(self) -> None:
         return None
 
-    def _complete(self, messages: Messages, json_schema: dict[str, Any] | None, params: dict[str, Any]) -> Completion:
+    def _complete(self, messages: Messages, output: OutputSpec, params: dict[str, Any]) -> Completion:
         llama = self._llama()
         request: dict[str, Any] = {
             "messages": messages,
             "temperature": self.temperature if self.temperature is not None else params.get("temperature", 0.2),
             "max_tokens": params.get("max_tokens", 512),
         }
-        if json_schema is not None:
-            request["response_format"] = {"type": "json_object", "schema": json_schema}
+        if output.json_schema is not None:
+            request["response_format"] = {"type": "json_object", "schema": output.schema_for_grammar()}
+        elif output.grammar:
+            from llama_cpp import LlamaGrammar
+
+            request["grammar"] = LlamaGrammar.from_string(output.grammar, verbose=False)
         with self._lock:
             try:
                 out = llama.create_chat_completion(**request)
@@ -112,7 +115,7 @@ class LocalBackend:
                       completion_tokens=reported.get("completion_tokens", 0), requests=1)
         return Completion(text=choice["message"].get("content") or "", usage=usage, model=self.model,
                           finish_reason=choice.get("finish_reason"),
-                          mode="grammar" if json_schema else "text")
+                          mode="grammar" if output.json_schema or output.grammar else "text")
 
     def _llama(self) -> Any:
         key = (str(self.model_path), self.n_ctx)

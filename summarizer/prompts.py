@@ -34,11 +34,12 @@ class PromptTemplate:
     reask: str
     params: dict[str, Any] = field(default_factory=dict)
     origin: str = ""
+    grammar: str | None = None  # GBNF for grammar-bound decoders (plain-text tasks)
 
     @property
     def fingerprint(self) -> str:
         """Hash of everything that shapes the request: a cache key part that a silent edit changes."""
-        blob = json.dumps([self.id, self.system, self.user, self.reask, self.params], sort_keys=True)
+        blob = json.dumps([self.id, self.system, self.user, self.reask, self.params, self.grammar], sort_keys=True)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
     @property
@@ -55,6 +56,9 @@ class PromptTemplate:
 
     def reask_message(self, **values: Any) -> dict[str, str]:
         return {"role": "user", "content": self._fill(self.reask, values)}
+
+    def render_grammar(self, **values: Any) -> str | None:
+        return self._fill(self.grammar, values) if self.grammar else None
 
     def _fill(self, template: str, values: dict[str, Any]) -> str:
         try:
@@ -119,4 +123,5 @@ def _parse(name: str, text: str, origin: str) -> PromptTemplate:
         reask=data["reask"],
         params=dict(data.get("params", {})),
         origin=origin,
+        grammar=data.get("grammar"),
     )

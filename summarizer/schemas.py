@@ -30,6 +30,7 @@ __all__ = [
     "count_words",
     "event_report_schema",
     "strict_schema",
+    "with_evidence_choices",
 ]
 
 EventType = Literal[
@@ -40,7 +41,7 @@ EventType = Literal[
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 
-_ISO_DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"
+_ISO_DATE = r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"  # [0-9], not \d: llama.cpp grammars reject \d
 _DATE_PARTS = {"year": 1, "month": 2, "day": 3}
 
 
@@ -87,7 +88,7 @@ class When(_Strict):
 
 class Event(_Strict):
     type: EventType
-    summary: str = Field(min_length=1, max_length=300, description="One sentence, at most 40 words: what happened.")
+    summary: str = Field(min_length=1, max_length=240, description="One sentence, at most 40 words: what happened.")
     participants: list[Participant] = Field(max_length=12)
     where: Place | None
     when: When | None
@@ -96,6 +97,12 @@ class Event(_Strict):
         min_length=1, max_length=4,
         description="Verbatim quotes copied from the document that support this event.",
     )
+
+    @field_validator("participants")
+    @classmethod
+    def _distinct_participants(cls, value: list[Participant]) -> list[Participant]:
+        # Small models repeat an entry until the array bound; a repeat says nothing.
+        return list({p.model_dump_json(): p for p in value}.values())
 
     @field_validator("summary")
     @classmethod
@@ -204,6 +211,18 @@ def event_report_schema(*, strict: bool = True) -> dict[str, Any]:
     """
     full = _strip(copy.deepcopy(_BASE_SCHEMA), {"title"})
     return strict_schema(full) if strict else full
+
+
+def with_evidence_choices(schema: dict[str, Any], quotes: list[str]) -> dict[str, Any]:
+    """A copy of the EventReport schema whose evidence items must be one of ``quotes``.
+
+    For grammar-constrained decoders: a quote can then only be copied from
+    the document, never invented, however small the model.
+    """
+    schema = copy.deepcopy(schema)
+    if quotes:
+        schema["$defs"]["Event"]["properties"]["evidence"]["items"] = {"type": "string", "enum": quotes}
+    return schema
 
 
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:

@@ -19,18 +19,21 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from .cache import cache_key
-from .documents import Document, estimate_tokens, split_into_chunks
+from .documents import Document, estimate_tokens, sentences, split_into_chunks
 from .errors import OutputValidationError, SummarizerError
 from .grounding import SourceIndex, brief_warnings, date_supported
-from .llm import Backend
+from .llm import Backend, OutputSpec
 from .prompts import PromptLibrary, PromptTemplate
-from .schemas import Brief, EventReport, Result, Usage, brief_problems, count_words, event_report_schema
+from .schemas import (
+    Brief, EventReport, Result, Usage, brief_problems, count_words, event_report_schema, with_evidence_choices,
+)
 
 __all__ = ["TaskName", "TaskOptions", "run_task", "result_cache_key"]
 
 TaskName = Literal["brief", "events"]
 Validator = Callable[[str, "str | None"], tuple[Any, list[str]]]
 
+_CAPITALISED = re.compile(r"\b[A-ZÀ-ÖØ-ÞА-ЯЁ][\w'’-]+")
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 # Built once: the schema is sent with every events request. Backends get the
 # full form (bounds included) and adapt it: strict mode drops the bounds, a
@@ -177,12 +180,10 @@ async def _generate(
     """One answer, re-asked with its validation errors until valid or out of re-asks."""
     run.used(template)
     messages = template.messages(**variables)
-    schema = _SCHEMA if spec.structured else None
+    output = _output_spec(spec, template, variables)
     errors: list[str] = []
     for attempt in range(options.max_reasks + 1):
-        completion = await backend.complete(
-            messages, json_schema=schema, schema_name="event_report", params=template.params
-        )
+        completion = await backend.complete(messages, output=output, params=template.params)
         run.usage.add(completion.usage)
         run.model = completion.model or run.model
         if completion.refusal:
@@ -201,6 +202,48 @@ async def _generate(
         + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""),
         raw_output=completion.text, errors=errors, usage=run.usage,
     )
+
+
+def _output_spec(spec: _Spec, template: PromptTemplate, variables: dict[str, Any]) -> OutputSpec:
+    if not spec.structured:
+        text = variables.get("document") or re.sub(r"^Part \d+: ", "", variables.get("parts", ""))
+        return OutputSpec(grammar=template.render_grammar(**variables, lead_words=_lead_words(text)))
+    # Grammar decoders may only quote the text in front of them: the document
+    # (or chunk), or for a combine step the quotes the part reports carry.
+    text = variables.get("document")
+    parts = variables.get("parts", "")
+
+    def grounded() -> dict[str, Any]:
+        quotes = sentences(text) if text else _part_quotes(parts)
+        return with_evidence_choices(_SCHEMA, _grammar_safe(quotes))
+
+    return OutputSpec(json_schema=_SCHEMA, name="event_report", grammar_schema=grounded)
+
+
+def _grammar_safe(quotes: list[str]) -> list[str]:
+    # llama.cpp's schema-to-grammar converter mis-escapes '"' and '\\' inside enum
+    # values; the stretches between them are still verbatim quotes.
+    pieces = (p.strip(" ,;") for q in quotes for p in re.split(r'["\\]', q))
+    return list(dict.fromkeys(p for p in pieces if len(p) >= 20))
+
+
+def _lead_words(text: str) -> str:
+    """GBNF alternatives: the capitalised words that open the text, for a brief to start on."""
+    first = text.split("\n\n", 1)[0]
+    words = list(dict.fromkeys(_CAPITALISED.findall(first)))[:24]
+    return " | ".join(json.dumps(w, ensure_ascii=False) for w in words) if words else "[^ \\n\\r]+"
+
+
+def _part_quotes(parts: str) -> list[str]:
+    quotes: dict[str, None] = {}
+    for line in parts.splitlines():
+        _, _, blob = line.partition(": ")
+        try:
+            for event in json.loads(blob).get("events", []):
+                quotes.update(dict.fromkeys(event.get("evidence", [])))
+        except (ValueError, AttributeError):
+            continue
+    return list(quotes)
 
 
 # --- brief -----------------------------------------------------------------------
@@ -272,15 +315,17 @@ def extract_json(text: str) -> Any:
     """The JSON object in ``text``: bare, inside a code fence, or after leading prose."""
     stripped = text.strip()
     candidates = [stripped, *(m.group(1).strip() for m in _FENCE.finditer(text))]
+    # strict=False: raw newlines inside strings (small models under a grammar
+    # emit them) are not worth a re-ask.
     for candidate in candidates:
         try:
-            return json.loads(candidate)
+            return json.loads(candidate, strict=False)
         except json.JSONDecodeError:
             pass
     start = stripped.find("{")
     if start >= 0:
         try:
-            return json.JSONDecoder().raw_decode(stripped[start:])[0]
+            return json.JSONDecoder(strict=False).raw_decode(stripped[start:])[0]
         except json.JSONDecodeError as exc:
             raise ValueError(f"the JSON object is malformed: {exc.msg} at character {exc.pos}") from None
     raise ValueError("no JSON object found in the output")
@@ -300,6 +345,7 @@ def _pydantic_errors(exc: ValidationError) -> list[str]:
 def _variables(spec: _Spec, options: TaskOptions) -> dict[str, Any]:
     values: dict[str, Any] = {
         "min_words": options.min_words, "max_words": options.max_words,
+        "min_chars": options.min_words * 6, "max_chars": options.max_words * 6,
         "language": options.language_phrase,
     }
     if spec.structured:

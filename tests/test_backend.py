@@ -11,7 +11,7 @@ import respx
 from conftest import SECRET, chat_response, sent
 
 from summarizer import ConfigError, ProviderError, Settings
-from summarizer.llm import OpenAIBackend, retry_after_seconds
+from summarizer.llm import OpenAIBackend, OutputSpec, retry_after_seconds
 from summarizer.schemas import event_report_schema
 
 URL = "https://llm.test/v1"
@@ -46,7 +46,7 @@ def error_body(message: str) -> dict:
 def test_request_carries_model_messages_and_strict_schema() -> None:
     route = respx.post(COMPLETIONS).mock(return_value=httpx.Response(200, json=chat_response("{}")))
     schema = event_report_schema()
-    completion = complete(backend(), json_schema=schema, schema_name="event_report", params={"temperature": 0})
+    completion = complete(backend(), output=OutputSpec(json_schema=schema, name="event_report"), params={"temperature": 0})
     body = sent(route)[0]
     assert body["model"] == "m1"
     assert body["messages"] == MESSAGES
@@ -63,8 +63,15 @@ def test_request_carries_model_messages_and_strict_schema() -> None:
 @respx.mock
 def test_plain_text_task_sends_no_response_format() -> None:
     route = respx.post(COMPLETIONS).mock(return_value=httpx.Response(200, json=chat_response("hello")))
-    assert complete(backend()).text == "hello"
-    assert "response_format" not in sent(route)[0]
+    assert complete(backend(), output=OutputSpec(grammar="root ::= [a-z]+")).text == "hello"
+    assert "response_format" not in sent(route)[0] and "grammar" not in sent(route)[0]
+
+
+@respx.mock
+def test_server_grammar_sends_gbnf_with_plain_text_requests() -> None:
+    route = respx.post(COMPLETIONS).mock(return_value=httpx.Response(200, json=chat_response("hello")))
+    complete(backend(server_grammar=True), output=OutputSpec(grammar="root ::= [a-z]+"))
+    assert sent(route)[0]["grammar"] == "root ::= [a-z]+"
 
 
 @respx.mock
@@ -77,13 +84,18 @@ def test_rejected_formats_fall_back_to_json_object_then_text_and_are_remembered(
 
     route = respx.post(COMPLETIONS).mock(side_effect=reply)
     b = backend()
-    first = complete(b, json_schema={"type": "object"})
-    formats = [body.get("response_format", {}).get("type") for body in sent(route)]
-    assert formats == ["json_schema", "json_object", None]
+    spec = OutputSpec(json_schema={"type": "object", "properties": {"a": {"type": "string", "maxLength": 5}}},
+                      grammar_schema=lambda: {"type": "object", "grounded": True})
+    first = complete(b, output=spec)
+    formats = [body.get("response_format") for body in sent(route)]
+    assert [f and f["type"] for f in formats] == ["json_schema", "json_object", "json_object", None]
+    assert "maxLength" not in json.dumps(formats[0])  # strict mode gets the stripped schema
+    assert formats[1]["schema"] == {"type": "object", "grounded": True}  # grammar servers get the tight one
+    assert "schema" not in formats[2]
     assert first.mode == "text" and first.text == '{"ok": true}'
-    second = complete(b, json_schema={"type": "object"})  # the endpoint's mode is remembered
+    second = complete(b, output=spec)  # the endpoint's mode is remembered
     assert second.mode == "text"
-    assert len(route.calls) == 4
+    assert len(route.calls) == 5
 
 
 @respx.mock
@@ -92,15 +104,27 @@ def test_json_object_is_used_when_only_json_schema_is_rejected() -> None:
         httpx.Response(400, json=error_body("Unknown parameter: response_format.json_schema")),
         httpx.Response(200, json=chat_response("{}")),
     ])
-    assert complete(backend(), json_schema={"type": "object"}).mode == "json_object"
-    assert sent(route)[1]["response_format"] == {"type": "json_object"}
+    assert complete(backend(), output=OutputSpec(json_schema={"type": "object"})).mode == "json_object_schema"
+    assert sent(route)[1]["response_format"] == {"type": "json_object", "schema": {"type": "object"}}
+
+
+@respx.mock
+def test_a_500_naming_response_format_falls_back_without_retries() -> None:
+    # what llama-cpp-python's server answers to a json_schema response_format
+    route = respx.post(COMPLETIONS).mock(side_effect=[
+        httpx.Response(500, json={"message": "1 validation error: loc ('body', 'response_format', 'type')"}),
+        httpx.Response(200, json=chat_response("{}")),
+    ])
+    clock = FakeClock()
+    assert complete(backend(clock), output=OutputSpec(json_schema={"type": "object"})).mode == "json_object_schema"
+    assert len(route.calls) == 2 and clock.waits == []
 
 
 @respx.mock
 def test_other_400s_are_not_mistaken_for_format_rejections() -> None:
     route = respx.post(COMPLETIONS).mock(return_value=httpx.Response(400, json=error_body("context length exceeded")))
     with pytest.raises(ProviderError, match="HTTP 400.*context length exceeded"):
-        complete(backend(), json_schema={"type": "object"})
+        complete(backend(), output=OutputSpec(json_schema={"type": "object"}))
     assert len(route.calls) == 1
 
 

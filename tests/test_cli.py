@@ -89,7 +89,7 @@ def test_events_falls_back_when_server_lacks_structured_output(fake: FakeServer)
     result = run("events", str(UNGA), *endpoint(fake))
     assert result.exit_code == 0
     formats = [r.get("response_format", {}).get("type") for r in fake.requests]
-    assert formats == ["json_schema", "json_object", None]
+    assert formats == ["json_schema", "json_object", "json_object", None]
 
 
 def test_schema_events_is_strict_mode_compatible() -> None:

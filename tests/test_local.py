@@ -1,0 +1,123 @@
+"""The embedded backend: selection and messages (fast), then the real model (slow)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import UNGA
+from typer.testing import CliRunner
+
+from summarizer import ConfigError, EventReport, Settings, make_backend
+from summarizer import local as local_module
+from summarizer.cli import app
+from summarizer.llm import Completion
+from summarizer.schemas import Usage, count_words
+
+runner = CliRunner()
+SOURCE = UNGA.read_text()
+
+
+def test_auto_without_endpoint_or_model_names_both_ways_out() -> None:
+    with pytest.raises(ConfigError) as info:
+        make_backend(Settings())
+    assert "OPENAI_API_KEY" in str(info.value) and "summarizer[local]" in str(info.value)
+
+
+def test_explicit_local_without_the_model_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_module, "bundled_model_path", lambda: None)
+    with pytest.raises(ConfigError, match=r"summarizer\[local\]"):
+        make_backend(Settings(backend="local"))
+
+
+def test_auto_prefers_a_configured_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_module, "local_available", lambda: True)
+    assert type(make_backend(Settings(base_url="http://x/v1", model="m"))).__name__ == "OpenAIBackend"
+
+
+def test_cli_on_the_local_backend_prints_its_notice_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    model = tmp_path / "tiny.gguf"
+    model.write_bytes(b"GGUF")
+    monkeypatch.setattr(local_module, "local_available", lambda: True)
+    monkeypatch.setattr(local_module, "bundled_model_path", lambda: model)
+    brief = " ".join(SOURCE.split()[:45]).rstrip(",") + "."
+
+    async def complete(self, messages, *, output, params=None):
+        assert output.grammar and output.grammar.startswith("root ::= lead")
+        return Completion(text=brief, usage=Usage(requests=1), model=self.model)
+
+    monkeypatch.setattr(local_module.LocalBackend, "complete", complete)
+    result = runner.invoke(app, ["brief", str(UNGA)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == brief
+    notices = [line for line in result.stderr.splitlines() if "embedded local model" in line]
+    assert len(notices) == 1 and "SUMMARIZER_BASE_URL" in notices[0]
+
+
+# --- the real model ----------------------------------------------------------------------------
+
+@pytest.fixture
+def real_local(monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.undo()  # conftest hides the model from other tests; these want it
+    path = local_module.bundled_model_path()
+    if path is None:
+        pytest.skip("summarizer[local] is not installed")
+    return path
+
+
+@pytest.mark.slow
+def test_local_brief_and_events_on_the_sample(real_local: Path) -> None:
+    brief = runner.invoke(app, ["brief", str(UNGA), "--backend", "local", "--json"])
+    assert brief.exit_code == 0, brief.output
+    envelope = json.loads(brief.stdout)
+    assert envelope["model"] == "local:SmolLM2-135M-Instruct.Q4_1"
+    text = envelope["value"]["text"]
+    assert "\n" not in text and 40 <= count_words(text) <= 120
+    events = runner.invoke(app, ["events", str(UNGA), "--backend", "local"])
+    assert events.exit_code == 0, events.output
+    report = EventReport.model_validate_json(events.stdout)
+    for event in report.events:
+        assert all(quote in SOURCE for quote in event.evidence)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def llama_server(real_local: Path):
+    """llama.cpp's own OpenAI-compatible server on loopback, with the bundled model."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(real_local), "--model_alias", "smollm2",
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "8192", "--verbose", "False"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    for line in proc.stderr:  # blocks until uvicorn says it listens (or the process dies)
+        if "Uvicorn running on" in line:
+            break
+    else:
+        pytest.fail(f"llama_cpp.server exited with {proc.wait()}")
+    yield f"http://127.0.0.1:{port}/v1"
+    proc.terminate()
+    proc.wait(30)
+
+
+@pytest.mark.slow
+def test_openai_backend_against_a_real_llama_cpp_server(llama_server: str) -> None:
+    endpoint = ["--base-url", llama_server, "--model", "smollm2", "--server-grammar"]
+    brief = runner.invoke(app, ["brief", str(UNGA), "--json", *endpoint])
+    assert brief.exit_code == 0, brief.output
+    envelope = json.loads(brief.stdout)
+    assert envelope["model"] == "smollm2" and envelope["usage"]["prompt_tokens"] > 0
+    assert 40 <= envelope["value"]["word_count"] <= 120
+    events = runner.invoke(app, ["events", str(UNGA), "--json", *endpoint])
+    assert events.exit_code == 0, events.output
+    report = EventReport.model_validate(json.loads(events.stdout)["value"])
+    assert all(q in SOURCE for event in report.events for q in event.evidence)
