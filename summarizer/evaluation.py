@@ -183,13 +183,19 @@ def _settings_for(case: EvalCase) -> dict[str, Any]:
 
 def _replay(case: EvalCase, task: TaskName, factory: Callable[..., Any]) -> TaskOutcome:
     import httpx
-    import respx
+
+    try:
+        import respx
+    except ImportError:
+        raise ConfigError("replaying recordings needs respx: pip install 'summarizer[eval]'") from None
 
     recording = case.recordings[task]
     queue = list(recording.responses)
     given: list[str] = []
+    bodies: list[dict[str, Any]] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
         if not queue:
             return httpx.Response(500, json={"error": {"message": "recording exhausted: the pipeline asked again"}})
         response = queue.pop(0)
@@ -202,8 +208,32 @@ def _replay(case: EvalCase, task: TaskName, factory: Callable[..., Any]) -> Task
                      **_settings_for(case)) as summarizer:
             status, result, usage = _call(summarizer, case, task)
     outcome = _outcome(case, task, status, result, usage, given, recording.flaw)
-    outcome.problems = _unmet(recording, outcome, unused=len(queue))
+    outcome.problems = _unmet(recording, outcome, unused=len(queue)) + _prompt_problems(case, task, bodies)
     return outcome
+
+
+def _prompt_problems(case: EvalCase, task: TaskName, bodies: list[dict[str, Any]]) -> list[str]:
+    """The prompt contract: delimited document, each paragraph once, the injection guard, the task's rules."""
+    problems: list[str] = []
+    first_asks = [b for b in bodies if len(b.get("messages", [])) == 2]  # re-asks repeat the conversation
+    reading = [b for b in first_asks if "<document>" in b["messages"][1]["content"]]
+    if not reading:
+        return ["no request carried the document between <document> tags"]
+    seen = "\n".join(b["messages"][1]["content"] for b in reading)
+    for paragraph in case.document.paragraphs:
+        if seen.count(paragraph) != 1:
+            problems.append(f"prompt carries a paragraph {seen.count(paragraph)} times: {paragraph[:60]!r}")
+    for body in first_asks:
+        system = body["messages"][0]["content"]
+        if "not instructions" not in system:
+            problems.append("system prompt lost the rule that the document's instructions are content")
+        if task == "brief":
+            low, high = case.options.get("words", (40, 120))
+            if f"{low} to {high} words" not in system:
+                problems.append(f"brief prompt does not ask for {low} to {high} words")
+        elif '"evidence"' not in system or "verbatim" not in system.lower() and "character for character" not in system:
+            problems.append("events prompt lost the schema or the verbatim-evidence rule")
+    return list(dict.fromkeys(problems))
 
 
 def _run_live(case: EvalCase, task: TaskName, factory: Callable[..., Any]) -> TaskOutcome:

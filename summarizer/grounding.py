@@ -6,6 +6,7 @@ meaning: case, runs of whitespace, and typographic quotes and dashes.
 
 from __future__ import annotations
 
+import bisect
 import re
 
 __all__ = ["SourceIndex", "brief_warnings", "claims", "date_supported", "ungrounded_quotes"]
@@ -41,7 +42,19 @@ class SourceIndex:
     def __init__(self, source: str) -> None:
         self.key = _key(source)
         self.words = set(re.findall(r"\w+", self.key))
+        self._sorted_words: list[str] | None = None
         self.numbers = {_plain_number(n) for n in _NUMBER.findall(source.translate(_TYPOGRAPHY))}
+
+    def has_word(self, word: str) -> bool:
+        """``word`` is in the source, or begins a longer source word ("Russia" in "Russian")."""
+        if word in self.words:
+            return True
+        if len(word) < 4:
+            return False
+        if self._sorted_words is None:
+            self._sorted_words = sorted(self.words)
+        i = bisect.bisect_left(self._sorted_words, word)
+        return i < len(self._sorted_words) and self._sorted_words[i].startswith(word)
 
     def contains(self, quote: str) -> bool:
         key = _key(quote).strip(" \"'")
@@ -83,7 +96,7 @@ def _names(text: str) -> list[str]:
 
 
 def _name_in_source(name: str, source: SourceIndex) -> bool:
-    return all(w in source.words for w in re.findall(r"\w+", _POSSESSIVE.sub("", name).casefold()))
+    return all(source.has_word(w) for w in re.findall(r"\w+", _POSSESSIVE.sub("", name).casefold()))
 
 
 def date_supported(date: str, source: SourceIndex) -> bool:

@@ -104,7 +104,7 @@ def print_scorecard(report: Any) -> None:
         caught = sum(1 for o in flawed if not o.problems)
         out.print(f"deliberate flaws caught: {caught}/{len(flawed)}", highlight=False)
     for line in report.slipped:
-        out.print(f"[red]slipped through[/red] {line}", highlight=False)
+        out.print(f"[red]check failed[/red] {line}", highlight=False)
     for line in report.regressions:
         out.print(f"[red]below threshold[/red] {line}", highlight=False)
     out.print("[green]PASS[/green]" if report.passed else "[red]FAIL[/red]")

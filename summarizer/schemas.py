@@ -89,7 +89,7 @@ class When(_Strict):
 class Event(_Strict):
     type: EventType
     summary: str = Field(min_length=1, max_length=240, description="One sentence, at most 40 words: what happened.")
-    participants: list[Participant] = Field(max_length=12)
+    participants: list[Participant] = Field(max_length=8)
     where: Place | None
     when: When | None
     status: Literal["occurred", "ongoing", "planned", "reported", "denied"]

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from .cache import cache_key
 from .documents import Document, estimate_tokens, sentences, split_into_chunks
-from .errors import OutputValidationError, SummarizerError
+from .errors import ConfigError, OutputValidationError, SummarizerError
 from .grounding import SourceIndex, brief_warnings, date_supported
 from .llm import Backend, OutputSpec
 from .prompts import PromptLibrary, PromptTemplate
@@ -358,7 +358,14 @@ def _document_budget(template: PromptTemplate, variables: dict[str, Any], option
     frame = template.messages(**{"document": "", "parts": "", "count": 0, **variables})
     overhead = sum(estimate_tokens(m["content"]) + 4 for m in frame)
     answer = int(template.params.get("max_tokens", 1000))
-    return max(256, options.context_tokens - overhead - answer)
+    budget = options.context_tokens - overhead - answer
+    if budget < 256:
+        raise ConfigError(
+            f"a context of {options.context_tokens} tokens cannot hold the {template.id} prompt "
+            f"(~{overhead} tokens), its answer ({answer}) and any text: raise --context-tokens "
+            f"to at least {overhead + answer + 1024}"
+        )
+    return budget
 
 
 def _groups_that_fit(texts: list[str], budget: int) -> list[list[str]]:
