@@ -80,11 +80,16 @@ ServerGrammarOpt = Annotated[bool, typer.Option(
     help="Send GBNF grammars with plain-text requests (llama.cpp servers). Env: SUMMARIZER_SERVER_GRAMMAR.")]
 
 
-def _summarizer(**settings: Any) -> Summarizer:
-    choice = settings.pop("backend", None)
-    if choice is not None:
-        settings["backend"] = choice.value
-    s = Summarizer(**{k: v for k, v in settings.items() if v is not None and v is not False})
+_ENDPOINT_OPTIONS = ("backend", "server_grammar", "model", "base_url", "api_key", "timeout",
+                     "max_attempts", "max_reasks", "context_tokens", "prompts_dir")
+
+
+def _summarizer(options: dict[str, Any]) -> Summarizer:
+    """A Summarizer from the endpoint options a command was given (unset ones left to env/config)."""
+    settings = {k: options[k] for k in _ENDPOINT_OPTIONS if options.get(k) not in (None, False)}
+    if "backend" in settings:
+        settings["backend"] = settings["backend"].value
+    s = Summarizer(**settings)
     notice = getattr(s.backend, "notice", None)  # the local model says what it is, once
     if notice:
         typer.echo(f"summarizer: {notice}", err=True)
@@ -129,9 +134,7 @@ def brief(
     word_range = _parse_words(words)
     with _exit_codes():
         doc = read_document(document)  # bad input is reported before any backend is set up
-        with _summarizer(backend=backend, server_grammar=server_grammar, model=model, base_url=base_url, api_key=api_key, timeout=timeout,
-                         max_attempts=max_attempts, max_reasks=max_reasks,
-                         context_tokens=context_tokens, prompts_dir=prompts_dir) as s:
+        with _summarizer(locals()) as s:
             result = s.brief(doc, words=word_range, language=language, strict=strict)
         _print_result(result, as_json, lambda value: value.text)
 
@@ -149,9 +152,7 @@ def events(
     """Extract an event report (JSON) from DOCUMENT, every event backed by verbatim quotes."""
     with _exit_codes():
         doc = read_document(document)
-        with _summarizer(backend=backend, server_grammar=server_grammar, model=model, base_url=base_url, api_key=api_key, timeout=timeout,
-                         max_attempts=max_attempts, max_reasks=max_reasks,
-                         context_tokens=context_tokens, prompts_dir=prompts_dir) as s:
+        with _summarizer(locals()) as s:
             result = s.events(doc, language=language)
         _print_result(result, as_json, lambda value: value.model_dump_json(indent=2))
 
@@ -194,9 +195,7 @@ def bulk(
     if retry_failed and out == "-":
         raise typer.BadParameter("--retry-failed needs --out FILE", param_hint="--retry-failed")
     with _exit_codes():
-        with _summarizer(backend=backend, server_grammar=server_grammar, model=model, base_url=base_url, api_key=api_key, timeout=timeout,
-                         max_attempts=max_attempts, max_reasks=max_reasks,
-                         context_tokens=context_tokens, prompts_dir=prompts_dir) as s:
+        with _summarizer(locals()) as s:
             with BulkProgress(source, enabled=not quiet) as progress:
                 summary = s.bulk_to_jsonl(
                     source, out, task.value, id_field=id_field, text_field=text_field,
