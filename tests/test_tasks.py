@@ -242,3 +242,11 @@ def test_async_twins(doc) -> None:
 
     brief, events = asyncio.run(main())
     assert brief.value.text == GOOD_BRIEF and events.value.events[0].status == "occurred"
+
+
+def test_a_context_too_small_for_the_prompt_is_a_config_error(doc) -> None:
+    from summarizer import ConfigError
+
+    with Summarizer(model="m1", base_url=URL, api_key=SECRET, context_tokens=1536) as s:
+        with pytest.raises(ConfigError, match="cannot hold the events@1 prompt.*--context-tokens"):
+            s.events(doc)
