@@ -233,18 +233,13 @@ def eval_(
     raise typer.Exit(0 if report.passed else 1)
 
 
-class SchemaName(str, Enum):
-    events = "events"
-    brief = "brief"
-
-
 @app.command()
 def schema(
-    name: Annotated[SchemaName, typer.Argument(help="Which output to describe.")] = SchemaName.events,
+    name: Annotated[TaskChoice, typer.Argument(help="Which output to describe.")] = TaskChoice.events,
     full: Annotated[bool, typer.Option("--full", help="Keep length limits that OpenAI strict mode does not accept.")] = False,
 ) -> None:
     """Print the JSON Schema of an output (strict-mode compatible by default)."""
-    document = event_report_schema(strict=not full) if name is SchemaName.events else Brief.model_json_schema()
+    document = event_report_schema(strict=not full) if name is TaskChoice.events else Brief.model_json_schema()
     typer.echo(json.dumps(document, indent=2))
 
 
