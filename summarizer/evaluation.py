@@ -108,7 +108,8 @@ class TaskOutcome:
     requests: int
     warnings: list[str]
     responses: list[str]  # every answer the model gave, in order
-    problems: list[str] = field(default_factory=list)  # expectations the pipeline did not meet
+    problems: list[str] = field(default_factory=list)  # expectations not met + prompt-contract breaks
+    unmet: list[str] = field(default_factory=list)  # of those, what the recording expected
     flaw: str | None = None
     recorded: list[dict[str, Any]] = field(default_factory=list)  # live answers, for --record
 
@@ -208,7 +209,8 @@ def _replay(case: EvalCase, task: TaskName, factory: Callable[..., Any]) -> Task
                      **_settings_for(case)) as summarizer:
             status, result, usage = _call(summarizer, case, task)
     outcome = _outcome(case, task, status, result, usage, given, recording.flaw)
-    outcome.problems = _unmet(recording, outcome, unused=len(queue)) + _prompt_problems(case, task, bodies)
+    outcome.unmet = _unmet(recording, outcome, unused=len(queue))
+    outcome.problems = outcome.unmet + _prompt_problems(case, task, bodies)
     return outcome
 
 

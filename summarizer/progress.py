@@ -101,7 +101,7 @@ def print_scorecard(report: Any) -> None:
     out.print(table)
     flawed = [o for o in report.outcomes if o.flaw]
     if report.mode == "replay":
-        caught = sum(1 for o in flawed if not o.problems)
+        caught = sum(1 for o in flawed if not o.unmet)
         out.print(f"deliberate flaws caught: {caught}/{len(flawed)}", highlight=False)
     for line in report.slipped:
         out.print(f"[red]check failed[/red] {line}", highlight=False)
