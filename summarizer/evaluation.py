@@ -154,7 +154,7 @@ def run_eval(
             elif task in case.recordings:
                 outcomes.append(_replay(case, task, factory))
     if record:
-        _save_recordings(directory, cases, outcomes, factory)
+        _save_recordings(directory, outcomes)
     metrics, baseline = _score(cases, outcomes)
     slipped = [] if live or record else [f"{o.case}/{o.task}: {p}" for o in outcomes for p in o.problems]
     regressions = [] if names else _check_thresholds(metrics, directory / "thresholds.toml")
@@ -238,24 +238,34 @@ def _prompt_problems(case: EvalCase, task: TaskName, bodies: list[dict[str, Any]
     return list(dict.fromkeys(problems))
 
 
+class _Recorder:
+    """A backend that passes every call through and keeps what the model answered (for --record)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.model, self.limiter = inner, inner.model, None
+        self.answers: list[dict[str, Any]] = []
+
+    async def complete(self, messages: Any, **kwargs: Any) -> Any:
+        completion = await self.inner.complete(messages, **kwargs)
+        self.answers.append({"content": completion.text, "finish_reason": completion.finish_reason,
+                             "refusal": completion.refusal})
+        return completion
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 def _run_live(case: EvalCase, task: TaskName, factory: Callable[..., Any]) -> TaskOutcome:
-    from . import llm
+    from .config import load_settings
+    from .llm import make_backend
 
-    given: list[dict[str, Any]] = []
-    with factory(**_settings_for(case)) as summarizer:
-        backend = summarizer.backend
-        complete = backend.complete
-
-        async def recording_complete(*args: Any, **kwargs: Any) -> llm.Completion:
-            completion = await complete(*args, **kwargs)
-            given.append({"content": completion.text, "finish_reason": completion.finish_reason,
-                          "refusal": completion.refusal})
-            return completion
-
-        backend.complete = recording_complete  # type: ignore[method-assign]
+    settings = _settings_for(case)
+    recorder = _Recorder(make_backend(load_settings(**settings)))
+    with factory(backend=recorder, **settings) as summarizer:
         status, result, usage = _call(summarizer, case, task)
-    outcome = _outcome(case, task, status, result, usage, [g["content"] or "" for g in given], None)
-    outcome.recorded = given
+    answers = recorder.answers
+    outcome = _outcome(case, task, status, result, usage, [a["content"] or "" for a in answers], None)
+    outcome.recorded = answers
     return outcome
 
 
@@ -296,9 +306,8 @@ def _chat_completion(response: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _save_recordings(directory: Path, cases: list[EvalCase], outcomes: list[TaskOutcome],
-                     factory: Callable[..., Any]) -> None:
-    secrets = _secrets(factory)
+def _save_recordings(directory: Path, outcomes: list[TaskOutcome]) -> None:
+    secrets = _secrets()
     by_case: dict[str, dict[str, Any]] = {}
     for outcome in outcomes:
         recorded = outcome.recorded
@@ -313,7 +322,7 @@ def _save_recordings(directory: Path, cases: list[EvalCase], outcomes: list[Task
         (target / f"{name}.json").write_text(json.dumps(recordings, indent=2, ensure_ascii=False) + "\n", "utf-8")
 
 
-def _secrets(factory: Callable[..., Any]) -> list[str]:
+def _secrets() -> list[str]:
     from .config import load_settings
 
     key = load_settings().api_key

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import re
 
-__all__ = ["SourceIndex", "brief_warnings", "claims", "date_supported", "ungrounded_quotes"]
+__all__ = ["SourceIndex", "brief_warnings", "claims", "date_supported"]
 
 _TYPOGRAPHY = str.maketrans({
     "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": "'",
@@ -59,11 +59,6 @@ class SourceIndex:
     def contains(self, quote: str) -> bool:
         key = _key(quote).strip(" \"'")
         return bool(key) and key in self.key
-
-
-def ungrounded_quotes(quotes: list[str], source: SourceIndex) -> list[str]:
-    """Quotes that do not occur in the source."""
-    return [q for q in quotes if not source.contains(q)]
 
 
 def claims(text: str) -> tuple[set[str], list[str]]:

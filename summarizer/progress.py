@@ -1,4 +1,4 @@
-"""Bulk progress on stderr (rich), shown only on a terminal, and the final summary table."""
+"""Presentation for the CLI: bulk progress on stderr (only on a terminal), the bulk summary table, the eval scorecard."""
 
 from __future__ import annotations
 
