@@ -1,32 +1,33 @@
 """summarizer: grounded briefs and event reports from any OpenAI-compatible endpoint."""
 
-from .client import Summarizer
+from .backends import Backend, Completion, Delta, OutputMode, OutputSpec, Paced, RetryPolicy, Retrying, make_backend
+from .backends.openai import OpenAIBackend
+from .bulk import BulkRunner, BulkSummary
+from .cache import ResultCache
+from .client import DocumentLike, Summarizer
 from .config import Settings, load_settings
 from .documents import Document, read_document
-from .errors import ConfigError, InputError, OutputValidationError, ProviderError, SummarizerError
-from .llm import Backend, Completion, OpenAIBackend, make_backend
+from .errors import (
+    ConfigError, InputError, OutputError, OutputValidationError, ProviderError, SummarizerError, TransientError,
+    UsageError,
+)
+from .limits import RateLimiter
 from .prompts import PromptLibrary, PromptTemplate
 from .schemas import (
-    EVENT_TYPES,
-    Brief,
-    ErrorInfo,
-    Event,
-    EventReport,
-    Participant,
-    Place,
-    Result,
-    Usage,
-    When,
-    event_report_schema,
+    EVENT_TYPES, Brief, ErrorInfo, Event, EventReport, Failure, Participant, Place, Record, Result, TaskName, Usage,
+    When, event_report_schema,
 )
-from .tasks import TaskOptions, run_task
+from .sources import BulkItem
+from .tasks import Reask, StreamEvent, TaskOptions, TaskRun, run_task
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "EVENT_TYPES", "Backend", "Brief", "Completion", "ConfigError", "Document", "ErrorInfo",
-    "Event", "EventReport", "InputError", "OpenAIBackend", "OutputValidationError", "Participant",
-    "Place", "PromptLibrary", "PromptTemplate", "ProviderError", "Result", "Settings", "Summarizer",
-    "SummarizerError", "TaskOptions", "Usage", "When", "event_report_schema", "load_settings",
-    "make_backend", "read_document", "run_task",
+    "EVENT_TYPES", "Backend", "Brief", "BulkItem", "BulkRunner", "BulkSummary", "Completion", "ConfigError", "Delta",
+    "Document", "DocumentLike", "ErrorInfo", "Event", "EventReport", "Failure", "InputError", "OpenAIBackend",
+    "OutputError", "OutputMode", "OutputSpec", "OutputValidationError", "Paced", "Participant", "Place",
+    "PromptLibrary", "PromptTemplate", "ProviderError", "RateLimiter", "Reask", "Record", "Result", "ResultCache",
+    "RetryPolicy", "Retrying", "Settings", "StreamEvent", "Summarizer", "SummarizerError", "TaskName",
+    "TaskOptions", "TaskRun", "TransientError", "Usage", "UsageError", "When", "event_report_schema",
+    "load_settings", "make_backend", "read_document", "run_task",
 ]

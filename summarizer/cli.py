@@ -1,66 +1,48 @@
 """The ``summarizer`` command: parse flags, call the library, print, map errors to exit codes.
 
-Exit codes: 0 ok · 1 some bulk items failed · 2 bad input or usage ·
-3 configuration · 4 provider failing · 5 model output invalid after re-asks.
+Exit codes: 0 ok · 1 some bulk items failed (or the eval gate) · 2 bad input,
+usage or unwritable output · 3 configuration · 4 provider failing · 5 model
+output invalid after re-asks. Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import logging
+import os
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
 from . import __version__
 from .client import Summarizer
 from .documents import read_document
-from .errors import SummarizerError
+from .errors import OutputError, SummarizerError, UsageError
 from .prompts import PromptLibrary
-from .schemas import Brief, event_report_schema
+from .schemas import Brief, Failure, Record, event_report_schema
 
 app = typer.Typer(
     name="summarizer",
     help="Grounded one-paragraph briefs and structured event reports from documents.",
     no_args_is_help=True,
     add_completion=False,
-    pretty_exceptions_show_locals=False,  # locals would include the API key
+    pretty_exceptions_enable=False,  # errors are one line; a bug still shows a plain traceback
     rich_markup_mode=None,
 )
 prompts_app = typer.Typer(help="List and show the prompt templates.", no_args_is_help=True)
 app.add_typer(prompts_app, name="prompts")
 
-_PANEL_ENDPOINT = "Endpoint"
-
-
-def _parse_words(value: Optional[str]) -> Optional[tuple[int, int]]:
-    if value is None:
-        return None
-    low, sep, high = value.partition("-")
-    if not (sep and low.strip().isdigit() and high.strip().isdigit()) or not 0 < int(low) <= int(high):
-        raise typer.BadParameter("expected MIN-MAX with 0 < MIN <= MAX, e.g. 60-90")
-    return int(low), int(high)
-
-
-DocumentArg = Annotated[str, typer.Argument(help="A text, Markdown or HTML file; - reads standard input.",
-                                            show_default=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the Result envelope (value, usage, warnings) as JSON.")]
-LanguageOpt = Annotated[Optional[str], typer.Option(help="Output language (ISO 639-1 code or name); default: the document's.")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", envvar=None, rich_help_panel=_PANEL_ENDPOINT,
-                                                 help="Model name. Env: SUMMARIZER_MODEL.")]
-BaseUrlOpt = Annotated[Optional[str], typer.Option(rich_help_panel=_PANEL_ENDPOINT,
-                                                   help="OpenAI-compatible base URL. Env: SUMMARIZER_BASE_URL, OPENAI_BASE_URL.")]
-ApiKeyOpt = Annotated[Optional[str], typer.Option(rich_help_panel=_PANEL_ENDPOINT, show_default=False,
-                                                  help="API key. Env: OPENAI_API_KEY (prefer it: flags show up in `ps`).")]
-TimeoutOpt = Annotated[Optional[float], typer.Option(rich_help_panel=_PANEL_ENDPOINT, help="Seconds per request [default: 60].")]
-AttemptsOpt = Annotated[Optional[int], typer.Option(rich_help_panel=_PANEL_ENDPOINT, help="Transport attempts per request [default: 5].")]
-ReasksOpt = Annotated[Optional[int], typer.Option(help="Re-asks after invalid output [default: 2].")]
-ContextOpt = Annotated[Optional[int], typer.Option(help="Context window in tokens; longer documents are map-reduced [default: 8192].")]
-PromptsDirOpt = Annotated[Optional[Path], typer.Option(help="Directory whose <name>.toml override the built-in prompts.")]
+F = TypeVar("F", bound=Callable[..., Any])
+_PANEL = "Endpoint"
+_WORDS = re.compile(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*", re.ASCII)
 
 
 class BackendChoice(str, Enum):
@@ -69,31 +51,108 @@ class BackendChoice(str, Enum):
     local = "local"
 
 
-BackendOpt = Annotated[Optional[BackendChoice], typer.Option(
-    rich_help_panel=_PANEL_ENDPOINT, show_default=False,
-    help="openai (any OpenAI-compatible endpoint) or local (embedded model). Default auto: "
-         "an endpoint if one is configured, else the local model if installed. Env: SUMMARIZER_BACKEND.")]
+class ModeChoice(str, Enum):
+    auto = "auto"
+    json_schema = "json_schema"
+    json_object_schema = "json_object_schema"
+    json_object = "json_object"
+    text = "text"
 
 
-ServerGrammarOpt = Annotated[bool, typer.Option(
-    "--server-grammar", rich_help_panel=_PANEL_ENDPOINT,
-    help="Send GBNF grammars with plain-text requests (llama.cpp servers). Env: SUMMARIZER_SERVER_GRAMMAR.")]
+class TaskChoice(str, Enum):
+    events = "events"
+    brief = "brief"
 
 
-_ENDPOINT_OPTIONS = ("backend", "server_grammar", "model", "base_url", "api_key", "timeout",
-                     "max_attempts", "max_reasks", "context_tokens", "prompts_dir")
+# -- the endpoint options, declared once ----------------------------------------------------
+
+_ENDPOINT: dict[str, Any] = {
+    "backend": Annotated[Optional[BackendChoice], typer.Option(
+        rich_help_panel=_PANEL, show_default=False,
+        help="openai (any OpenAI-compatible endpoint) or local (embedded model). Default auto: an endpoint "
+             "if one is configured, else the local model if installed. Env: SUMMARIZER_BACKEND.")],
+    "model": Annotated[Optional[str], typer.Option("--model", "-m", rich_help_panel=_PANEL, metavar="NAME",
+                                                   help="Model name. Env: SUMMARIZER_MODEL.")],
+    "base_url": Annotated[Optional[str], typer.Option(
+        rich_help_panel=_PANEL, metavar="URL",
+        help="OpenAI-compatible base URL. Env: SUMMARIZER_BASE_URL, OPENAI_BASE_URL.")],
+    "api_key": Annotated[Optional[str], typer.Option(
+        rich_help_panel=_PANEL, show_default=False, metavar="KEY",
+        help="API key. Env: SUMMARIZER_API_KEY, OPENAI_API_KEY (prefer them: flags show up in `ps`).")],
+    "output_mode": Annotated[Optional[ModeChoice], typer.Option(
+        rich_help_panel=_PANEL, show_default=False,
+        help="Pin the structured-output mode; default auto steps down from json_schema as the server "
+             "requires. Env: SUMMARIZER_OUTPUT_MODE.")],
+    "server_grammar": Annotated[bool, typer.Option(
+        "--server-grammar", rich_help_panel=_PANEL,
+        help="Send GBNF grammars with plain-text requests (llama.cpp servers). Env: SUMMARIZER_SERVER_GRAMMAR.")],
+    "timeout": Annotated[Optional[float], typer.Option(
+        rich_help_panel=_PANEL, min=0.001, metavar="SECONDS", help="Seconds per request [default: 60].")],
+    "max_attempts": Annotated[Optional[int], typer.Option(
+        rich_help_panel=_PANEL, min=1, max=20, metavar="N", help="Transport attempts per request [default: 5].")],
+    "max_reasks": Annotated[Optional[int], typer.Option(
+        min=0, max=10, metavar="N", help="Re-asks after invalid output; 0 for none [default: 2].")],
+    "context_tokens": Annotated[Optional[int], typer.Option(
+        min=1024, metavar="TOKENS", help="Context window; longer documents are map-reduced [default: 8192].")],
+    "prompts_dir": Annotated[Optional[Path], typer.Option(
+        metavar="DIR", help="Directory whose <name>.toml override the built-in prompts.")],
+}
+_ENDPOINT_DEFAULTS = {"server_grammar": False}
 
 
-def _summarizer(options: dict[str, Any]) -> Summarizer:
+def endpoint_options(command: F) -> F:
+    """Give ``command`` the endpoint options; it receives them as one dict, ``endpoint``."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "endpoint"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                               default=_ENDPOINT_DEFAULTS.get(name))
+             for name, annotation in _ENDPOINT.items()]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        endpoint = {name: kwargs.pop(name) for name in _ENDPOINT}
+        return command(endpoint=endpoint, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=own + added)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **_ENDPOINT}
+    return wrapper  # type: ignore[return-value]
+
+
+def _summarizer(endpoint: dict[str, Any], **extra: Any) -> Summarizer:
     """A Summarizer from the endpoint options a command was given (unset ones left to env/config)."""
-    settings = {k: options[k] for k in _ENDPOINT_OPTIONS if options.get(k) not in (None, False)}
-    if "backend" in settings:
-        settings["backend"] = settings["backend"].value
-    s = Summarizer(**settings)
-    notice = getattr(s.backend, "notice", None)  # the local model says what it is, once
-    if notice:
-        typer.echo(f"summarizer: {notice}", err=True)
+    settings = {k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()}
+    settings["server_grammar"] = settings["server_grammar"] or None  # unset: env/config decide
+    s = Summarizer(**settings, **extra)
+    if s.notice:  # the local model says what it is, once
+        _err(s.notice)
     return s
+
+
+# -- output and errors ---------------------------------------------------------------------
+
+
+def _err(message: str) -> None:
+    typer.echo(f"summarizer: {message}", err=True)
+
+
+def _out(text: str, *, end: str = "\n") -> None:
+    """Write to stdout; a closed or full stdout is an error (exit 2), never silence."""
+    stream = sys.stdout
+    if stream is None:
+        raise OutputError("cannot write to standard output: it is closed")
+    try:
+        stream.write(text + end)
+        stream.flush()
+    except (OSError, ValueError) as exc:
+        _silence_stdout()
+        raise OutputError(f"cannot write to standard output: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _silence_stdout() -> None:
+    # What is still buffered would fail again at exit ("Exception ignored …"): point fd 1 at /dev/null.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
 
 
 @contextmanager
@@ -102,120 +161,198 @@ def _exit_codes() -> Iterator[None]:
     try:
         yield
     except SummarizerError as exc:
-        typer.echo(f"summarizer: error: {exc}", err=True)
+        _err(f"error: {exc}")
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        typer.echo("summarizer: interrupted", err=True)
+        _err("interrupted")
         raise typer.Exit(130) from None
 
 
-def _print_result(result: Any, as_json: bool, render_value: Any) -> None:
+class _OneLine(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        _err(record.getMessage())
+
+
+def _log_retries(enabled: bool) -> None:
+    """Say "retrying…" on stderr as it happens (single documents; bulk counts them instead)."""
+    logger = logging.getLogger("summarizer")
+    logger.handlers = [_OneLine()] if enabled else []
+    logger.setLevel(logging.WARNING if enabled else logging.ERROR)
+    logger.propagate = False
+
+
+def _parse_words(value: Optional[str]) -> Optional[tuple[int, int]]:
+    if value is None:
+        return None
+    match = _WORDS.fullmatch(value)
+    if not match or not 0 < int(match.group(1)) <= int(match.group(2)) <= 2000:
+        raise typer.BadParameter(f"{value!r}: expected MIN-MAX with 0 < MIN <= MAX <= 2000, e.g. 60-90",
+                                 param_hint="'--words'")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _print_record(record: Record, as_json: bool, render: Callable[[Any], str]) -> None:
     if as_json:
-        typer.echo(result.model_dump_json(indent=2))
+        _out(record.model_dump_json(indent=2))
         return
-    for warning in result.warnings:
-        typer.echo(f"summarizer: warning: {warning}", err=True)
-    typer.echo(render_value(result.value))
+    for warning in record.warnings:
+        _err(f"warning: {warning}")
+    _out(render(record.value))
 
 
-@app.command()
+@contextmanager
+def _json_on_failure(doc_id: str, task: str, as_json: bool) -> Iterator[None]:
+    """With --json, a failure still prints its envelope (status "error"), as bulk writes it."""
+    try:
+        yield
+    except SummarizerError as exc:
+        if as_json:
+            from .bulk import failure
+
+            _out(failure(doc_id, task, exc).model_dump_json(indent=2))  # type: ignore[arg-type]
+        raise
+
+
+# -- commands --------------------------------------------------------------------------------
+
+DocumentArg = Annotated[str, typer.Argument(help="A text, Markdown or HTML file; - reads standard input.",
+                                            show_default=False, metavar="DOCUMENT")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the Result envelope (value, usage, warnings) as JSON.")]
+LanguageOpt = Annotated[Optional[str], typer.Option(
+    metavar="LANG", help="Output language (ISO 639-1 code or name); default: the document's.")]
+WordsOpt = Annotated[Optional[str], typer.Option(help="Word range MIN-MAX [default: 40-120].", metavar="MIN-MAX")]
+StrictOpt = Annotated[bool, typer.Option(
+    help="Names and numbers absent from the source are errors (re-asked), not warnings.")]
+
+
+@app.command(short_help="Write a one-paragraph brief of a document.")
+@endpoint_options
 def brief(
-    document: DocumentArg,
-    words: Annotated[Optional[str], typer.Option(help="Word range MIN-MAX [default: 40-120].", metavar="MIN-MAX")] = None,
-    language: LanguageOpt = None,
-    strict: Annotated[bool, typer.Option(help="Treat names and numbers absent from the source as errors (re-ask), not warnings.")] = False,
+    document: DocumentArg, words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
     as_json: JsonOpt = False,
-    backend: BackendOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
-    server_grammar: ServerGrammarOpt = False,
-    timeout: TimeoutOpt = None, max_attempts: AttemptsOpt = None, max_reasks: ReasksOpt = None,
-    context_tokens: ContextOpt = None, prompts_dir: PromptsDirOpt = None,
+    stream: Annotated[Optional[bool], typer.Option(
+        "--stream/--no-stream", show_default=False,
+        help="Show the brief as the model writes it [default: on when stdout is a terminal, off with --json].")] = None,
+    *, endpoint: dict[str, Any],
 ) -> None:
     """Write a one-paragraph brief of DOCUMENT."""
     word_range = _parse_words(words)
+    live = stream if stream is not None else (not as_json and sys.stdout is not None and sys.stdout.isatty())
+    _log_retries(True)
     with _exit_codes():
         doc = read_document(document)  # bad input is reported before any backend is set up
-        with _summarizer(locals()) as s:
-            result = s.brief(doc, words=word_range, language=language, strict=strict)
-        _print_result(result, as_json, lambda value: value.text)
+        with _summarizer(endpoint) as s, _json_on_failure(doc.id, "brief", as_json):
+            printer = _LivePrinter() if live and not as_json else None
+            result = s.brief(doc, words=word_range, language=language, strict=strict,
+                             on_event=printer.event if printer else None)
+        if printer is not None:
+            printer.finish(result)
+        else:
+            _print_record(result, as_json, lambda value: value.text)
 
 
-@app.command()
+class _LivePrinter:
+    """Deltas to stdout as they arrive; a re-ask starts over on a fresh line."""
+
+    def __init__(self) -> None:
+        self.column = 0
+
+    def event(self, event: Any) -> None:
+        from .tasks import Reask
+
+        if isinstance(event, Reask):
+            _out("")
+            _err(f"that broke a rule ({'; '.join(event.errors)}); asking again")
+            self.column = 0
+            return
+        _out(event.text, end="")
+        self.column += len(event.text)
+
+    def finish(self, result: Any) -> None:
+        _out("")
+        for warning in result.warnings:
+            _err(f"warning: {warning}")
+
+
+@app.command(short_help="Extract an event report (JSON) from a document.")
+@endpoint_options
 def events(
-    document: DocumentArg,
-    language: LanguageOpt = None,
-    as_json: JsonOpt = False,
-    backend: BackendOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
-    server_grammar: ServerGrammarOpt = False,
-    timeout: TimeoutOpt = None, max_attempts: AttemptsOpt = None, max_reasks: ReasksOpt = None,
-    context_tokens: ContextOpt = None, prompts_dir: PromptsDirOpt = None,
+    document: DocumentArg, language: LanguageOpt = None, as_json: JsonOpt = False, *, endpoint: dict[str, Any],
 ) -> None:
     """Extract an event report (JSON) from DOCUMENT, every event backed by verbatim quotes."""
+    _log_retries(True)
     with _exit_codes():
         doc = read_document(document)
-        with _summarizer(locals()) as s:
+        with _summarizer(endpoint) as s, _json_on_failure(doc.id, "events", as_json):
             result = s.events(doc, language=language)
-        _print_result(result, as_json, lambda value: value.model_dump_json(indent=2))
+        _print_record(result, as_json, lambda value: value.model_dump_json(indent=2))
 
 
-class TaskChoice(str, Enum):
-    events = "events"
-    brief = "brief"
-
-
-@app.command()
+@app.command(short_help="Run a task over many documents into JSONL.")
+@endpoint_options
 def bulk(
-    source: Annotated[str, typer.Argument(help="JSONL file ({\"id\": .., \"text\": ..} per line), a folder "
-                                               "of .txt/.md/.html files, or - for JSONL on stdin.", show_default=False)],
+    source: Annotated[str, typer.Argument(
+        help='JSONL file or stream (one {"id": ..., "text": ...} per line), a folder of .txt/.md/.html '
+             "files, or - for JSONL on stdin.", show_default=False, metavar="SOURCE")],
     task: Annotated[TaskChoice, typer.Option(help="What to produce for each document.")] = TaskChoice.events,
-    out: Annotated[str, typer.Option("--out", "-o", help="JSONL output file (resumed if it exists), or - for stdout.")] = "-",
-    id_field: Annotated[str, typer.Option(help="JSONL field holding the id.")] = "id",
-    text_field: Annotated[str, typer.Option(help="JSONL field holding the text.")] = "text",
-    concurrency: Annotated[int, typer.Option(min=1, max=4096, help="Documents in flight at once.")] = 16,
-    rpm: Annotated[Optional[float], typer.Option(min=1, help="Requests-per-minute limit.")] = None,
-    tpm: Annotated[Optional[float], typer.Option(min=1, help="Tokens-per-minute limit (estimated, corrected by usage).")] = None,
+    out: Annotated[str, typer.Option("--out", "-o", metavar="FILE",
+                                     help="JSONL output file (resumed if it exists), or - for stdout.")] = "-",
+    id_field: Annotated[str, typer.Option(metavar="FIELD", help="JSONL field holding the id.")] = "id",
+    text_field: Annotated[str, typer.Option(metavar="FIELD", help="JSONL field holding the text.")] = "text",
+    concurrency: Annotated[int, typer.Option(min=1, max=4096, metavar="N", help="Documents in flight at once.")] = 16,
+    rpm: Annotated[Optional[float], typer.Option(min=1, metavar="N", help="Requests-per-minute limit.")] = None,
+    tpm: Annotated[Optional[float], typer.Option(
+        min=1, metavar="N", help="Tokens-per-minute limit (estimated, corrected by usage).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the result cache.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Redo only the error records of --out.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary table.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary table.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final summary as JSON.")] = False,
-    words: Annotated[Optional[str], typer.Option(help="Brief word range MIN-MAX [default: 40-120].", metavar="MIN-MAX")] = None,
-    language: LanguageOpt = None,
-    strict: Annotated[bool, typer.Option(help="Brief: names and numbers absent from the source are errors.")] = False,
-    backend: BackendOpt = None, model: ModelOpt = None, base_url: BaseUrlOpt = None, api_key: ApiKeyOpt = None,
-    server_grammar: ServerGrammarOpt = False,
-    timeout: TimeoutOpt = None, max_attempts: AttemptsOpt = None, max_reasks: ReasksOpt = None,
-    context_tokens: ContextOpt = None, prompts_dir: PromptsDirOpt = None,
+    words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
+    *, endpoint: dict[str, Any],
 ) -> None:
     """Run a task over many documents into JSONL: concurrent, rate-limited, cached, resumable.
 
-    Exit 0 when every document is ok, 1 when some failed (their error records are in the output).
+    Exit 0 when every input document has an ok record in the output, 1 when some have error records.
     """
     from .progress import BulkProgress, print_summary
 
     word_range = _parse_words(words)
     if retry_failed and out == "-":
-        raise typer.BadParameter("--retry-failed needs --out FILE", param_hint="--retry-failed")
+        raise typer.BadParameter("needs --out FILE", param_hint="'--retry-failed'")
+    _log_retries(False)
     with _exit_codes():
-        with _summarizer(locals()) as s:
+        with _summarizer(endpoint) as s:
+            runner_limit = s.backend.max_concurrency
+            if runner_limit is not None and concurrency > runner_limit and not quiet:
+                _err(f"the {s.backend.model} backend takes {runner_limit} document at a time; "
+                     f"--concurrency {concurrency} would only queue behind it")
             with BulkProgress(source, enabled=not quiet) as progress:
                 summary = s.bulk_to_jsonl(
-                    source, out, task.value, id_field=id_field, text_field=text_field,
-                    retry_failed=retry_failed, on_result=progress.update, concurrency=concurrency,
+                    source, out, task=task.value, id_field=id_field, text_field=text_field,
+                    retry_failed=retry_failed, on_record=progress.update, concurrency=concurrency,
                     rpm=rpm, tpm=tpm, cache=not no_cache, words=word_range, language=language, strict=strict,
                 )
+    if summary.cache_problem:
+        _err(f"warning: {summary.cache_problem}")
     if as_json:
         typer.echo(json.dumps(summary.as_dict()), err=out == "-")
     elif not quiet:
         print_summary(summary)
-    raise typer.Exit(1 if summary.failed else 0)
+    raise typer.Exit(0 if summary.complete else 1)
 
 
-@app.command("eval")
+@app.command("eval", short_help="Score prompts and validation on the offline eval set.")
+@endpoint_options
 def eval_(
-    case: Annotated[Optional[list[str]], typer.Option("--case", help="Run only this case (repeatable).")] = None,
+    case: Annotated[Optional[list[str]], typer.Option("--case", metavar="NAME",
+                                                      help="Run only this case (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scorecard and checks as JSON.")] = False,
     live: Annotated[bool, typer.Option("--live", help="Score the configured endpoint instead of the recordings.")] = False,
-    record: Annotated[bool, typer.Option("--record", help="Call the configured endpoint and save its answers as the recordings.")] = False,
-    evals_dir: Annotated[Optional[Path], typer.Option(help="The eval set [default: ./evals].")] = None,
+    record: Annotated[bool, typer.Option(
+        "--record", help="Call the configured endpoint and save its answers as the recordings.")] = False,
+    evals_dir: Annotated[Optional[Path], typer.Option(
+        metavar="DIR", help="The eval set [default: ./evals if it exists, else the set shipped with summarizer].")] = None,
+    *, endpoint: dict[str, Any],
 ) -> None:
     """Score prompts, parsing and validation on the offline eval set (recorded responses).
 
@@ -225,35 +362,51 @@ def eval_(
     from .progress import print_scorecard
 
     with _exit_codes():
-        report = run_eval(evals_dir or default_evals_dir(), names=case, live=live, record=record)
+        given = {k: v for k, v in endpoint.items() if v not in (None, False)}
+        if given and not (live or record):
+            raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in given)} only apply with --live or --record")
+        factory = functools.partial(_eval_summarizer, endpoint) if live or record else None
+        report = run_eval(evals_dir or default_evals_dir(), names=case, live=live, record=record,
+                          summarizer_factory=factory)
     if as_json:
-        typer.echo(json.dumps(report.as_dict(), indent=2))
+        _out(json.dumps(report.as_dict(), indent=2))
     else:
         print_scorecard(report)
     raise typer.Exit(0 if report.passed else 1)
 
 
-@app.command()
+def _eval_summarizer(endpoint: dict[str, Any], **case_settings: Any) -> Summarizer:
+    settings = {k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()}
+    settings["server_grammar"] = settings["server_grammar"] or None
+    return Summarizer(**{**settings, **{k: v for k, v in case_settings.items() if v is not None}})
+
+
+@app.command(short_help="Print the JSON Schema of an output.")
 def schema(
     name: Annotated[TaskChoice, typer.Argument(help="Which output to describe.")] = TaskChoice.events,
     full: Annotated[bool, typer.Option("--full", help="Keep length limits that OpenAI strict mode does not accept.")] = False,
 ) -> None:
     """Print the JSON Schema of an output (strict-mode compatible by default)."""
     document = event_report_schema(strict=not full) if name is TaskChoice.events else Brief.model_json_schema()
-    typer.echo(json.dumps(document, indent=2))
+    with _exit_codes():
+        _out(json.dumps(document, indent=2))
 
 
-@prompts_app.command("list")
+PromptsDirOpt = Annotated[Optional[Path], typer.Option(
+    metavar="DIR", help="Directory whose <name>.toml override the built-in prompts.")]
+
+
+@prompts_app.command("list", short_help="List the prompt templates.")
 def prompts_list(prompts_dir: PromptsDirOpt = None) -> None:
     """List the prompt templates with their versions."""
     with _exit_codes():
-        for template in PromptLibrary(prompts_dir).all():
-            typer.echo(f"{template.id:<24} {template.description}  [{template.origin}]")
+        lines = [f"{t.id:<24} {t.description}  [{t.origin}]" for t in PromptLibrary(prompts_dir).all()]
+        _out("\n".join(lines))
 
 
-@prompts_app.command("show")
+@prompts_app.command("show", short_help="Show one prompt template.")
 def prompts_show(
-    name: Annotated[str, typer.Argument(help="Template name, e.g. brief.")],
+    name: Annotated[str, typer.Argument(help="Template name, e.g. brief.", metavar="NAME")],
     prompts_dir: PromptsDirOpt = None,
 ) -> None:
     """Show one template: version, parameters, system, user and re-ask text."""
@@ -262,7 +415,7 @@ def prompts_show(
         params = ", ".join(f"{k}={v}" for k, v in t.params.items())
         sections = [f"# {t.id} — {t.description}", f"# from: {t.origin}", f"# params: {params}",
                     "", "## system", t.system.strip(), "", "## user", t.user.strip(), "", "## reask", t.reask.strip()]
-        typer.echo("\n".join(sections))
+        _out("\n".join(sections))
 
 
 def _version(value: bool) -> None:

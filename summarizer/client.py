@@ -1,149 +1,279 @@
-"""``Summarizer``: the front door of the library, sync and async."""
+"""``Summarizer``: the front door of the library, sync and async.
+
+Every method has an async twin (``brief``/``abrief``, ``events``/``aevents``,
+``run``/``arun``, ``bulk``/``abulk``, ``bulk_to_jsonl``/``abulk_to_jsonl``).
+The sync methods run on one event loop in a background thread that the
+Summarizer owns, so they are safe to call from many threads at once (a web
+app's workers), share connections between calls, and work even where another
+event loop is running (a notebook).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+import concurrent.futures
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
-from .bulk import BulkRunner, BulkSummary, JsonlSink, as_items, read_source, run_bulk
+from . import backends
+from .backends import Backend, OutputMode, Paced, Retrying
+from .bulk import BulkRunner, BulkSummary, run_bulk
 from .cache import ResultCache
-from .limits import RateLimiter
 from .config import Settings, load_settings
 from .documents import Document, read_document
-from .errors import SummarizerError
-from .llm import Backend, make_backend
+from .errors import UsageError
+from .limits import RateLimiter
 from .prompts import PromptLibrary
-from .schemas import Brief, EventReport, Result
-from .tasks import TaskName, TaskOptions, run_task
+from .schemas import DEFAULT_WORDS, Brief, EventReport, Record, Result, TaskName
+from .sinks import JsonlSink
+from .sources import as_items, read_source, source_path
+from .tasks import StreamEvent, TaskOptions, run_task
 
-__all__ = ["Summarizer"]
+__all__ = ["DocumentLike", "Summarizer"]
 
+T = TypeVar("T")
 DocumentLike = str | Document
+CacheChoice = bool | ResultCache | str | Path
+EventCallback = Callable[[StreamEvent], None]
 
 
 class Summarizer:
-    """Briefs and event reports from any OpenAI-compatible endpoint.
+    """Briefs and event reports from any OpenAI-compatible endpoint, or the embedded model.
 
     >>> s = Summarizer(model="gpt-4o-mini")          # or from env / summarizer.toml
     >>> s.brief(text).value.text
 
     Unset arguments fall back to the environment, then the config file.
+    ``backend`` is "auto", "openai", "local", or a ready Backend object.
     """
 
     def __init__(
-        self,
-        model: str | None = None,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        *,
-        backend: Backend | str | None = None,
-        settings: Settings | None = None,
-        **overrides: Any,
+        self, model: str | None = None, base_url: str | None = None, api_key: str | None = None, *,
+        backend: Backend | Literal["auto", "openai", "local"] | None = None,
+        timeout: float | None = None, max_attempts: int | None = None, max_retry_wait: float | None = None,
+        max_reasks: int | None = None, context_tokens: int | None = None, chunk_concurrency: int | None = None,
+        temperature: float | None = None, output_mode: OutputMode | str | None = None,
+        server_grammar: bool | None = None, prompts_dir: str | Path | None = None,
+        model_path: str | Path | None = None, settings: Settings | None = None,
     ) -> None:
-        # backend: "auto" | "openai" | "local", or a ready Backend object (tests, custom models).
-        choice = backend if isinstance(backend, str) else None
-        self.settings = settings or load_settings(
-            model=model, base_url=base_url, api_key=api_key, backend=choice, **overrides
-        )
+        given = {
+            "model": model, "base_url": base_url, "api_key": api_key, "timeout": timeout,
+            "max_attempts": max_attempts, "max_retry_wait": max_retry_wait, "max_reasks": max_reasks,
+            "context_tokens": context_tokens, "chunk_concurrency": chunk_concurrency, "temperature": temperature,
+            "output_mode": output_mode.value if isinstance(output_mode, OutputMode) else output_mode,
+            "server_grammar": server_grammar, "prompts_dir": prompts_dir, "model_path": model_path,
+            "backend": backend if isinstance(backend, str) else None,
+        }
+        if settings is not None and any(v is not None for v in given.values()):
+            raise TypeError("pass either settings= or individual settings, not both")
+        self.settings = settings or load_settings(**given)
         self.prompts = PromptLibrary(self.settings.prompts_dir)
-        self._backend = None if isinstance(backend, str) else backend
-        self._runner: asyncio.Runner | None = None
+        self._raw: Backend | None = None if isinstance(backend, str) or backend is None else backend
+        self._backend: Backend | None = None
+        self._lock = threading.Lock()
+        self._loop: _LoopThread | None = None
+
+    # -- the backend ---------------------------------------------------------------------
 
     @property
     def backend(self) -> Backend:
-        """Built on first use, so that constructing a Summarizer never fails on config."""
-        if self._backend is None:
-            self._backend = make_backend(self.settings)
-        return self._backend
+        """The backend single calls use (with retries). Built on first use: constructing never fails on config."""
+        with self._lock:
+            if self._backend is None:
+                self._backend = Retrying(self._transport(), backends.retry_policy(self.settings))
+            return self._backend
+
+    @property
+    def notice(self) -> str | None:
+        """What the backend wants a person to know once (the embedded model says what it is)."""
+        notice = getattr(self.backend_unwrapped, "notice", None)
+        return notice if isinstance(notice, str) else None
+
+    @property
+    def backend_unwrapped(self) -> Backend:
+        """The bare backend: one attempt per call, no retries, no pacing."""
+        with self._lock:
+            return self._transport()
+
+    def _transport(self) -> Backend:
+        if self._raw is None:
+            self._raw = backends.from_settings(self.settings)
+        return self._raw
 
     def options(
-        self, *, words: tuple[int, int] | None = None, language: str | None = None,
-        strict: bool = False,
+        self, *, words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
     ) -> TaskOptions:
-        low, high = words or (40, 120)
+        """Per-call options, checked now (before any request)."""
         return TaskOptions(
-            min_words=low, max_words=high, language=language, strict=strict,
-            max_reasks=self.settings.max_reasks, context_tokens=self.settings.context_tokens,
-            concurrency=self.settings.concurrency,
+            words=_words(words),
+            language=language, strict=strict, max_reasks=self.settings.max_reasks,
+            context_tokens=self.settings.context_tokens, chunk_concurrency=self.settings.chunk_concurrency,
         )
 
-    async def arun(self, task: TaskName, document: DocumentLike, **options: Any) -> Result[Any]:
-        """Run ``task`` ("brief" or "events") on one document."""
-        return await run_task(task, _as_document(document), self.backend, self.prompts, self.options(**options))
+    # -- one document ------------------------------------------------------------------------
 
-    async def abrief(self, document: DocumentLike, **options: Any) -> Result[Brief]:
-        """One-paragraph brief. Options: ``words=(min, max)``, ``language``, ``strict``."""
-        return await self.arun("brief", document, **options)
+    @overload
+    async def arun(self, task: Literal["brief"], document: DocumentLike, *, words: tuple[int, int] | None = ...,
+                   language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
+                   ) -> Result[Brief]: ...
 
-    async def aevents(self, document: DocumentLike, **options: Any) -> Result[EventReport]:
-        """Event report grounded in verbatim quotes. Options: ``language``."""
-        return await self.arun("events", document, **options)
+    @overload
+    async def arun(self, task: Literal["events"], document: DocumentLike, *, words: tuple[int, int] | None = ...,
+                   language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
+                   ) -> Result[EventReport]: ...
 
-    def brief(self, document: DocumentLike, **options: Any) -> Result[Brief]:
-        return self._sync(self.abrief(document, **options))
+    async def arun(
+        self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = None,
+        language: str | None = None, strict: bool = False, on_event: EventCallback | None = None,
+    ) -> Result[Brief] | Result[EventReport]:
+        """Run ``task`` ("brief" or "events") on one document; raise SummarizerError on failure."""
+        options = self.options(words=words, language=language, strict=strict)
+        doc = _as_document(document)
+        result: Result[Brief] | Result[EventReport] = await run_task(
+            _task(task), doc, self.backend, self.prompts, options, on_event=on_event)
+        return result
 
-    def events(self, document: DocumentLike, **options: Any) -> Result[EventReport]:
-        return self._sync(self.aevents(document, **options))
+    async def abrief(
+        self, document: DocumentLike, *, words: tuple[int, int] | None = None, language: str | None = None,
+        strict: bool = False, on_event: EventCallback | None = None,
+    ) -> Result[Brief]:
+        """One-paragraph brief; ``on_event`` receives its deltas as the model writes."""
+        return await self.arun("brief", document, words=words, language=language, strict=strict, on_event=on_event)
 
-    # -- bulk ------------------------------------------------------------------------------
+    async def aevents(self, document: DocumentLike, *, language: str | None = None) -> Result[EventReport]:
+        """Event report grounded in verbatim quotes."""
+        return await self.arun("events", document, language=language)
 
-    def bulk_runner(
-        self, task: TaskName = "brief", *, concurrency: int = 16, rpm: float | None = None,
-        tpm: float | None = None, cache: bool | ResultCache = True, **options: Any,
-    ) -> BulkRunner:
-        """A runner for many documents: bounded concurrency, rate limits, result cache."""
-        store = ResultCache() if cache is True else (cache or None)
-        return BulkRunner(
-            self.backend, self.prompts, task, self.options(**options), concurrency=concurrency,
-            cache=store, limiter=RateLimiter(rpm, tpm), temperature=self.settings.temperature,
-        )
+    @overload
+    def run(self, task: Literal["brief"], document: DocumentLike, *, words: tuple[int, int] | None = ...,
+            language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
+            ) -> Result[Brief]: ...
 
-    async def bulk(self, documents: Iterable[Any], task: TaskName = "brief", **kwargs: Any) -> AsyncIterator[Result[Any]]:
-        """``async for result in s.bulk(docs, task="events", concurrency=64)``: results as they finish.
+    @overload
+    def run(self, task: Literal["events"], document: DocumentLike, *, words: tuple[int, int] | None = ...,
+            language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
+            ) -> Result[EventReport]: ...
 
-        ``documents``: Documents, strings, ``(id, text)`` pairs or ``{"id", "text"}`` dicts.
-        A document that fails yields an error Result; the run goes on.
-        """
-        runner = self.bulk_runner(task, **kwargs)
-        try:
-            async for result in runner.results(as_items(documents)):
-                yield result
-        finally:
-            if runner.cache is not None:
-                runner.cache.close()
+    def run(
+        self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = None,
+        language: str | None = None, strict: bool = False, on_event: EventCallback | None = None,
+    ) -> Result[Brief] | Result[EventReport]:
+        options = self.options(words=words, language=language, strict=strict)
+        doc = _as_document(document)
+        result: Result[Brief] | Result[EventReport] = self._call(
+            run_task(_task(task), doc, self.backend, self.prompts, options, on_event=on_event))
+        return result
 
-    def bulk_to_jsonl(
-        self, source: str | Path, out: str | Path, task: TaskName = "brief", *,
-        id_field: str = "id", text_field: str = "text", retry_failed: bool = False,
-        on_result: Callable[[Result[Any], BulkSummary], None] | None = None, **kwargs: Any,
-    ) -> BulkSummary:
-        """Run ``task`` over a JSONL file, ``-`` or a folder into JSONL ``out``; resumable."""
-        items = read_source(source, id_field=id_field, text_field=text_field)
-        runner = self.bulk_runner(task, **kwargs)
-        sink = JsonlSink(out, retry_failed=retry_failed)
-        try:
-            return self._sync(run_bulk(runner, items, sink, on_result))
-        finally:
-            if runner.cache is not None:
-                runner.cache.close()
+    def brief(
+        self, document: DocumentLike, *, words: tuple[int, int] | None = None, language: str | None = None,
+        strict: bool = False, on_event: EventCallback | None = None,
+    ) -> Result[Brief]:
+        return self.run("brief", document, words=words, language=language, strict=strict, on_event=on_event)
+
+    def events(self, document: DocumentLike, *, language: str | None = None) -> Result[EventReport]:
+        return self.run("events", document, language=language)
 
     def read(self, path: str | Path) -> Document:
         """Read and normalise a file (``-`` for stdin)."""
         return read_document(path)
 
-    # -- lifecycle -------------------------------------------------------------------
+    # -- many documents ---------------------------------------------------------------------
+
+    def bulk_runner(
+        self, task: TaskName = "brief", *, concurrency: int = 16, rpm: float | None = None,
+        tpm: float | None = None, cache: CacheChoice = True, words: tuple[int, int] | None = None,
+        language: str | None = None, strict: bool = False,
+    ) -> BulkRunner:
+        """A runner for many documents: bounded concurrency, RPM/TPM pacing, result cache."""
+        options = self.options(words=words, language=language, strict=strict)
+        if concurrency < 1:
+            raise UsageError("concurrency must be at least 1")
+        limiter = RateLimiter(rpm, tpm)
+        with self._lock:
+            raw = self._transport()
+        paced = Retrying(Paced(raw, limiter), backends.retry_policy(self.settings))
+        return BulkRunner(paced, self.prompts, _task(task), options, concurrency=concurrency,
+                          cache=_open_cache(cache), limiter=limiter)
+
+    async def abulk(
+        self, documents: Iterable[Any], *, task: TaskName = "brief", concurrency: int = 16,
+        rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
+        words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
+    ) -> AsyncIterator[Record]:
+        """``async for record in s.abulk(docs, task="events", concurrency=64)``: records as they finish.
+
+        ``documents``: Documents, strings, ``(id, text)`` pairs or ``{"id", "text"}`` dicts. Anything
+        that cannot be summarised (None, a number, an empty text) is a Failure record; the run goes on.
+        """
+        runner = self.bulk_runner(task, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache,
+                                  words=words, language=language, strict=strict)
+        try:
+            async for record in runner.results(as_items(documents)):
+                yield record
+        finally:
+            if runner.cache is not None:
+                runner.cache.close()
+
+    def bulk(
+        self, documents: Iterable[Any], *, task: TaskName = "brief", concurrency: int = 16,
+        rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
+        words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
+    ) -> Iterator[Record]:
+        """The records of ``abulk``, for code without an event loop."""
+        stream = self.abulk(documents, task=task, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache,
+                            words=words, language=language, strict=strict)
+        try:
+            while True:
+                try:
+                    yield self._call(_anext(stream))
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._call(stream.aclose())
+
+    async def abulk_to_jsonl(
+        self, source: str | Path, out: str | Path, *, task: TaskName = "brief", id_field: str = "id",
+        text_field: str = "text", retry_failed: bool = False,
+        on_record: Callable[[Record, BulkSummary], None] | None = None, concurrency: int = 16,
+        rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
+        words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
+    ) -> BulkSummary:
+        """Run ``task`` over a JSONL file or stream, ``-`` or a folder into JSONL ``out``; resumable."""
+        runner = self.bulk_runner(task, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache,
+                                  words=words, language=language, strict=strict)
+        try:
+            items = read_source(source, id_field=id_field, text_field=text_field)
+            sink = JsonlSink(out, retry_failed=retry_failed, input_path=source_path(source))
+            return await run_bulk(runner, items, sink, on_record)
+        finally:
+            if runner.cache is not None:
+                runner.cache.close()
+
+    def bulk_to_jsonl(
+        self, source: str | Path, out: str | Path, *, task: TaskName = "brief", id_field: str = "id",
+        text_field: str = "text", retry_failed: bool = False,
+        on_record: Callable[[Record, BulkSummary], None] | None = None, concurrency: int = 16,
+        rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
+        words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
+    ) -> BulkSummary:
+        return self._call(self.abulk_to_jsonl(
+            source, out, task=task, id_field=id_field, text_field=text_field, retry_failed=retry_failed,
+            on_record=on_record, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache, words=words,
+            language=language, strict=strict))
+
+    # -- lifecycle ---------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        if self._backend is not None:
-            await self._backend.aclose()
+        if self._raw is not None:
+            await self._raw.aclose()
 
     def close(self) -> None:
-        if self._runner is not None:
-            self._runner.run(self.aclose())
-            self._runner.close()
-            self._runner = None
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.call(self.aclose())
+            loop.stop()
 
     def __enter__(self) -> Summarizer:
         return self
@@ -157,19 +287,75 @@ class Summarizer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    def _sync(self, coroutine: Any) -> Any:
-        # One private loop for all sync calls, so connections are reused between them.
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        with self._lock:
+            if self._loop is None:
+                self._loop = _LoopThread()
+            loop = self._loop
+        return loop.call(coroutine)
+
+
+class _LoopThread:
+    """An event loop in a daemon thread; ``call`` runs a coroutine there and waits for it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="summarizer-loop", daemon=True)
+        self.thread.start()
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self.thread:
             coroutine.close()
-            raise SummarizerError("called from a running event loop: use `await s.abrief(...)` / `s.aevents(...)`")
-        if self._runner is None:
-            self._runner = asyncio.Runner()
-        return self._runner.run(coroutine)
+            raise RuntimeError("a sync Summarizer method was called from its own event loop: use the a* twin")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            # Ctrl-C while waiting: cancel the work and let it clean up (close files, connections).
+            future.cancel()
+            concurrent.futures.wait([future], timeout=10)
+            raise
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
-def _as_document(document: DocumentLike) -> Document:
-    return document if isinstance(document, Document) else Document.from_text(document)
+async def _anext(stream: AsyncIterator[T]) -> T:
+    return await stream.__anext__()
+
+
+def _as_document(document: object) -> Document:
+    if isinstance(document, Document):
+        return document
+    if isinstance(document, str):
+        return Document.from_text(document)
+    raise UsageError(f"a document is a str or a Document, not {type(document).__name__}")
+
+
+def _words(words: object) -> tuple[int, int]:
+    if words is None:
+        return DEFAULT_WORDS
+    if isinstance(words, (tuple, list)) and len(words) == 2 and all(type(w) is int for w in words):
+        return (words[0], words[1])
+    raise UsageError(f"words must be a (MIN, MAX) pair of whole numbers, not {words!r}")
+
+
+def _task(task: object) -> TaskName:
+    if task == "brief":
+        return "brief"
+    if task == "events":
+        return "events"
+    raise UsageError(f"task must be 'brief' or 'events', not {task!r}")
+
+
+def _open_cache(cache: CacheChoice) -> ResultCache | None:
+    if isinstance(cache, ResultCache):
+        return cache
+    if cache is True:
+        return ResultCache()
+    if cache is False:
+        return None
+    return ResultCache(cache)

@@ -17,13 +17,17 @@ from pathlib import Path
 from .errors import InputError
 
 __all__ = [
+    "MAX_DOCUMENT_BYTES",
     "Document",
-    "read_document",
     "decode_bytes",
     "estimate_tokens",
-    "split_into_chunks",
+    "read_bytes",
+    "read_document",
     "sentences",
+    "split_into_chunks",
 ]
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # 16 MiB of text is ~4M tokens: far past any useful brief
 
 _HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 _HTML_SNIFF = re.compile(
@@ -83,22 +87,36 @@ class Document:
 
 
 def read_document(path: str | Path, *, id: str | None = None) -> Document:
-    """Read a file, or standard input when ``path`` is ``-``."""
+    """Read a file (a regular file, a FIFO, ``/dev/stdin``…), or standard input when ``path`` is ``-``."""
+    name = "stdin" if str(path) == "-" else str(path)
+    data = read_bytes(path)
+    html = True if str(path) != "-" and Path(path).suffix.lower() in _HTML_SUFFIXES else None
+    default_id = "stdin" if str(path) == "-" else Path(path).name
+    return Document.from_text(decode_bytes(data, name), id=id or default_id, source=name, html=html)
+
+
+def read_bytes(path: str | Path, *, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The bytes of a file or of stdin (``-``), at most ``limit`` of them; InputError otherwise."""
     name = str(path)
-    if name == "-":
-        data = sys.stdin.buffer.read()
-        return Document.from_text(decode_bytes(data, "stdin"), id=id or "stdin", source="stdin")
-    p = Path(path)
     try:
-        data = p.read_bytes()
+        if name == "-":
+            if sys.stdin is None or sys.stdin.closed:
+                raise InputError("stdin: standard input is closed; pass a file, or pipe a document in")
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(limit + 1)
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise InputError(f"{name}: is a directory (use `summarizer bulk` for folders)") from None
-    except OSError as exc:
-        raise InputError(f"{name}: cannot read ({exc.strerror})") from None
-    html = True if p.suffix.lower() in _HTML_SUFFIXES else None
-    return Document.from_text(decode_bytes(data, name), id=id or p.name, source=name, html=html)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise InputError(f"{'stdin' if name == '-' else name}: cannot read ({reason})") from None
+    if len(data) > limit:
+        raise InputError(f"{'stdin' if name == '-' else name}: larger than {limit // (1024 * 1024)} MiB; "
+                         "split it, or summarise its parts")
+    return data
 
 
 def decode_bytes(data: bytes, name: str = "input") -> str:

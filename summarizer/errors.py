@@ -1,12 +1,22 @@
 """One exception hierarchy; each class carries the CLI exit code it maps to.
 
 The CLI prints ``str(error)`` as its one line, so messages say what is wrong
-and what to do, and never contain an API key.
+and what to do, and never contain an API key: ``redact`` masks one before any
+text from a server reaches a message.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .schemas import Usage
+
+__all__ = [
+    "ConfigError", "InputError", "OutputError", "OutputValidationError", "ProviderError", "SummarizerError",
+    "TransientError", "UsageError", "redact",
+]
 
 
 class SummarizerError(Exception):
@@ -15,22 +25,35 @@ class SummarizerError(Exception):
     exit_code = 1
     code = "error"
 
-    def __init__(self, message: str, *, usage: Any = None) -> None:
+    def __init__(self, message: str, *, usage: Usage | None = None) -> None:
         super().__init__(message)
-        self.message = message
-        # Usage spent before the failure (a Usage), so bulk can still account for it.
+        # Usage spent before the failure, so a bulk record can still account for it.
         self.usage = usage
 
 
 class InputError(SummarizerError):
-    """The document is unreadable: binary, undecodable, empty, missing."""
+    """The document is unreadable: binary, undecodable, empty, missing, too large."""
 
     exit_code = 2
     code = "input_error"
 
 
+class UsageError(SummarizerError):
+    """An argument or option is wrong: a bad word range, an unknown name, a file that is not ours."""
+
+    exit_code = 2
+    code = "usage_error"
+
+
+class OutputError(SummarizerError):
+    """The output cannot be written: a closed stdout, a full disk, a folder where a file should be."""
+
+    exit_code = 2
+    code = "output_error"
+
+
 class ConfigError(SummarizerError):
-    """No backend configured, or the endpoint rejected our credentials or model."""
+    """No backend configured, a bad setting, or the endpoint rejected our credentials or model."""
 
     exit_code = 3
     code = "config_error"
@@ -42,11 +65,26 @@ class ProviderError(SummarizerError):
     exit_code = 4
     code = "provider_error"
 
+
+class TransientError(ProviderError):
+    """One attempt failed in a way another attempt may not: 429, 5xx, timeouts, resets.
+
+    ``what`` names the failure without the attempt count ("X answered HTTP 503"),
+    so that the retry layer can say how many attempts it made.
+    """
+
     def __init__(
-        self, message: str, *, status: int | None = None, usage: Any = None
+        self, what: str, detail: str = "", *, status: int | None = None, retry_after: float | None = None,
+        usage: Usage | None = None,
     ) -> None:
-        super().__init__(message, usage=usage)
-        self.status = status
+        super().__init__(f"{what}: {detail}" if detail else what, usage=usage)
+        self.what, self.detail = what, detail
+        self.status, self.retry_after = status, retry_after
+
+    def after(self, attempts: int) -> ProviderError:
+        """The error to report once ``attempts`` attempts have all failed."""
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        return ProviderError(f"{self.what}{tries}" + (f": {self.detail}" if self.detail else ""), usage=self.usage)
 
 
 class OutputValidationError(SummarizerError):
@@ -56,13 +94,32 @@ class OutputValidationError(SummarizerError):
     code = "output_invalid"
 
     def __init__(
-        self,
-        message: str,
-        *,
-        raw_output: str | None = None,
-        errors: list[str] | None = None,
-        usage: Any = None,
+        self, message: str, *, raw_output: str | None = None, errors: list[str] | None = None,
+        usage: Usage | None = None,
     ) -> None:
         super().__init__(message, usage=usage)
         self.raw_output = raw_output
         self.errors = errors or []
+
+
+_FRAGMENT = 6  # a run this long shared with a secret counts as (part of) the secret
+
+
+def redact(text: str, secrets: list[str], mask: str = "***") -> str:
+    """``text`` with every secret masked — whole, cut, or in another case.
+
+    Servers echo keys in their errors, often shortened ("sk-proj-****abcd"): any
+    word that shares a run of six characters with a secret is masked as well.
+    """
+    for secret in filter(None, secrets):
+        text = re.sub(re.escape(secret), mask, text, flags=re.IGNORECASE)
+        fragments = {secret[i:i + _FRAGMENT].casefold() for i in range(len(secret) - _FRAGMENT + 1)}
+        if fragments:
+            text = re.sub(r"\S+", lambda m: _mask_word(m.group(0), fragments, mask), text)
+    return text
+
+
+def _mask_word(word: str, fragments: set[str], mask: str) -> str:
+    folded = word.casefold()
+    shared = any(folded[i:i + _FRAGMENT] in fragments for i in range(len(folded) - _FRAGMENT + 1))
+    return mask if shared else word

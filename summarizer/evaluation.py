@@ -1,8 +1,8 @@
 """The offline eval set: replay recorded model responses through the real pipeline and score them.
 
-Replay goes prompt render -> openai client -> mocked HTTP transport (respx)
--> parse -> validate -> re-ask -> grounding, exactly the path users run; only
-the server is a recording. Each recording also says what the pipeline must do
+Replay goes prompt render -> openai client -> httpx (a MockTransport that
+answers from the recording) -> parse -> validate -> re-ask -> grounding,
+exactly the path users run; only the server is a recording. Each recording also says what the pipeline must do
 with it (re-ask, warn, fail), so a deliberately flawed response that slips
 through is reported. ``live`` scores the configured endpoint instead, and
 ``record`` saves what it answered as the new recordings.
@@ -19,19 +19,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .documents import Document
-from .errors import ConfigError, SummarizerError
+from ._resources import shipped_dir
+from .backends import Backend, Completion, Message, OutputSpec
+from .documents import Document, sentences
+from .errors import ConfigError, SummarizerError, UsageError, redact
 from .grounding import SourceIndex, claims
-from .schemas import Result, count_words
-from .tasks import TaskName
+from .schemas import TASK_NAMES, Brief, EventReport, Result, TaskName, Usage, count_words
+from .validation import extract_json
+
+if TYPE_CHECKING:
+    from .client import Summarizer
 
 __all__ = ["EvalCase", "EvalReport", "TaskOutcome", "default_evals_dir", "load_cases", "run_eval"]
 
-TASKS: tuple[TaskName, ...] = ("brief", "events")
 REPLAY_URL = "http://recorded.eval.invalid/v1"
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
 # --- the eval set ----------------------------------------------------------------------
@@ -58,20 +61,23 @@ class EvalCase:
 
 
 def default_evals_dir() -> Path:
-    """``./evals`` when it exists, else the eval set beside the package source."""
-    for candidate in (Path("evals"), Path(__file__).resolve().parents[1] / "evals"):
-        if (candidate / "cases").is_dir():
-            return candidate
-    raise ConfigError("no eval set found: run from the repository or pass --evals-dir")
+    """``./evals`` when it holds cases, else the eval set shipped with summarizer."""
+    local = Path("evals")
+    return local if (local / "cases").is_dir() else shipped_dir("evals")
 
 
 def load_cases(directory: Path, names: list[str] | None = None) -> list[EvalCase]:
+    """The cases of an eval set; no cases at all is a usage error, not an empty pass."""
+    if not (directory / "cases").is_dir():
+        raise UsageError(f"{directory} is not an eval set (no cases/ folder in it)")
     paths = sorted((directory / "cases").glob("*.toml"))
+    if not paths:
+        raise UsageError(f"{directory / 'cases'} holds no cases (*.toml)")
     if names:
         paths = [p for p in paths if p.stem in names]
         missing = set(names) - {p.stem for p in paths}
         if missing:
-            raise ConfigError(f"no eval case named {', '.join(sorted(missing))} in {directory / 'cases'}")
+            raise UsageError(f"no eval case named {', '.join(sorted(missing))} in {directory / 'cases'}")
     return [_load_case(path, directory / "recordings" / f"{path.stem}.json") for path in paths]
 
 
@@ -112,16 +118,18 @@ class TaskOutcome:
     unmet: list[str] = field(default_factory=list)  # of those, what the recording expected
     flaw: str | None = None
     recorded: list[dict[str, Any]] = field(default_factory=list)  # live answers, for --record
+    secrets: list[str] = field(default_factory=list, repr=False)  # to scrub from recordings
 
 
 @dataclass
 class EvalReport:
     outcomes: list[TaskOutcome]
     metrics: dict[str, dict[str, float | None]]
-    baseline: dict[str, float]
+    baseline: dict[str, float | None]
     slipped: list[str]
     regressions: list[str]
     mode: str
+    notes: list[str] = field(default_factory=list)  # what the run did not do, or wrote
 
     @property
     def passed(self) -> bool:
@@ -130,7 +138,7 @@ class EvalReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode, "passed": self.passed, "metrics": self.metrics, "lead3_baseline": self.baseline,
-            "slipped": self.slipped, "regressions": self.regressions,
+            "slipped": self.slipped, "regressions": self.regressions, "notes": self.notes,
             "cases": [{"case": o.case, "task": o.task, "status": o.status, "reasks": o.reasks,
                        "requests": o.requests, "warnings": o.warnings, "flaw": o.flaw, "problems": o.problems}
                       for o in self.outcomes],
@@ -139,56 +147,64 @@ class EvalReport:
 
 def run_eval(
     directory: Path, *, names: list[str] | None = None, live: bool = False, record: bool = False,
-    summarizer_factory: Callable[..., Any] | None = None,
+    summarizer_factory: Callable[..., Summarizer] | None = None,
 ) -> EvalReport:
-    """Replay (or, with ``live``/``record``, call the configured endpoint) and score every case."""
+    """Replay (or, with ``live``/``record``, call the configured endpoint) and score every case.
+
+    ``summarizer_factory(**settings)`` builds the Summarizer for one case (the
+    case's own settings, such as a small context, are passed in).
+    """
     from .client import Summarizer
 
     cases = load_cases(directory, names)
     factory = summarizer_factory or Summarizer
     outcomes: list[TaskOutcome] = []
     for case in cases:
-        for task in TASKS:
+        for task in TASK_NAMES:
             if live or record:
                 outcomes.append(_run_live(case, task, factory))
             elif task in case.recordings:
                 outcomes.append(_replay(case, task, factory))
+    notes = []
     if record:
-        _save_recordings(directory, outcomes)
+        notes += [f"wrote {path}" for path in _save_recordings(directory, outcomes)]
     metrics, baseline = _score(cases, outcomes)
     slipped = [] if live or record else [f"{o.case}/{o.task}: {p}" for o in outcomes for p in o.problems]
-    regressions = [] if names else _check_thresholds(metrics, directory / "thresholds.toml")
+    if names:
+        notes.append("thresholds not checked: --case runs a subset of the set")
+        regressions = []
+    else:
+        regressions = _check_thresholds(metrics, directory / "thresholds.toml")
     return EvalReport(outcomes, metrics, baseline, slipped, regressions,
-                      "record" if record else "live" if live else "replay")
+                      "record" if record else "live" if live else "replay", notes)
 
 
-def _call(summarizer: Any, case: EvalCase, task: TaskName) -> tuple[str, Result[Any] | None, Any]:
+def _call(summarizer: Summarizer, case: EvalCase, task: TaskName) -> tuple[str, Result[Any] | None, Usage | None]:
     options = case.options
-    kwargs: dict[str, Any] = {"language": options.get("language")}
-    if task == "brief" and "words" in options:
-        kwargs["words"] = tuple(options["words"])
+    language = options.get("language")
     try:
-        result = summarizer.brief(case.document, **kwargs) if task == "brief" else \
-            summarizer.events(case.document, language=kwargs["language"])
+        result: Result[Brief] | Result[EventReport]
+        if task == "brief":
+            words = tuple(options["words"]) if "words" in options else None
+            result = summarizer.brief(case.document, words=words, language=language)  # type: ignore[arg-type]
+        else:
+            result = summarizer.events(case.document, language=language)
         return "ok", result, result.usage
     except SummarizerError as exc:
         return exc.code, None, exc.usage
 
 
 def _settings_for(case: EvalCase) -> dict[str, Any]:
-    settings: dict[str, Any] = {"concurrency": 1}  # chunk requests in document order: replayable
+    settings: dict[str, Any] = {"chunk_concurrency": 1}  # part requests in document order: replayable
     if "context_tokens" in case.options:
         settings["context_tokens"] = case.options["context_tokens"]
     return settings
 
 
-def _replay(case: EvalCase, task: TaskName, factory: Callable[..., Any]) -> TaskOutcome:
+def _replay(case: EvalCase, task: TaskName, factory: Callable[..., Summarizer]) -> TaskOutcome:
     import httpx
 
-    try:
-        import respx
-    except ImportError:
-        raise ConfigError("replaying recordings needs respx: pip install 'summarizer[eval]'") from None
+    from .backends.openai import OpenAIBackend
 
     recording = case.recordings[task]
     queue = list(recording.responses)
@@ -203,11 +219,10 @@ def _replay(case: EvalCase, task: TaskName, factory: Callable[..., Any]) -> Task
         given.append(response.get("content") or "")
         return httpx.Response(200, json=_chat_completion(response))
 
-    with respx.mock(base_url=REPLAY_URL, assert_all_called=False) as router:
-        router.post("/chat/completions").mock(side_effect=answer)
-        with factory(base_url=REPLAY_URL, model="recorded", api_key="replay", max_attempts=1,
-                     **_settings_for(case)) as summarizer:
-            status, result, usage = _call(summarizer, case, task)
+    replayed = OpenAIBackend(model="recorded", base_url=REPLAY_URL, api_key="replay",
+                             transport=httpx.MockTransport(answer))
+    with factory(backend=replayed, max_attempts=1, **_settings_for(case)) as summarizer:
+        status, result, usage = _call(summarizer, case, task)
     outcome = _outcome(case, task, status, result, usage, given, recording.flaw)
     outcome.unmet = _unmet(recording, outcome, unused=len(queue))
     outcome.problems = outcome.unmet + _prompt_problems(case, task, bodies)
@@ -238,15 +253,17 @@ def _prompt_problems(case: EvalCase, task: TaskName, bodies: list[dict[str, Any]
     return list(dict.fromkeys(problems))
 
 
-class _Recorder:
+class _Recorder(Backend):
     """A backend that passes every call through and keeps what the model answered (for --record)."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.model, self.limiter = inner, inner.model, None
+    def __init__(self, inner: Backend) -> None:
+        self.inner, self.model = inner, inner.model
         self.answers: list[dict[str, Any]] = []
 
-    async def complete(self, messages: Any, **kwargs: Any) -> Any:
-        completion = await self.inner.complete(messages, **kwargs)
+    async def complete(
+        self, messages: list[Message], *, output: OutputSpec | None = None, params: Any = None,
+    ) -> Completion:
+        completion = await self.inner.complete(messages, output=output or OutputSpec(), params=params)
         self.answers.append({"content": completion.text, "finish_reason": completion.finish_reason,
                              "refusal": completion.refusal})
         return completion
@@ -255,17 +272,17 @@ class _Recorder:
         await self.inner.aclose()
 
 
-def _run_live(case: EvalCase, task: TaskName, factory: Callable[..., Any]) -> TaskOutcome:
-    from .config import load_settings
-    from .llm import make_backend
-
+def _run_live(case: EvalCase, task: TaskName, factory: Callable[..., Summarizer]) -> TaskOutcome:
     settings = _settings_for(case)
-    recorder = _Recorder(make_backend(load_settings(**settings)))
-    with factory(backend=recorder, **settings) as summarizer:
-        status, result, usage = _call(summarizer, case, task)
+    with factory(**settings) as endpoint:
+        recorder = _Recorder(endpoint.backend_unwrapped)
+        with factory(backend=recorder, **settings) as summarizer:
+            status, result, usage = _call(summarizer, case, task)
+        key = endpoint.settings.api_key
     answers = recorder.answers
     outcome = _outcome(case, task, status, result, usage, [a["content"] or "" for a in answers], None)
     outcome.recorded = answers
+    outcome.secrets = [key.get_secret_value()] if key else []
     return outcome
 
 
@@ -306,8 +323,8 @@ def _chat_completion(response: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _save_recordings(directory: Path, outcomes: list[TaskOutcome]) -> None:
-    secrets = _secrets()
+def _save_recordings(directory: Path, outcomes: list[TaskOutcome]) -> list[Path]:
+    secrets = [secret for outcome in outcomes for secret in outcome.secrets]
     by_case: dict[str, dict[str, Any]] = {}
     for outcome in outcomes:
         recorded = outcome.recorded
@@ -318,22 +335,16 @@ def _save_recordings(directory: Path, outcomes: list[TaskOutcome]) -> None:
         }
     target = directory / "recordings"
     target.mkdir(exist_ok=True)
+    written = []
     for name, recordings in by_case.items():
-        (target / f"{name}.json").write_text(json.dumps(recordings, indent=2, ensure_ascii=False) + "\n", "utf-8")
-
-
-def _secrets() -> list[str]:
-    from .config import load_settings
-
-    key = load_settings().api_key
-    return [key.get_secret_value()] if key else []
+        path = target / f"{name}.json"
+        path.write_text(json.dumps(recordings, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        written.append(path)
+    return written
 
 
 def _scrub(value: Any, secrets: list[str]) -> Any:
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, "[REDACTED]")
-    return value
+    return redact(value, secrets, mask="[REDACTED]") if isinstance(value, str) else value
 
 
 # --- scoring ---------------------------------------------------------------------------
@@ -424,8 +435,6 @@ def _in_range(text: str, words: Any) -> bool:
 
 
 def _quotes_grounded(raw: str, document: Document) -> tuple[int, int]:
-    from .tasks import extract_json
-
     try:
         data = extract_json(raw)
         quotes = [q for e in data.get("events", []) for q in e.get("evidence", []) if isinstance(q, str)]
@@ -458,7 +467,7 @@ def _event_fields(expected: dict[str, Any], report: Any) -> dict[str, float | No
 
 
 def _lead3(document: Document) -> str:
-    return " ".join(_SENTENCE.split(" ".join(document.paragraphs))[:3])
+    return " ".join(sentences(document.text)[:3])
 
 
 def _rouge(pairs: list[tuple[str, str]]) -> dict[str, float | None]:

@@ -1,15 +1,24 @@
 """Deterministic faithfulness checks: is what the model says in the source?
 
-Matching forgives only what scraping and typing change without changing
-meaning: case, runs of whitespace, and typographic quotes and dashes.
+Every check of an answer against its source lives here: a brief's names and
+numbers, an event report's evidence quotes, participants, time expressions
+and dates. Matching forgives only what scraping and typing change without
+changing meaning: case, runs of whitespace, and typographic quotes and dashes.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
+from typing import TYPE_CHECKING
 
-__all__ = ["SourceIndex", "brief_warnings", "claims", "date_supported"]
+if TYPE_CHECKING:
+    from .schemas import EventReport
+
+__all__ = [
+    "SourceIndex", "brief_warnings", "claims", "date_supported", "evidence_errors", "event_warnings",
+    "lead_names",
+]
 
 _TYPOGRAPHY = str.maketrans({
     "‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": "'",
@@ -19,7 +28,9 @@ _TYPOGRAPHY = str.maketrans({
 _SPACES = re.compile(r"\s+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _UPPER = "A-ZÀ-ÖØ-ÞĀ-ŽА-ЯЁΑ-Ω"
-_NAME_RUN = re.compile(rf"[{_UPPER}][\w'-]*(?:\s+[{_UPPER}][\w'-]*)*")
+_CAPITALISED = rf"[{_UPPER}][\w'’-]*"
+_CAPITALISED_WORD = re.compile(rf"\b[{_UPPER}][\w'’-]+")
+_NAME_RUN = re.compile(rf"{_CAPITALISED}(?:\s+{_CAPITALISED})*")
 _SENTENCE_START = re.compile(r"(^|[.!?:;\"]\s+)$")
 _POSSESSIVE = re.compile(r"'s?$")
 
@@ -104,3 +115,33 @@ def date_supported(date: str, source: SourceIndex) -> bool:
     if parts[0] not in source.numbers:
         return False
     return len(parts) < 3 or str(int(parts[2])) in source.numbers or parts[2] in source.numbers
+
+
+def evidence_errors(report: EventReport, source: SourceIndex) -> list[str]:
+    """One error per evidence quote the source does not contain: these make a report invalid."""
+    return [
+        f"events[{i}].evidence[{j}] is not a verbatim quote from the document: {quote[:160]!r}"
+        for i, event in enumerate(report.events)
+        for j, quote in enumerate(event.evidence)
+        if not source.contains(quote)
+    ]
+
+
+def event_warnings(report: EventReport, source: SourceIndex) -> list[str]:
+    """Time expressions, dates and participants the source does not support: flagged, not fatal."""
+    warnings = []
+    for i, event in enumerate(report.events):
+        if event.when is not None and not source.contains(event.when.text):
+            warnings.append(f"events[{i}].when.text not in source: {event.when.text!r}")
+        if event.when is not None and event.when.date and not date_supported(event.when.date, source):
+            warnings.append(f"events[{i}].when.date not stated in source: {event.when.date}")
+        for p in event.participants:
+            if not source.contains(p.name):
+                warnings.append(f"events[{i}] participant not named in source: {p.name!r}")
+    return warnings
+
+
+def lead_names(text: str, limit: int = 24) -> list[str]:
+    """The capitalised words of ``text``'s first paragraph, each once: what a brief may open on."""
+    first = text.split("\n\n", 1)[0]
+    return list(dict.fromkeys(_CAPITALISED_WORD.findall(first)))[:limit]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .bulk import BulkSummary
-from .schemas import Result
+from .schemas import Record
 
 __all__ = ["BulkProgress", "print_scorecard", "print_summary"]
 
@@ -19,34 +21,45 @@ _stderr = Console(stderr=True)
 
 
 class BulkProgress:
-    """A progress bar when stderr is a TTY; a no-op otherwise (logs stay clean)."""
+    """Progress on stderr: a bar on a terminal, else a line every ``every`` seconds (logs stay readable)."""
 
-    def __init__(self, source: str, *, enabled: bool = True) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
+    def __init__(self, source: str, *, enabled: bool = True, every: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.enabled = enabled
+        self.tty = enabled and sys.stderr is not None and sys.stderr.isatty()
+        self.every, self._clock = every, clock
+        self._next_line = clock() + every
         self._progress: Progress | None = None
-        self._total = _count_lines(source) if self.enabled else None
+        self._total = _count_lines(source) if enabled else None
 
     def __enter__(self) -> BulkProgress:
-        if self.enabled:
+        if self.tty:
             self._progress = Progress(
-                TextColumn("[bold]summarizer"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[stats]}"), console=_stderr, transient=True,
+                TextColumn("bulk"), BarColumn(bar_width=None), MofNCompleteColumn(), TimeRemainingColumn(),
+                TextColumn("{task.fields[stats]}"), console=_stderr, transient=True, expand=False,
             )
             self._progress.start()
             self._task = self._progress.add_task("bulk", total=self._total, stats="")
         return self
 
-    def update(self, result: Result[Any], summary: BulkSummary) -> None:
-        if self._progress is None:
-            return
-        tokens = summary.usage.prompt_tokens + summary.usage.completion_tokens
-        stats = (f"ok {summary.ok} · failed {summary.failed} · cached {summary.cached} · "
-                 f"{summary.docs_per_s:.1f} docs/s · {tokens:,} tokens")
-        self._progress.update(self._task, completed=summary.done + summary.skipped, stats=stats)
+    def update(self, record: Record, summary: BulkSummary) -> None:
+        if self._progress is not None:
+            stats = f"ok {summary.ok} ✗ {summary.failed} {_rate(summary.docs_per_s)}/s"
+            self._progress.update(self._task, completed=summary.done + summary.skipped, stats=stats)
+        elif self.enabled and self._clock() >= self._next_line:
+            self._next_line = self._clock() + self.every
+            total = f"/{self._total:,}" if self._total else ""
+            _stderr.print(
+                f"summarizer: {summary.done + summary.skipped:,}{total} done · ok {summary.ok:,} · "
+                f"failed {summary.failed:,} · {_rate(summary.docs_per_s)} docs/s", highlight=False, soft_wrap=True)
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+def _rate(per_second: float) -> str:
+    return f"{per_second:.1f}" if per_second >= 1 else f"{per_second:.3f}"
 
 
 def _count_lines(source: str) -> int | None:
@@ -64,11 +77,13 @@ def print_summary(summary: BulkSummary) -> None:
     failed = ", ".join(f"{code} {n}" for code, n in sorted(summary.failed_by_code.items()))
     rows = [
         ("ok", f"{summary.ok:,}"), ("failed", f"{summary.failed:,}" + (f" ({failed})" if failed else "")),
-        ("cached", f"{summary.cached:,}"), ("skipped (already in --out)", f"{summary.skipped:,}"),
+        ("cached", f"{summary.cached:,}"),
+        ("skipped (already in --out)", f"{summary.skipped:,}" + (
+            f" ({summary.skipped_failed:,} of them error records)" if summary.skipped_failed else "")),
         ("requests", f"{summary.usage.requests:,}"), ("retries", f"{summary.usage.retries:,}"),
         ("re-asks", f"{summary.usage.reasks:,}"), ("throttled (429)", f"{summary.throttled:,}"),
         ("tokens in / out", f"{summary.usage.prompt_tokens:,} / {summary.usage.completion_tokens:,}"),
-        ("wall time", f"{summary.wall_s:.1f} s"), ("docs/s", f"{summary.docs_per_s:.1f}"),
+        ("wall time", f"{summary.wall_s:.1f} s"), ("docs/s", _rate(summary.docs_per_s)),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -107,6 +122,8 @@ def print_scorecard(report: Any) -> None:
         out.print(f"[red]check failed[/red] {line}", highlight=False)
     for line in report.regressions:
         out.print(f"[red]below threshold[/red] {line}", highlight=False)
+    for line in report.notes:
+        out.print(f"note: {line}", highlight=False)
     out.print("[green]PASS[/green]" if report.passed else "[red]FAIL[/red]")
 
 

@@ -3,7 +3,9 @@ templates, a version and default parameters.
 
 Templates use ``$name`` placeholders (``string.Template``) so JSON braces in a
 prompt need no escaping. A directory given with ``--prompts-dir`` is searched
-before the templates shipped in the package.
+before the shipped templates. A template is checked when loaded: the wrong
+types, a missing ``$document`` (``$parts`` for a ``*_combine`` template) or a
+re-ask without ``$errors`` is a configuration error, never a brief of nothing.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import json
 import string
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-__all__ = ["PromptTemplate", "PromptLibrary"]
+from ._resources import shipped_dir
+from .documents import estimate_tokens
+from .errors import ConfigError, UsageError
 
-_REQUIRED = ("version", "system", "user", "reask")
+__all__ = ["PromptLibrary", "PromptTemplate", "message_tokens"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,11 @@ class PromptTemplate:
         """What a Result records as its prompt version, e.g. ``brief@1``."""
         return f"{self.name}@{self.version}"
 
+    @property
+    def max_tokens(self) -> int:
+        """The answer budget the template asks for."""
+        return int(self.params.get("max_tokens", 1000))
+
     def messages(self, **values: Any) -> list[dict[str, str]]:
         """The system and user messages, with ``values`` filled in."""
         return [
@@ -57,9 +65,6 @@ class PromptTemplate:
     def reask_message(self, **values: Any) -> dict[str, str]:
         return {"role": "user", "content": self._fill(self.reask, values)}
 
-    def render_grammar(self, **values: Any) -> str | None:
-        return self._fill(self.grammar, values) if self.grammar else None
-
     def _fill(self, template: str, values: dict[str, Any]) -> str:
         try:
             return string.Template(template).substitute(values).strip()
@@ -69,8 +74,29 @@ class PromptTemplate:
             raise ConfigError(f"prompt {self.id} ({self.origin}): {exc}") from None
 
 
+class _TemplateFile(BaseModel):
+    """What a prompt TOML may contain."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    version: str | int
+    description: str = ""
+    system: str
+    user: str
+    reask: str
+    params: dict[str, int | float | str | bool] = {}
+    grammar: str | None = None
+
+    @field_validator("system", "user", "reask")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty")
+        return value
+
+
 class PromptLibrary:
-    """Finds templates by name: an override directory first, then the package."""
+    """Finds templates by name: an override directory first, then the shipped ones."""
 
     def __init__(self, directory: Path | str | None = None) -> None:
         self.directory = Path(directory) if directory else None
@@ -84,7 +110,7 @@ class PromptLibrary:
         return self._cache[name]
 
     def names(self) -> list[str]:
-        found = {p.name[:-5] for p in _packaged().iterdir() if p.name.endswith(".toml")}
+        found = {p.name[:-5] for p in shipped_dir("prompts").iterdir() if p.name.endswith(".toml")}
         if self.directory is not None:
             found |= {p.stem for p in self.directory.glob("*.toml")}
         return sorted(found)
@@ -95,33 +121,37 @@ class PromptLibrary:
     def _load(self, name: str) -> PromptTemplate:
         if self.directory is not None and (self.directory / f"{name}.toml").is_file():
             path = self.directory / f"{name}.toml"
-            return _parse(name, path.read_text("utf-8"), str(path))
-        packaged = _packaged() / f"{name}.toml"
+            return _parse(name, path.read_bytes(), str(path))
+        packaged = shipped_dir("prompts") / f"{name}.toml"
         if not packaged.is_file():
-            raise ConfigError(f"no prompt named {name!r}; see `summarizer prompts list`")
-        return _parse(name, packaged.read_text("utf-8"), f"built-in {name}.toml")
+            raise UsageError(f"no prompt named {name!r}; see `summarizer prompts list`")
+        return _parse(name, packaged.read_bytes(), f"built-in {name}.toml")
 
 
-def _packaged() -> Any:
-    return resources.files("summarizer") / "prompts"
-
-
-def _parse(name: str, text: str, origin: str) -> PromptTemplate:
+def _parse(name: str, raw: bytes, origin: str) -> PromptTemplate:
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"prompt {origin} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"prompt {origin} is not valid TOML: {exc}") from None
-    missing = [key for key in _REQUIRED if not isinstance(data.get(key), (str, int))]
-    if missing:
-        raise ConfigError(f"prompt {origin} lacks {', '.join(missing)}")
+    try:
+        checked = _TemplateFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "file"
+        raise ConfigError(f"prompt {origin}: {where}: {first['msg']}") from None
+    needed = "$parts" if name.endswith("_combine") else "$document"
+    if needed not in checked.system + checked.user:
+        raise ConfigError(f"prompt {origin} never places {needed}: the model would see no text")
+    if "$errors" not in checked.reask:
+        raise ConfigError(f"prompt {origin}: reask never places $errors: a re-ask would not say what to fix")
     return PromptTemplate(
-        name=name,
-        version=str(data["version"]),
-        description=str(data.get("description", "")),
-        system=data["system"],
-        user=data["user"],
-        reask=data["reask"],
-        params=dict(data.get("params", {})),
-        origin=origin,
-        grammar=data.get("grammar"),
+        name=name, version=str(checked.version), description=checked.description, system=checked.system,
+        user=checked.user, reask=checked.reask, params=dict(checked.params), origin=origin, grammar=checked.grammar,
     )
+
+
+def message_tokens(messages: list[dict[str, str]]) -> int:
+    """Estimated tokens of chat messages: their text plus a few per message of framing."""
+    return sum(estimate_tokens(m["content"]) + 4 for m in messages)

@@ -1,4 +1,4 @@
-"""Pydantic models for what summarizer returns, and the shape rules of a brief.
+"""Pydantic models for what summarizer returns: Brief, EventReport and the Result envelope.
 
 The EventReport JSON Schema is strict-mode compatible (every property
 required, nullable instead of optional, no additional properties), so the
@@ -16,22 +16,29 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "DEFAULT_WORDS",
     "EVENT_TYPES",
+    "TASK_NAMES",
     "Brief",
-    "EventReport",
+    "ErrorInfo",
     "Event",
+    "EventReport",
+    "Failure",
     "Participant",
     "Place",
-    "When",
-    "Usage",
-    "ErrorInfo",
+    "Record",
     "Result",
-    "brief_problems",
+    "TaskName",
+    "Usage",
+    "When",
     "count_words",
     "event_report_schema",
     "strict_schema",
-    "with_evidence_choices",
 ]
+
+TaskName = Literal["brief", "events"]
+TASK_NAMES: tuple[TaskName, ...] = ("brief", "events")
+DEFAULT_WORDS = (40, 120)  # a brief's word range unless the caller says otherwise
 
 EventType = Literal[
     "diplomacy.meeting", "diplomacy.statement", "politics.election", "politics.policy",
@@ -141,6 +148,8 @@ class Usage(BaseModel):
 
 
 class ErrorInfo(BaseModel):
+    """Why a document has no value: a stable ``code`` for programs, a ``message`` for people."""
+
     code: str
     message: str
     raw_output: str | None = None
@@ -149,13 +158,13 @@ class ErrorInfo(BaseModel):
 T = TypeVar("T", Brief, EventReport)
 
 
-class Result(BaseModel, Generic[T]):
-    """The envelope every call returns: value or error, plus how it was made."""
-
+class _Envelope(BaseModel):
+    # The field order is the JSONL line's order: resume reads id, task and status
+    # from the head of each line without parsing the rest.
     id: str
-    task: Literal["brief", "events"]
+    task: TaskName
     status: Literal["ok", "error"]
-    value: T | None = None
+    value: Brief | EventReport | None = None
     error: ErrorInfo | None = None
     warnings: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
@@ -165,36 +174,34 @@ class Result(BaseModel, Generic[T]):
     cached: bool = False
 
 
-# --- brief shape rules ------------------------------------------------------
+class Result(_Envelope, Generic[T]):
+    """A success: ``value`` is always there (a Brief or an EventReport)."""
+
+    status: Literal["ok"] = "ok"
+    value: T
+    error: None = None
+
+
+class Failure(_Envelope):
+    """A document that produced no value: bulk writes it as an error record and goes on."""
+
+    status: Literal["error"] = "error"
+    value: None = None
+    error: ErrorInfo
+
+
+Record = Result[Brief] | Result[EventReport] | Failure
+"""One line of a bulk output: the same envelope for a success and a failure."""
+
+
+# --- words ---------------------------------------------------------------------
 
 _WORD = re.compile(r"\w[\w'’-]*")
-_PREAMBLE = re.compile(
-    r"^\s*(here\s+is|here's|here\s+are|sure\b|certainly\b|of\s+course\b|below\s+is|"
-    r"summary\s*:|brief\s*:|in\s+summary\b|this\s+(article|document|text)\s+(is|describes|discusses|reports))",
-    re.IGNORECASE,
-)
-_BULLET = re.compile(r"^\s*([-*•·▪–]|\d+[.)])\s+", re.MULTILINE)
 
 
 def count_words(text: str) -> int:
+    """Words as a reader counts them: "Asia-Pacific" and "Lavrov's" are one each."""
     return len(_WORD.findall(text))
-
-
-def brief_problems(text: str, min_words: int, max_words: int) -> list[str]:
-    """What is wrong with ``text`` as a brief, one sentence per problem."""
-    problems: list[str] = []
-    if not text.strip():
-        return ["the brief is empty"]
-    if _BULLET.search(text):
-        problems.append("it uses bullets or a numbered list; write plain prose")
-    if "\n" in text.strip():
-        problems.append("it has line breaks; write exactly one paragraph")
-    if _PREAMBLE.match(text):
-        problems.append("it starts with a preamble; start directly with the facts")
-    words = count_words(text)
-    if not min_words <= words <= max_words:
-        problems.append(f"it has {words} words; it must have {min_words}-{max_words}")
-    return problems
 
 
 # --- JSON Schema --------------------------------------------------------------
@@ -211,18 +218,6 @@ def event_report_schema(*, strict: bool = True) -> dict[str, Any]:
     """
     full = _strip(copy.deepcopy(_BASE_SCHEMA), {"title"})
     return strict_schema(full) if strict else full
-
-
-def with_evidence_choices(schema: dict[str, Any], quotes: list[str]) -> dict[str, Any]:
-    """A copy of the EventReport schema whose evidence items must be one of ``quotes``.
-
-    For grammar-constrained decoders: a quote can then only be copied from
-    the document, never invented, however small the model.
-    """
-    schema = copy.deepcopy(schema)
-    if quotes:
-        schema["$defs"]["Event"]["properties"]["evidence"]["items"] = {"type": "string", "enum": quotes}
-    return schema
 
 
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:

@@ -1,40 +1,37 @@
-"""Tasks: brief and events. Render the prompt, call the backend, validate,
-re-ask with the concrete errors, and map-reduce documents over the budget.
+"""Tasks: a brief or an event report of one document, as a conversation with a model.
 
-Nothing here knows about files, the CLI or bulk runs: a task takes one
-Document and a Backend and returns a Result (or raises, with the usage spent
-attached to the error).
+A ``TaskRun`` holds one task on one document and does no I/O: ``start`` says
+which requests to send, ``receive`` takes each answer, validates it and says
+what to send next — a re-ask carrying the concrete errors, or, for a document
+over the context budget, the combine step over the parts' results — until the
+run holds its Result or raises. ``run_task`` drives a TaskRun over a backend;
+the batch mode drives many over the provider's Batch API with the same steps.
+
+Nothing here knows about files, the CLI or bulk runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar, cast
 
-from pydantic import ValidationError
-
-from .cache import cache_key
+from .backends import Backend, Completion, Delta, Message, OutputSpec
+from .constraints import with_evidence_choices
 from .documents import Document, estimate_tokens, sentences, split_into_chunks
-from .errors import ConfigError, OutputValidationError, SummarizerError
-from .grounding import SourceIndex, brief_warnings, date_supported
-from .llm import Backend, OutputSpec
-from .prompts import PromptLibrary, PromptTemplate
-from .schemas import (
-    Brief, EventReport, Result, Usage, brief_problems, count_words, event_report_schema, with_evidence_choices,
-)
+from .errors import ConfigError, OutputValidationError, SummarizerError, UsageError
+from .grounding import SourceIndex, lead_names
+from .prompts import PromptLibrary, PromptTemplate, message_tokens
+from .schemas import DEFAULT_WORDS, Brief, EventReport, Result, TaskName, Usage, event_report_schema
+from .validation import Invalid, validate_brief, validate_events
 
-__all__ = ["TaskName", "TaskOptions", "run_task", "result_cache_key"]
+__all__ = ["Reask", "Request", "StreamEvent", "TaskOptions", "TaskRun", "run_task", "task_prompts"]
 
-TaskName = Literal["brief", "events"]
-Validator = Callable[[str, "str | None"], tuple[Any, list[str]]]
+V = TypeVar("V", Brief, EventReport)
 
-_CAPITALISED = re.compile(r"\b[A-ZÀ-ÖØ-ÞА-ЯЁ][\w'’-]+")
-_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 # Built once: the schema is sent with every events request. Backends get the
 # full form (bounds included) and adapt it: strict mode drops the bounds, a
 # local grammar enforces them.
@@ -44,15 +41,23 @@ _SCHEMA_JSON = json.dumps(_SCHEMA, separators=(",", ":"))
 
 @dataclass(frozen=True)
 class TaskOptions:
-    """What a caller may tune per call."""
+    """What a caller may tune per call; checked when made, before any request."""
 
-    min_words: int = 40
-    max_words: int = 120
+    words: tuple[int, int] = DEFAULT_WORDS
     language: str | None = None
     strict: bool = False
     max_reasks: int = 2
     context_tokens: int = 8192
-    concurrency: int = 4
+    chunk_concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        low, high = self.words
+        if not (isinstance(low, int) and isinstance(high, int) and 0 < low <= high <= 2000):
+            raise UsageError(f"words must be (MIN, MAX) with 0 < MIN <= MAX <= 2000, not {self.words!r}")
+        if self.language is not None and not (isinstance(self.language, str) and 0 < len(self.language.strip()) <= 40):
+            raise UsageError(f"language must be an ISO 639-1 code or a language name, not {self.language!r}")
+        if self.max_reasks < 0 or self.chunk_concurrency < 1 or self.context_tokens < 1024:
+            raise UsageError("max_reasks must be >= 0, chunk_concurrency >= 1 and context_tokens >= 1024")
 
     @property
     def language_phrase(self) -> str:
@@ -61,345 +66,319 @@ class TaskOptions:
         code = self.language.strip()
         return f"the language with ISO 639-1 code '{code}'" if len(code) == 2 else code
 
-
-class _Invalid(Exception):
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
-
-
-@dataclass
-class _Run:
-    """What one task call accumulates across its requests."""
-
-    model: str
-    usage: Usage = field(default_factory=Usage)
-    prompts: list[str] = field(default_factory=list)
-
-    def used(self, template: PromptTemplate) -> None:
-        if template.id not in self.prompts:
-            self.prompts.append(template.id)
+    def cache_parts(self) -> list[Any]:
+        """The options that shape an answer (the cache key's share of them)."""
+        return [list(self.words), self.language, self.strict, self.context_tokens]
 
 
 @dataclass(frozen=True)
-class _Spec:
+class Request:
+    """One model request a run needs: what to send, and what to check the answer against."""
+
+    stage: str  # "whole", "part" or "combine": where the answer goes
+    index: int  # which part, or which group of a combine round
+    template: PromptTemplate
+    messages: list[Message]
+    output: OutputSpec
+    source: SourceIndex
+    reasks: int = 0
+    final: bool = False  # its answer is the run's value (what may be streamed to a reader)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.template.params
+
+    @property
+    def slot(self) -> str:
+        """A stable name for the request's place in its run, e.g. ``part-3`` (batch custom ids use it)."""
+        return self.stage if self.stage == "whole" else f"{self.stage}-{self.index}"
+
+    def reask(self, answer: str, errors: list[str]) -> Request:
+        """The same request again, with the answer and what is wrong with it."""
+        follow_up = self.template.reask_message(errors="\n".join(f"- {e}" for e in errors))
+        messages = [*self.messages, {"role": "assistant", "content": answer}, follow_up]
+        return replace(self, messages=messages, reasks=self.reasks + 1)
+
+
+@dataclass(frozen=True)
+class Reask:
+    """Streaming: the answer so far broke these rules; a re-ask follows."""
+
+    errors: list[str]
+
+
+StreamEvent = Delta | Reask
+
+
+@dataclass(frozen=True)
+class _Spec(Generic[V]):
     """How one task renders, validates and combines."""
 
     prompt: str
     combine_prompt: str
-    structured: bool
-    validate: Callable[[str, str | None, SourceIndex, TaskOptions], tuple[Any, list[str]]]
-    as_part: Callable[[Any, int], str]
+    validate: Callable[[str, str | None, SourceIndex, TaskOptions], tuple[V, list[str]]]
+    as_part: Callable[[V, int], str]
+    output: Callable[[PromptTemplate, str, list[V], TaskOptions], OutputSpec]
+
+
+class TaskRun(Generic[V]):
+    """One task on one document, as a state machine that a driver feeds answers to."""
+
+    def __init__(
+        self, task: TaskName, document: Document, prompts: PromptLibrary, options: TaskOptions, *, model: str = "",
+    ) -> None:
+        self.task, self.document, self.prompts, self.options = task, document, prompts, options
+        self.spec = cast(_Spec[V], _SPECS[task])
+        self.usage = Usage()
+        self.model = model
+        self.warnings: list[str] = []
+        if document.dropped_repeats:
+            self.warnings.append(f"dropped {document.dropped_repeats} repeated paragraph(s) from the input")
+        self._used: list[str] = []
+        self._round = 0
+        self._expected = 0
+        self._values: dict[int, tuple[V, list[str]]] = {}
+        self.value: tuple[V, list[str]] | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.value is not None
+
+    @property
+    def prompt_version(self) -> str:
+        return "+".join(self._used)
+
+    def start(self) -> list[Request]:
+        """The first requests: the whole document, or its parts when it is over the budget."""
+        template = self.prompts.get(self.spec.prompt)
+        budget = self._budget(template)
+        text = self.document.text
+        chunks = [text] if estimate_tokens(text) <= budget else split_into_chunks(self.document.paragraphs, budget)
+        if len(chunks) == 1:
+            return [self._request("whole", 0, template, {"document": text}, text, [], SourceIndex(text), final=True)]
+        self.warnings.append(f"long document: read in {len(chunks)} parts, then combined")
+        self._expected = len(chunks)
+        return [self._request("part", i, template, {"document": chunk}, chunk, [], SourceIndex(chunk))
+                for i, chunk in enumerate(chunks)]
+
+    def receive(self, request: Request, completion: Completion) -> list[Request]:
+        """Take one answer; return what to send next (nothing once the run is done)."""
+        self.usage.add(completion.usage)
+        self.model = completion.model or self.model
+        if completion.refusal:
+            raise OutputValidationError(f"the model refused: {completion.refusal[:200]}",
+                                        raw_output=completion.refusal, usage=self.usage)
+        try:
+            accepted = self.spec.validate(completion.text, completion.finish_reason, request.source, self.options)
+        except Invalid as exc:
+            if request.reasks < self.options.max_reasks:
+                self.usage.reasks += 1
+                return [request.reask(completion.text, exc.errors)]
+            errors = exc.errors
+            more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+            raise OutputValidationError(
+                f"model output still invalid after {self.options.max_reasks} re-ask(s): {errors[0]}{more}",
+                raw_output=completion.text, errors=errors, usage=self.usage,
+            ) from None
+        return self._accept(request, accepted)
+
+    def result(self, latency_ms: int = 0) -> Result[V]:
+        if self.value is None:
+            raise RuntimeError("the run has no value yet")
+        value, found = self.value
+        return Result[V](
+            id=self.document.id, task=self.task, value=value, warnings=self.warnings + found, usage=self.usage,
+            model=self.model, prompt_version=self.prompt_version, latency_ms=latency_ms,
+        )
+
+    # -- stages ------------------------------------------------------------------------------
+
+    def _accept(self, request: Request, accepted: tuple[V, list[str]]) -> list[Request]:
+        if request.final:
+            self.value = accepted
+            return []
+        self._values[request.index] = accepted
+        if len(self._values) < self._expected:
+            return []
+        parts = [self._values[i][0] for i in range(self._expected)]
+        self._values = {}
+        return self._combine(parts)
+
+    def _combine(self, parts: list[V]) -> list[Request]:
+        """Combine partial results, in groups that fit the budget; the next round combines those."""
+        template = self.prompts.get(self.spec.combine_prompt)
+        budget = self._budget(template)
+        self._round += 1
+        texts = [self.spec.as_part(part, i + 1) for i, part in enumerate(parts)]
+        groups = _groups_that_fit(list(range(len(parts))), [estimate_tokens(t) + 2 for t in texts], budget)
+        self._expected = len(groups)
+        source = SourceIndex(self.document.text)
+        return [
+            self._request(
+                "combine", g, template,
+                {"parts": "\n\n".join(texts[i] for i in group), "count": len(group)},
+                "\n\n".join(texts[i] for i in group), [parts[i] for i in group], source, final=len(groups) == 1,
+            )
+            for g, group in enumerate(groups)
+        ]
+
+    def _request(
+        self, stage: str, index: int, template: PromptTemplate, values: dict[str, Any], text: str, parts: list[V],
+        source: SourceIndex, *, final: bool = False,
+    ) -> Request:
+        if template.id not in self._used:
+            self._used.append(template.id)
+        messages = template.messages(**{**self._variables(), **values})
+        output = self.spec.output(template, text, parts, self.options)
+        return Request(stage, index, template, messages, output, source, final=final)
+
+    def _variables(self) -> dict[str, Any]:
+        low, high = self.options.words
+        return {"min_words": low, "max_words": high, "language": self.options.language_phrase,
+                "schema": _SCHEMA_JSON, "document": "", "parts": "", "count": 0}
+
+    def _budget(self, template: PromptTemplate) -> int:
+        """Tokens left for the text once the prompt and the answer are paid for."""
+        overhead = message_tokens(template.messages(**self._variables()))
+        answer = template.max_tokens
+        budget = self.options.context_tokens - overhead - answer
+        if budget < 256:
+            raise ConfigError(
+                f"a context of {self.options.context_tokens} tokens cannot hold the {template.id} prompt "
+                f"(~{overhead} tokens), its answer ({answer}) and any text: raise --context-tokens "
+                f"to at least {overhead + answer + 1024}"
+            )
+        return budget
+
+
+def _groups_that_fit(items: list[int], costs: list[int], budget: int) -> list[list[int]]:
+    groups: list[list[int]] = [[]]
+    size = 0
+    for item, cost in zip(items, costs, strict=True):
+        if groups[-1] and size + cost > budget:
+            groups.append([])
+            size = 0
+        groups[-1].append(item)
+        size += cost
+    if len(groups) == len(items) > 1:  # nothing fits together: pair up to make progress
+        groups = [items[i:i + 2] for i in range(0, len(items), 2)]
+    return groups
+
+
+# --- driving a run over a backend ----------------------------------------------------------
 
 
 async def run_task(
-    task: TaskName, document: Document, backend: Backend, prompts: PromptLibrary, options: TaskOptions
+    task: TaskName, document: Document, backend: Backend, prompts: PromptLibrary, options: TaskOptions,
+    *, on_event: Callable[[StreamEvent], None] | None = None,
 ) -> Result[Any]:
-    """Run ``task`` on ``document``; raise SummarizerError (usage attached) on failure."""
-    spec = _SPECS[task]
-    run = _Run(model=backend.model)
+    """Run ``task`` on ``document``; raise SummarizerError (usage attached) on failure.
+
+    ``on_event`` streams the final answer's deltas (and a Reask when it must be
+    asked again) for plain-text tasks; structured answers arrive whole.
+    """
+    run: TaskRun[Any] = TaskRun(task, document, prompts, options, model=backend.model)
     started = time.perf_counter()
-    warnings: list[str] = []
-    if document.dropped_repeats:
-        warnings.append(f"dropped {document.dropped_repeats} repeated paragraph(s) from the input")
     try:
-        value, found = await _summarise(spec, document, backend, prompts, options, run, warnings)
+        await _drive(run, backend, options.chunk_concurrency, on_event)
     except SummarizerError as exc:
         if exc.usage is not None and exc.usage is not run.usage:
             run.usage.add(exc.usage)
         exc.usage = run.usage
         raise
-    return Result[Any](
-        id=document.id, task=task, status="ok", value=value, warnings=warnings + found,
-        usage=run.usage, model=run.model, prompt_version="+".join(run.prompts),
-        latency_ms=round((time.perf_counter() - started) * 1000),
-    )
+    return run.result(round((time.perf_counter() - started) * 1000))
 
 
-def result_cache_key(
-    task: TaskName, document: Document, options: TaskOptions, prompts: PromptLibrary,
-    model: str, temperature: float | None,
-) -> str:
-    """What identifies a result: task, model, prompts (their full text), options, document."""
+async def _drive(
+    run: TaskRun[Any], backend: Backend, limit: int, on_event: Callable[[StreamEvent], None] | None,
+) -> None:
+    """Send what the run asks, as many at once as ``limit`` allows; the first failure cancels the rest."""
+    gate = asyncio.Semaphore(limit)
+
+    async def send(request: Request, group: asyncio.TaskGroup) -> None:
+        async with gate:
+            if on_event is not None and request.final and request.output.json_schema is None:
+                completion = await _streamed(backend, request, on_event)
+            else:
+                completion = await backend.complete(request.messages, output=request.output, params=request.params)
+        follow_ups = run.receive(request, completion)
+        if on_event is not None and request.final and follow_ups and follow_ups[0].reasks > request.reasks:
+            on_event(Reask(_last_errors(follow_ups[0])))
+        for follow_up in follow_ups:
+            group.create_task(send(follow_up, group))
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for request in run.start():
+                group.create_task(send(request, group))
+    except BaseExceptionGroup as failures:
+        raise _first(failures) from None
+
+
+async def _streamed(backend: Backend, request: Request, on_event: Callable[[StreamEvent], None]) -> Completion:
+    async for event in backend.stream(request.messages, output=request.output, params=request.params):
+        if isinstance(event, Completion):
+            return event
+        on_event(event)
+    raise SummarizerError("the stream ended without a completion")
+
+
+def _last_errors(request: Request) -> list[str]:
+    return [line[2:] for line in request.messages[-1]["content"].splitlines() if line.startswith("- ")]
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def task_prompts(task: TaskName, prompts: PromptLibrary) -> list[PromptTemplate]:
+    """The templates a task may use (for cache keys and listings)."""
     spec = _SPECS[task]
-    return cache_key(
-        task=task, model=model, temperature=temperature, document=document.digest,
-        prompts=[prompts.get(spec.prompt).fingerprint, prompts.get(spec.combine_prompt).fingerprint],
-        options=[options.min_words, options.max_words, options.language, options.strict, options.context_tokens],
-    )
+    return [prompts.get(spec.prompt), prompts.get(spec.combine_prompt)]
 
 
-async def _summarise(
-    spec: _Spec, document: Document, backend: Backend, prompts: PromptLibrary,
-    options: TaskOptions, run: _Run, warnings: list[str],
-) -> tuple[Any, list[str]]:
-    template = prompts.get(spec.prompt)
-    variables = _variables(spec, options)
-    budget = _document_budget(template, variables, options)
-    chunks = [document.text]
-    if estimate_tokens(document.text) > budget:
-        chunks = split_into_chunks(document.paragraphs, budget)
-    if len(chunks) == 1:
-        return await _generate(spec, backend, template, {**variables, "document": document.text},
-                               SourceIndex(document.text), options, run)
-    warnings.append(f"long document: read in {len(chunks)} parts, then combined")
-    parts = await _bounded(
-        [_generate(spec, backend, template, {**variables, "document": chunk}, SourceIndex(chunk), options, run)
-         for chunk in chunks],
-        options.concurrency,
-    )
-    return await _reduce(spec, [value for value, _ in parts], document, backend, prompts, options, run)
+# --- the two tasks -------------------------------------------------------------------------
 
 
-async def _reduce(
-    spec: _Spec, parts: list[Any], document: Document, backend: Backend,
-    prompts: PromptLibrary, options: TaskOptions, run: _Run,
-) -> tuple[Any, list[str]]:
-    """Combine partial results, in groups that fit the budget, until one is left."""
-    template = prompts.get(spec.combine_prompt)
-    variables = _variables(spec, options)
-    budget = _document_budget(template, {**variables, "parts": "", "count": len(parts)}, options)
-    source = SourceIndex(document.text)
-    while True:
-        groups = _groups_that_fit([spec.as_part(p, i + 1) for i, p in enumerate(parts)], budget)
-        calls = [
-            _generate(spec, backend, template,
-                      {**variables, "parts": "\n\n".join(group), "count": len(group)}, source, options, run)
-            for group in groups
-        ]
-        combined = await _bounded(calls, options.concurrency)
-        if len(combined) == 1:
-            return combined[0]
-        parts = [value for value, _ in combined]
+def _validate_brief(raw: str, finish: str | None, source: SourceIndex, options: TaskOptions) -> tuple[Brief, list[str]]:
+    return validate_brief(raw, finish, source, words=options.words, strict=options.strict)
 
 
-async def _generate(
-    spec: _Spec, backend: Backend, template: PromptTemplate, variables: dict[str, Any],
-    source: SourceIndex, options: TaskOptions, run: _Run,
-) -> tuple[Any, list[str]]:
-    """One answer, re-asked with its validation errors until valid or out of re-asks."""
-    run.used(template)
-    messages = template.messages(**variables)
-    output = _output_spec(spec, template, variables)
-    errors: list[str] = []
-    for attempt in range(options.max_reasks + 1):
-        completion = await backend.complete(messages, output=output, params=template.params)
-        run.usage.add(completion.usage)
-        run.model = completion.model or run.model
-        if completion.refusal:
-            raise OutputValidationError(f"the model refused: {completion.refusal[:200]}",
-                                        raw_output=completion.refusal, usage=run.usage)
-        try:
-            return spec.validate(completion.text, completion.finish_reason, source, options)
-        except _Invalid as exc:
-            errors = exc.errors
-        if attempt < options.max_reasks:
-            run.usage.reasks += 1
-            messages = [*messages, {"role": "assistant", "content": completion.text},
-                        template.reask_message(errors="\n".join(f"- {e}" for e in errors))]
-    raise OutputValidationError(
-        f"model output still invalid after {options.max_reasks} re-ask(s): {errors[0]}"
-        + (f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""),
-        raw_output=completion.text, errors=errors, usage=run.usage,
-    )
+def _validate_events(
+    raw: str, finish: str | None, source: SourceIndex, options: TaskOptions,
+) -> tuple[EventReport, list[str]]:
+    return validate_events(raw, finish, source)
 
 
-def _output_spec(spec: _Spec, template: PromptTemplate, variables: dict[str, Any]) -> OutputSpec:
-    if not spec.structured:
-        text = variables.get("document") or re.sub(r"^Part \d+: ", "", variables.get("parts", ""))
-        return OutputSpec(grammar=template.render_grammar(**variables, lead_words=_lead_words(text)))
+def _brief_output(template: PromptTemplate, text: str, parts: list[Brief], options: TaskOptions) -> OutputSpec:
+    # A grammar decoder must open on a name from the text (no preamble) and keep
+    # to about the word range in characters.
+    low, high = options.words
+    return OutputSpec(grammar=template.grammar, grammar_values={
+        "lead_words": lead_names(parts[0].text if parts else text), "min_chars": low * 6, "max_chars": high * 6,
+    })
+
+
+def _events_output(
+    template: PromptTemplate, text: str, parts: list[EventReport], options: TaskOptions,
+) -> OutputSpec:
     # Grammar decoders may only quote the text in front of them: the document
-    # (or chunk), or for a combine step the quotes the part reports carry.
-    text = variables.get("document")
-    parts = variables.get("parts", "")
-
+    # (or part), or for a combine step the quotes the part reports carry.
     def grounded() -> dict[str, Any]:
-        quotes = sentences(text) if text else _part_quotes(parts)
-        return with_evidence_choices(_SCHEMA, _grammar_safe(quotes))
+        quotes = ([q for report in parts for event in report.events for q in event.evidence] if parts
+                  else sentences(text))
+        return with_evidence_choices(_SCHEMA, list(dict.fromkeys(quotes)))
 
     return OutputSpec(json_schema=_SCHEMA, name="event_report", grammar_schema=grounded)
 
 
-def _grammar_safe(quotes: list[str]) -> list[str]:
-    # llama.cpp's schema-to-grammar converter mis-escapes '"' and '\\' inside enum
-    # values; the stretches between them are still verbatim quotes.
-    pieces = (p.strip(" ,;") for q in quotes for p in re.split(r'["\\]', q))
-    return list(dict.fromkeys(p for p in pieces if len(p) >= 20))
-
-
-def _lead_words(text: str) -> str:
-    """GBNF alternatives: the capitalised words that open the text, for a brief to start on."""
-    first = text.split("\n\n", 1)[0]
-    words = list(dict.fromkeys(_CAPITALISED.findall(first)))[:24]
-    return " | ".join(json.dumps(w, ensure_ascii=False) for w in words) if words else "[^ \\n\\r]+"
-
-
-def _part_quotes(parts: str) -> list[str]:
-    quotes: dict[str, None] = {}
-    for line in parts.splitlines():
-        _, _, blob = line.partition(": ")
-        try:
-            for event in json.loads(blob).get("events", []):
-                quotes.update(dict.fromkeys(event.get("evidence", [])))
-        except (ValueError, AttributeError):
-            continue
-    return list(quotes)
-
-
-# --- brief -----------------------------------------------------------------------
-
-
-def _validate_brief(
-    raw: str, finish_reason: str | None, source: SourceIndex, options: TaskOptions
-) -> tuple[Brief, list[str]]:
-    text = raw.strip().strip('"“”').strip()
-    problems = brief_problems(text, options.min_words, options.max_words)
-    if finish_reason == "length":
-        problems.insert(0, "it was cut off before the end; write a shorter brief")
-    warnings = brief_warnings(text, source)
-    if options.strict:
-        problems += [f"{w}; use only facts stated in the document" for w in warnings]
-    if problems:
-        raise _Invalid(problems)
-    return Brief(text=text, word_count=count_words(text)), warnings
-
-
-def _brief_as_part(value: Brief, number: int) -> str:
-    return f"Part {number}: {value.text}"
-
-
-# --- events ----------------------------------------------------------------------
-
-
-def _validate_events(
-    raw: str, finish_reason: str | None, source: SourceIndex, options: TaskOptions
-) -> tuple[EventReport, list[str]]:
-    try:
-        data = extract_json(raw)
-    except ValueError as exc:
-        cut = "the output was cut off before the JSON ended; " if finish_reason == "length" else ""
-        raise _Invalid([f"{cut}{exc}"]) from None
-    try:
-        report = EventReport.model_validate(data)
-    except ValidationError as exc:
-        raise _Invalid(_pydantic_errors(exc)) from None
-    missing = [
-        f"events[{i}].evidence[{j}] is not a verbatim quote from the document: {quote[:160]!r}"
-        for i, event in enumerate(report.events)
-        for j, quote in enumerate(event.evidence)
-        if not source.contains(quote)
-    ]
-    if missing:
-        raise _Invalid(missing)
-    return report, _event_warnings(report, source)
-
-
-def _event_warnings(report: EventReport, source: SourceIndex) -> list[str]:
-    warnings = []
-    for i, event in enumerate(report.events):
-        if event.when is not None and not source.contains(event.when.text):
-            warnings.append(f"events[{i}].when.text not in source: {event.when.text!r}")
-        if event.when is not None and event.when.date and not date_supported(event.when.date, source):
-            warnings.append(f"events[{i}].when.date not stated in source: {event.when.date}")
-        for p in event.participants:
-            if not source.contains(p.name):
-                warnings.append(f"events[{i}] participant not named in source: {p.name!r}")
-    return warnings
-
-
-def _events_as_part(value: EventReport, number: int) -> str:
-    return f"Part {number}: " + value.model_dump_json(exclude={"schema_version"})
-
-
-def extract_json(text: str) -> Any:
-    """The JSON object in ``text``: bare, inside a code fence, or after leading prose."""
-    stripped = text.strip()
-    candidates = [stripped, *(m.group(1).strip() for m in _FENCE.finditer(text))]
-    # strict=False: raw newlines inside strings (small models under a grammar
-    # emit them) are not worth a re-ask.
-    for candidate in candidates:
-        try:
-            return json.loads(candidate, strict=False)
-        except json.JSONDecodeError:
-            pass
-    start = stripped.find("{")
-    if start >= 0:
-        try:
-            return json.JSONDecoder(strict=False).raw_decode(stripped[start:])[0]
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"the JSON object is malformed: {exc.msg} at character {exc.pos}") from None
-    raise ValueError("no JSON object found in the output")
-
-
-def _pydantic_errors(exc: ValidationError) -> list[str]:
-    errors = []
-    for error in exc.errors(include_url=False)[:12]:
-        where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in error["loc"]).replace(".[", "[")
-        errors.append(f"{where or 'root'}: {error['msg']}")
-    return errors
-
-
-# --- shared ----------------------------------------------------------------------
-
-
-def _variables(spec: _Spec, options: TaskOptions) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "min_words": options.min_words, "max_words": options.max_words,
-        "min_chars": options.min_words * 6, "max_chars": options.max_words * 6,
-        "language": options.language_phrase,
-    }
-    if spec.structured:
-        values["schema"] = _SCHEMA_JSON
-    return values
-
-
-def _document_budget(template: PromptTemplate, variables: dict[str, Any], options: TaskOptions) -> int:
-    """Tokens left for the document once the prompt and the answer are paid for."""
-    frame = template.messages(**{"document": "", "parts": "", "count": 0, **variables})
-    overhead = sum(estimate_tokens(m["content"]) + 4 for m in frame)
-    answer = int(template.params.get("max_tokens", 1000))
-    budget = options.context_tokens - overhead - answer
-    if budget < 256:
-        raise ConfigError(
-            f"a context of {options.context_tokens} tokens cannot hold the {template.id} prompt "
-            f"(~{overhead} tokens), its answer ({answer}) and any text: raise --context-tokens "
-            f"to at least {overhead + answer + 1024}"
-        )
-    return budget
-
-
-def _groups_that_fit(texts: list[str], budget: int) -> list[list[str]]:
-    groups: list[list[str]] = [[]]
-    size = 0
-    for text in texts:
-        cost = estimate_tokens(text) + 2
-        if groups[-1] and size + cost > budget:
-            groups.append([])
-            size = 0
-        groups[-1].append(text)
-        size += cost
-    if len(groups) == len(texts) > 1:  # nothing fits together: pair up to make progress
-        groups = [texts[i:i + 2] for i in range(0, len(texts), 2)]
-    return groups
-
-
-async def _bounded(calls: list[Awaitable[Any]], limit: int) -> list[Any]:
-    """Await ``calls`` at most ``limit`` at a time; the first failure cancels the rest."""
-    gate = asyncio.Semaphore(limit)
-
-    async def _one(call: Awaitable[Any]) -> Any:
-        async with gate:
-            return await call
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(_one(call)) for call in calls]
-    except BaseExceptionGroup as failures:
-        raise failures.exceptions[0] from None
-    return [task.result() for task in tasks]
-
-
-_SPECS: dict[str, _Spec] = {
-    "brief": _Spec("brief", "brief_combine", False, _validate_brief, _brief_as_part),
-    "events": _Spec("events", "events_combine", True, _validate_events, _events_as_part),
+_SPECS: dict[TaskName, _Spec[Any]] = {
+    "brief": _Spec[Brief]("brief", "brief_combine", _validate_brief,
+                          lambda value, n: f"Part {n}: {value.text}", _brief_output),
+    "events": _Spec[EventReport]("events", "events_combine", _validate_events,
+                                 lambda value, n: f"Part {n}: " + value.model_dump_json(exclude={"schema_version"}),
+                                 _events_output),
 }

@@ -11,7 +11,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_server import FakeServer  # noqa: E402
 
-from summarizer import llm  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 if not SAMPLES.is_dir():  # CI lays shared/ beside the clone; keep a copy for other layouts
@@ -31,10 +30,9 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    llm._WORKING_MODE.clear()
     # Whether the embedded model is installed must not change what a test means:
     # tests of the local backend say so explicitly.
-    monkeypatch.setattr("summarizer.local.local_available", lambda: False)
+    monkeypatch.setattr("summarizer.backends.local.local_available", lambda: False)
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +55,8 @@ def fake(_server: FakeServer) -> FakeServer:
     _server.rate_window = 60.0
     _server.on_request = None
     _server.total = 0
+    _server.connections = 0
+    _server.forget_rate_window()
     return _server
 
 

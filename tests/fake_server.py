@@ -50,6 +50,7 @@ class FakeServer:
     record: bool = True
     on_request: Any = None  # called with the request count, from the server thread
     total: int = 0
+    connections: int = 0  # TCP connections accepted
     host: str = "127.0.0.1"
     port: int = 0
     script: deque[str] = field(default_factory=deque)
@@ -107,6 +108,10 @@ class FakeServer:
         plan = marker.group(1).split()
         return plan[nth] if nth < len(plan) else "ok"
 
+    def forget_rate_window(self) -> None:
+        """Forget the requests counted against ``rpm_limit`` so far."""
+        self._window.clear()
+
     def over_rpm(self) -> bool:
         if self.rpm_limit is None:
             return False
@@ -162,6 +167,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.server.connections += 1
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

@@ -10,8 +10,8 @@ import pytest
 import respx
 from conftest import SECRET, chat_response, sent
 
-from summarizer import ConfigError, ProviderError, Settings
-from summarizer.llm import OpenAIBackend, OutputSpec, retry_after_seconds
+from summarizer import ConfigError, OpenAIBackend, OutputSpec, ProviderError, RetryPolicy, Retrying
+from summarizer.backends.retry import retry_after_seconds
 from summarizer.schemas import event_report_schema
 
 URL = "https://llm.test/v1"
@@ -29,9 +29,12 @@ class FakeClock:
         self.waits.append(seconds)
 
 
-def backend(clock: FakeClock | None = None, **settings) -> OpenAIBackend:
-    values = {"base_url": URL, "model": "m1", "api_key": SECRET, "max_attempts": 3, **settings}
-    return OpenAIBackend(Settings(**values), sleep=(clock or FakeClock()).sleep)
+def backend(clock: FakeClock | None = None, *, max_attempts: int = 3, max_retry_wait: float = 60.0,
+            **options) -> Retrying:
+    """The OpenAI backend as single calls get it: with the retry layer, on a virtual clock."""
+    values = {"base_url": URL, "model": "m1", "api_key": SECRET, **options}
+    policy = RetryPolicy(max_attempts=max_attempts, max_wait=max_retry_wait, sleep=(clock or FakeClock()).sleep)
+    return Retrying(OpenAIBackend(**values), policy)
 
 
 def complete(b: OpenAIBackend, **kwargs):
@@ -217,5 +220,5 @@ def test_connection_error_then_success() -> None:
 
 
 def test_credentials_in_base_url_never_appear_in_errors() -> None:
-    b = backend(base_url="https://user:pw@llm.test/v1?key=abc")
-    assert b.endpoint == "https://llm.test/v1"
+    b = OpenAIBackend(model="m", base_url="https://user:pw@llm.test/v1?key=abc")
+    assert b.endpoint == "https://llm.test/v1" and "pw" not in b.identity

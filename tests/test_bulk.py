@@ -16,8 +16,11 @@ from conftest import UNGA
 from fake_server import FakeServer
 from typer.testing import CliRunner
 
-from summarizer import Summarizer
-from summarizer.bulk import JsonlSink, read_jsonl
+import pytest
+
+from summarizer import Summarizer, UsageError
+from summarizer.sinks import JsonlSink
+from summarizer.sources import read_jsonl
 from summarizer.cli import app
 
 runner = CliRunner()
@@ -69,8 +72,8 @@ def test_bad_records_become_error_records_and_the_run_goes_on(fake: FakeServer, 
     assert result.exit_code == 1
     by_id = {r["id"]: r for r in read_out(out)}
     assert {k: (v["error"] or {}).get("code") for k, v in by_id.items()} == {
-        "doc-0": None, "doc-1": None, "doc-2": None, "line-4": "invalid_record", "line-5": "invalid_record",
-        "no-text": "invalid_record", "doc-1#line-7": "duplicate_id", "blank": "input_error", "line-9": None,
+        "doc-0": None, "doc-1": None, "doc-2": None, "#line-4": "invalid_record", "#line-5": "invalid_record",
+        "no-text": "invalid_record", "doc-1#line-7": "duplicate_id", "blank": "input_error", "#line-9": None,
     }
     assert "line 7: id 'doc-1' appeared on an earlier line" in by_id["doc-1#line-7"]["error"]["message"]
 
@@ -219,7 +222,7 @@ def test_rate_limit_keeps_429s_rare(fake: FakeServer, tmp_path: Path) -> None:
                      "--concurrency", "16")
     assert json.loads(unlimited.stdout)["throttled"] >= 10  # without a limit the server pushes back
     fake.counts.clear()
-    fake._window.clear()  # forget the first run's requests
+    fake.forget_rate_window()  # forget the first run's requests
     limited = bulk(fake, str(source), "--out", str(tmp_path / "b.jsonl"), "--no-cache", "--json",
                    "--concurrency", "16", "--rpm", "540")
     summary = json.loads(limited.stdout)
@@ -251,20 +254,25 @@ def test_kill_mid_run_then_rerun_yields_every_id_once(fake: FakeServer, tmp_path
 def test_library_bulk_async_iterator(fake: FakeServer) -> None:
     async def main() -> list:
         async with Summarizer(model="m", base_url=fake.base_url) as s:
-            return [r async for r in s.bulk([(f"d{i}", BODY) for i in range(10)] + [("empty", " ")],
-                                            task="events", concurrency=4, cache=False)]
+            return [r async for r in s.abulk([(f"d{i}", BODY) for i in range(10)] + [("empty", " ")],
+                                             task="events", concurrency=4, cache=False)]
 
     results = asyncio.run(main())
     assert sorted(r.id for r in results) == sorted([f"d{i}" for i in range(10)] + ["empty"])
     assert {r.id for r in results if r.status == "error"} == {"empty"}
 
 
-def test_sink_ignores_garbage_and_read_jsonl_numbers_lines(tmp_path: Path) -> None:
+def test_sink_refuses_a_file_that_is_not_ours_and_read_jsonl_numbers_lines(tmp_path: Path) -> None:
     out = tmp_path / "o.jsonl"
-    out.write_bytes(b'{"id":"a","task":"brief","status":"ok"}\nnot json\n{"id":"b","task":"brief","status":"error"}\n')
+    content = b'{"id":"a","task":"brief","status":"ok"}\nnot json\n{"id":"b","task":"brief","status":"error"}\n'
+    out.write_bytes(content)
+    with pytest.raises(UsageError, match="line 2 is not a result record"):
+        JsonlSink(out)
+    assert out.read_bytes() == content
+    out.write_bytes(content.replace(b"not json\n", b"") + b'{"id":"c","ta')  # a torn last line
     sink = JsonlSink(out)
     sink.close()
     assert sink.done == {"a": "ok", "b": "error"} and sink.repaired
-    assert out.read_bytes().count(b"\n") == 2
+    assert out.read_bytes().count(b"\n") == 2 and out.read_bytes().endswith(b"}\n")
     items = list(read_jsonl([b'{"id": "x", "text": "hi"}', b"", b"oops"]))
-    assert [i.id for i in items] == ["x", "line-3"]
+    assert [i.id for i in items] == ["x", "#line-3"]

