@@ -10,6 +10,7 @@ one document, never the run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -191,11 +192,13 @@ async def run_bulk(
                 yield item
 
     try:
-        async for record in runner.results(pending()):
-            sink.write(record)
-            summary.add(record)
-            if on_record is not None:
-                on_record(record, summary)
+        # aclosing: a failed write stops the run here, with every task finished, before the sink closes.
+        async with contextlib.aclosing(runner.results(pending())) as records:
+            async for record in records:
+                sink.write(record)
+                summary.add(record)
+                if on_record is not None:
+                    on_record(record, summary)
     finally:
         sink.close()
         summary.throttled = runner.limiter.throttled if runner.limiter else 0

@@ -92,7 +92,7 @@ class ResultCache:
         )
 
     def _guard(self, action: Callable[[Any], R]) -> R | None:
-        if self.problem is not None:
+        if self.problem is not None or (self._db is None and action != self._open):
             return None
         try:
             return _when_locked(action)(self._db)

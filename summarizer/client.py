@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar, overload
 
@@ -201,7 +202,7 @@ class Summarizer:
         self, documents: Iterable[Any], *, task: TaskName = "brief", concurrency: int = 16,
         rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
         words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
-    ) -> AsyncIterator[Record]:
+    ) -> AsyncGenerator[Record, None]:
         """``async for record in s.abulk(docs, task="events", concurrency=64)``: records as they finish.
 
         ``documents``: Documents, strings, ``(id, text)`` pairs or ``{"id", "text"}`` dicts. Anything
@@ -210,8 +211,9 @@ class Summarizer:
         runner = self.bulk_runner(task, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache,
                                   words=words, language=language, strict=strict)
         try:
-            async for record in runner.results(as_items(documents)):
-                yield record
+            async with contextlib.aclosing(runner.results(as_items(documents))) as records:
+                async for record in records:
+                    yield record
         finally:
             if runner.cache is not None:
                 runner.cache.close()
@@ -222,7 +224,7 @@ class Summarizer:
         words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
     ) -> Iterator[Record]:
         """The records of ``abulk``, for code without an event loop."""
-        stream = self.abulk(documents, task=task, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache,
+        stream: AsyncGenerator[Record, None] = self.abulk(documents, task=task, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache,
                             words=words, language=language, strict=strict)
         try:
             while True:

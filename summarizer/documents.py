@@ -188,7 +188,7 @@ def _split_oversized(paragraph: str, max_tokens: int) -> list[str]:
         if estimate_tokens(sentence) <= max_tokens:
             out.append(sentence)
             continue
-        words, buf = sentence.split(" "), []
+        words, buf = sentence.split(" "), list[str]()
         for word in words:
             if buf and estimate_tokens(" ".join([*buf, word])) > max_tokens:
                 out.append(" ".join(buf))
@@ -204,15 +204,29 @@ def _looks_like_html(text: str) -> bool:
 
 
 def _html_to_text(markup: str) -> str:
-    from bs4 import BeautifulSoup  # imported on demand: most input is plain text
+    """The text of ``markup``, a blank line around each block element.
+
+    One pass over the tree with an explicit stack: linear however deeply the
+    markup nests (mutating the tree instead is quadratic on deep nesting).
+    """
+    from bs4 import BeautifulSoup, NavigableString, Tag  # imported on demand: most input is plain text
 
     soup = BeautifulSoup(markup, "html.parser")
-    for tag in soup(_DROPPED_TAGS):
-        tag.decompose()
-    for tag in soup.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n\n")
-        tag.insert_after("\n\n")
-    return soup.get_text()
+    out: list[str] = []
+    stack: list[tuple[object, bool]] = [(soup, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if type(node) is NavigableString:  # comments, doctypes and CDATA are subclasses: skipped
+            out.append(str(node))
+        elif isinstance(node, Tag) and node.name not in _DROPPED_TAGS:
+            block = node.name in _BLOCK_TAGS
+            if block:
+                out.append("\n\n")
+            if not leaving:
+                if block:
+                    stack.append((node, True))
+                stack.extend((child, False) for child in reversed(node.contents))
+    return "".join(out)
 
 
 def _clean(text: str) -> str:

@@ -185,13 +185,16 @@ def _call(summarizer: Summarizer, case: EvalCase, task: TaskName) -> tuple[str, 
     try:
         result: Result[Brief] | Result[EventReport]
         if task == "brief":
-            words = tuple(options["words"]) if "words" in options else None
-            result = summarizer.brief(case.document, words=words, language=language)  # type: ignore[arg-type]
+            result = summarizer.brief(case.document, words=_pair(options.get("words")), language=language)
         else:
             result = summarizer.events(case.document, language=language)
         return "ok", result, result.usage
     except SummarizerError as exc:
         return exc.code, None, exc.usage
+
+
+def _pair(words: Any) -> tuple[int, int] | None:
+    return (int(words[0]), int(words[1])) if words else None
 
 
 def _settings_for(case: EvalCase) -> dict[str, Any]:
@@ -350,7 +353,9 @@ def _scrub(value: Any, secrets: list[str]) -> Any:
 # --- scoring ---------------------------------------------------------------------------
 
 
-def _score(cases: list[EvalCase], outcomes: list[TaskOutcome]) -> tuple[dict[str, dict[str, float | None]], dict[str, float]]:
+def _score(
+    cases: list[EvalCase], outcomes: list[TaskOutcome],
+) -> tuple[dict[str, dict[str, float | None]], dict[str, float | None]]:
     by_name = {c.name: c for c in cases}
     briefs = [o for o in outcomes if o.task == "brief"]
     events = [o for o in outcomes if o.task == "events"]
@@ -374,31 +379,31 @@ def _common(outcomes: list[TaskOutcome]) -> dict[str, float | None]:
 
 
 def _brief_metrics(outcomes: list[TaskOutcome], cases: dict[str, EvalCase]) -> dict[str, float | None]:
-    ok = [o for o in outcomes if o.result is not None]
-    recall = [_fact_recall(cases[o.case].expected_facts, o.result.value.text) for o in ok]
-    claim_counts = [_claim_count(o.result.value.text) for o in ok]
-    unsupported = [sum(1 for w in o.warnings if w.startswith(("number not", "name not"))) for o in ok]
+    ok = [(o, o.result.value.text) for o in outcomes if o.result is not None]
+    recall = [_fact_recall(cases[o.case].expected_facts, text) for o, text in ok]
+    claim_counts = [_claim_count(text) for _, text in ok]
+    unsupported = [sum(1 for w in o.warnings if w.startswith(("number not", "name not"))) for o, _ in ok]
     lengths = [
         _in_range(response, cases[o.case].options.get("words", (40, 120)))
         for o in outcomes for response in o.responses
     ]
     return {
-        "fact_recall": mean(r for r in recall if r is not None) if any(r is not None for r in recall) else None,
+        "fact_recall": _mean(recall),
         "unsupported_claim_rate": sum(unsupported) / sum(claim_counts) if sum(claim_counts) else None,
         "length_compliance": _share(lengths),
-        **_rouge([(cases[o.case].reference_brief, o.result.value.text) for o in ok]),
+        **_rouge([(cases[o.case].reference_brief, text) for o, text in ok]),
     }
 
 
 def _event_metrics(outcomes: list[TaskOutcome], cases: dict[str, EvalCase]) -> dict[str, float | None]:
-    ok = [o for o in outcomes if o.result is not None]
+    ok = [(o, o.result.value) for o in outcomes if o.result is not None]
     grounded = [_quotes_grounded(r, cases[o.case].document) for o in outcomes for r in o.responses]
     quotes = sum(total for _, total in grounded)
-    recall = [_fact_recall(cases[o.case].expected_facts, o.result.value.model_dump_json()) for o in ok]
-    fields = [_event_fields(e, o.result.value) for o in ok for e in cases[o.case].expected_events]
+    recall = [_fact_recall(cases[o.case].expected_facts, report.model_dump_json()) for o, report in ok]
+    fields = [_event_fields(e, report) for o, report in ok for e in cases[o.case].expected_events]
     return {
         "evidence_grounding": sum(g for g, _ in grounded) / quotes if quotes else None,
-        "fact_recall": mean(r for r in recall if r is not None) if any(r is not None for r in recall) else None,
+        "fact_recall": _mean(recall),
         **{f"{name}_accuracy": _mean_of(fields, name) for name in ("type", "participants", "place", "date")},
     }
 
@@ -409,8 +414,12 @@ def _share(flags: Any) -> float | None:
 
 
 def _mean_of(rows: list[dict[str, float | None]], key: str) -> float | None:
-    values = [row[key] for row in rows if row.get(key) is not None]
-    return mean(values) if values else None
+    return _mean([row.get(key) for row in rows])
+
+
+def _mean(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return mean(present) if present else None
 
 
 def _norm(text: str) -> str:
@@ -430,7 +439,7 @@ def _claim_count(text: str) -> int:
 
 
 def _in_range(text: str, words: Any) -> bool:
-    low, high = words
+    low, high = int(words[0]), int(words[1])
     return low <= count_words(text) <= high
 
 

@@ -24,9 +24,10 @@ class BulkProgress:
     """Progress on stderr: a bar on a terminal, else a line every ``every`` seconds (logs stay readable)."""
 
     def __init__(self, source: str, *, enabled: bool = True, every: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.enabled = enabled
-        self.tty = enabled and sys.stderr is not None and sys.stderr.isatty()
+                 clock: Callable[[], float] = time.monotonic, console: Console | None = None) -> None:
+        self.console = console or _stderr
+        self.enabled = enabled and sys.stderr is not None
+        self.tty = self.enabled and self.console.is_terminal
         self.every, self._clock = every, clock
         self._next_line = clock() + every
         self._progress: Progress | None = None
@@ -36,7 +37,7 @@ class BulkProgress:
         if self.tty:
             self._progress = Progress(
                 TextColumn("bulk"), BarColumn(bar_width=None), MofNCompleteColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[stats]}"), console=_stderr, transient=True, expand=False,
+                TextColumn("{task.fields[stats]}"), console=self.console, transient=True, expand=False,
             )
             self._progress.start()
             self._task = self._progress.add_task("bulk", total=self._total, stats="")
@@ -49,7 +50,7 @@ class BulkProgress:
         elif self.enabled and self._clock() >= self._next_line:
             self._next_line = self._clock() + self.every
             total = f"/{self._total:,}" if self._total else ""
-            _stderr.print(
+            self.console.print(
                 f"summarizer: {summary.done + summary.skipped:,}{total} done · ok {summary.ok:,} · "
                 f"failed {summary.failed:,} · {_rate(summary.docs_per_s)} docs/s", highlight=False, soft_wrap=True)
 
@@ -119,11 +120,11 @@ def print_scorecard(report: Any) -> None:
         caught = sum(1 for o in flawed if not o.unmet)
         out.print(f"deliberate flaws caught: {caught}/{len(flawed)}", highlight=False)
     for line in report.slipped:
-        out.print(f"[red]check failed[/red] {line}", highlight=False)
+        out.print(f"[red]check failed[/red] {line}", highlight=False, soft_wrap=True)
     for line in report.regressions:
-        out.print(f"[red]below threshold[/red] {line}", highlight=False)
+        out.print(f"[red]below threshold[/red] {line}", highlight=False, soft_wrap=True)
     for line in report.notes:
-        out.print(f"note: {line}", highlight=False)
+        out.print(f"note: {line}", highlight=False, soft_wrap=True)
     out.print("[green]PASS[/green]" if report.passed else "[red]FAIL[/red]")
 
 

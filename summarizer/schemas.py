@@ -222,7 +222,8 @@ def event_report_schema(*, strict: bool = True) -> dict[str, Any]:
 
 def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``schema`` without the keywords OpenAI strict mode rejects."""
-    return _strip(copy.deepcopy(schema), _STRICT_UNSUPPORTED)
+    stripped: dict[str, Any] = _strip(copy.deepcopy(schema), _STRICT_UNSUPPORTED)
+    return stripped
 
 
 def _strip(node: Any, keys: set[str]) -> Any:

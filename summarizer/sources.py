@@ -98,7 +98,7 @@ class _Oversized:
 
 def _lines(stream: IO[bytes] | Iterable[bytes | str]) -> Iterator[bytes | str | _Oversized]:
     if not hasattr(stream, "readline"):
-        yield from stream  # type: ignore[misc]  # an iterable of lines (tests, library callers)
+        yield from stream  # an iterable of lines (tests, library callers)
         return
     handle: Any = stream
     head = handle.peek(4)[:4] if hasattr(handle, "peek") else b""
@@ -123,7 +123,7 @@ def _record_from_line(line: bytes | str, number: int, id_field: str, text_field:
         record = json.loads(line)
     except UnicodeDecodeError:
         return _failed(f"#line-{number}", "invalid_record", f"line {number}: not UTF-8 text")
-    except ValueError:
+    except (ValueError, RecursionError):
         return _failed(f"#line-{number}", "invalid_record", f"line {number}: not valid JSON")
     return _record(record, number, "line", id_field, text_field, seen)
 

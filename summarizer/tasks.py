@@ -128,7 +128,7 @@ class TaskRun(Generic[V]):
         self, task: TaskName, document: Document, prompts: PromptLibrary, options: TaskOptions, *, model: str = "",
     ) -> None:
         self.task, self.document, self.prompts, self.options = task, document, prompts, options
-        self.spec = cast(_Spec[V], _SPECS[task])
+        self.spec: _Spec[V] = cast(_Spec[V], _SPECS[task])
         self.usage = Usage()
         self.model = model
         self.warnings: list[str] = []

@@ -91,17 +91,20 @@ def extract_json(text: str) -> Any:
     candidates = [stripped, *(m.group(1).strip() for m in _FENCE.finditer(text))]
     # strict=False: raw newlines inside strings (small models under a grammar
     # emit them) are not worth a re-ask.
-    for candidate in candidates:
-        try:
-            return json.loads(candidate, strict=False)
-        except json.JSONDecodeError:
-            pass
-    start = stripped.find("{")
-    if start >= 0:
-        try:
-            return json.JSONDecoder(strict=False).raw_decode(stripped[start:])[0]
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"the JSON object is malformed: {exc.msg} at character {exc.pos}") from None
+    try:
+        for candidate in candidates:
+            try:
+                return json.loads(candidate, strict=False)
+            except json.JSONDecodeError:
+                pass
+        start = stripped.find("{")
+        if start >= 0:
+            try:
+                return json.JSONDecoder(strict=False).raw_decode(stripped[start:])[0]
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"the JSON object is malformed: {exc.msg} at character {exc.pos}") from None
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply; write a flat event report") from None
     raise ValueError("no JSON object found in the output")
 
 

@@ -56,6 +56,7 @@ def fake(_server: FakeServer) -> FakeServer:
     _server.on_request = None
     _server.total = 0
     _server.connections = 0
+    _server.echo_padding = 0
     _server.forget_rate_window()
     return _server
 

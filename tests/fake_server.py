@@ -13,7 +13,11 @@ sentences, an event report quoting it verbatim), unless told to misbehave:
 
 Behaviours: ok, 429, 500, 503, 408, 400, 401, 404, reset, hang, malformed,
 fenced, prose, truncated, refusal, invalid, badquote, preamble, bullets, short,
-twoparas, badnumber.
+twoparas, badnumber; and answers that are not proper chat completions:
+notjson (a 200 whose body is not JSON), oddusage (usage counts that are
+strings), oddchoices (``choices`` a string), oddcontent (``content`` a number),
+deepjson (content nested 100,000 brackets deep), echokey (a 401 whose message
+ends with the API key the request carried).
 
 Run standalone: ``python tests/fake_server.py --port 8765 --latency 0.2``.
 """
@@ -144,7 +148,15 @@ class FakeServer:
             status = int(behaviour)
             headers = self._retry_headers() if status == 429 else {}
             return status, headers, _error(f"fake {status}")
+        if behaviour in _ODD:
+            return 200, {}, _ODD[behaviour](_completion(body, "ok"))
+        if behaviour == "echokey":
+            padding = "x" * self.echo_padding
+            return 401, {}, _error(f"Incorrect API key provided: {padding}{self.last_key}")
         return 200, {}, json.dumps(_completion(body, behaviour)).encode()
+
+    last_key: str = ""  # the bearer token of the latest request (for "echokey")
+    echo_padding: int = 0  # characters of message before the echoed key
 
     def _count(self, name: Any) -> Any:
         self.counts[str(name)] = self.counts.get(str(name), 0) + 1
@@ -181,10 +193,10 @@ class _Connection(asyncio.Protocol):
                 return
             payload = self.buffer[head_end + 4: head_end + 4 + length]
             self.buffer = self.buffer[head_end + 4 + length:]
-            self._handle(head.split(" ", 2)[:2], payload)
+            self._handle(head, payload)
 
-    def _handle(self, request_line: list[str], payload: bytes) -> None:
-        method, path = (request_line + ["", ""])[:2]
+    def _handle(self, head: str, payload: bytes) -> None:
+        method, path = (head.split(" ", 2)[:2] + ["", ""])[:2]
         if method == "GET" and path.endswith("/models"):
             self._send(200, {}, json.dumps({"object": "list", "data": [{"id": "fake-model", "object": "model"}]}).encode())
             return
@@ -196,6 +208,8 @@ class _Connection(asyncio.Protocol):
         except ValueError:
             self._send(400, {}, _error("request body is not JSON"))
             return
+        auth = _header(head, "authorization") or ""
+        self.server.last_key = auth.removeprefix("Bearer ")
         answer = self.server.respond(body)
         if answer == "hang":
             return
@@ -229,6 +243,27 @@ def _header(head: str, name: str) -> str | None:
         if key.strip().lower() == name:
             return value.strip()
     return None
+
+
+def _odd(field: str, value: Any) -> Any:
+    def spoil(completion: dict[str, Any]) -> bytes:
+        if field == "choices":
+            completion["choices"] = value
+        elif field == "usage":
+            completion["usage"] = {"prompt_tokens": value, "completion_tokens": value}
+        else:
+            completion["choices"][0]["message"]["content"] = value
+        return json.dumps(completion).encode()
+    return spoil
+
+
+_ODD: dict[str, Any] = {
+    "notjson": lambda completion: b"<html>502 Bad Gateway</html>",
+    "oddusage": _odd("usage", "abc"),
+    "oddchoices": _odd("choices", "abc"),
+    "oddcontent": _odd("content", 12345),
+    "deepjson": _odd("content", "[" * 100_000 + "]" * 100_000),
+}
 
 
 def _error(message: str) -> bytes:

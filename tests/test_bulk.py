@@ -181,6 +181,7 @@ def test_cache_is_safe_with_concurrent_writers(tmp_path: Path) -> None:
     assert all(cache.get(f"{n}-{i}") == {"v": i} for n in range(4) for i in range(300))
 
 
+@pytest.mark.slow
 def test_fault_injection_1000_documents(fake: FakeServer, tmp_path: Path) -> None:
     plans = {1: "429", 2: "500 503", 3: "reset", 4: "fenced", 5: "truncated", 6: "malformed",
              7: "badquote", 8: "hang", 9: "invalid prose"}
@@ -215,6 +216,7 @@ def test_fault_injection_1000_documents(fake: FakeServer, tmp_path: Path) -> Non
         assert fake.counts.get(counted, 0) >= 90, counted
 
 
+@pytest.mark.slow
 def test_rate_limit_keeps_429s_rare(fake: FakeServer, tmp_path: Path) -> None:
     fake.rpm_limit, fake.rate_window = 10, 1.0  # the server allows 10 requests a second
     source = write_jsonl(tmp_path / "in.jsonl", docs(30))
@@ -230,6 +232,7 @@ def test_rate_limit_keeps_429s_rare(fake: FakeServer, tmp_path: Path) -> None:
     assert summary["throttled"] <= 3  # paced at 9/s: at most a stray one when the loop stalls
 
 
+@pytest.mark.slow
 def test_kill_mid_run_then_rerun_yields_every_id_once(fake: FakeServer, tmp_path: Path) -> None:
     fake.latency = 0.02
     source = write_jsonl(tmp_path / "in.jsonl", docs(300))

@@ -140,7 +140,7 @@ class LocalBackend(Backend):
         if schema is not None:
             request["response_format"] = {"type": "json_object", "schema": llama_safe_schema(schema)}
         elif output.grammar:
-            from llama_cpp import LlamaGrammar
+            from llama_cpp.llama_grammar import LlamaGrammar
 
             gbnf = render_grammar(output.grammar, output.grammar_values)
             request["grammar"] = LlamaGrammar.from_string(gbnf, verbose=False)

@@ -153,7 +153,7 @@ class OpenAIBackend(Backend):
             shard.in_flight -= 1
         try:
             return json.loads(response.content)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ProviderError(
                 f"{self.endpoint} answered HTTP {response.status_code} with a body that is not JSON") from None
 
