@@ -52,10 +52,10 @@ async def run(base_url: str, task: str, docs: int, concurrency: int) -> tuple[fl
     ok = 0
     async with Summarizer(model="fake-model", base_url=base_url, timeout=30) as s:
         # warm-up: imports, connection pool, schema build
-        async for _ in s.bulk(documents[:concurrency], task=task, concurrency=concurrency, cache=False):
+        async for _ in s.abulk(documents[:concurrency], task=task, concurrency=concurrency, cache=False):
             pass
         cpu0, wall0 = cpu_seconds(), time.perf_counter()
-        async for result in s.bulk(documents, task=task, concurrency=concurrency, cache=False):
+        async for result in s.abulk(documents, task=task, concurrency=concurrency, cache=False):
             ok += result.status == "ok"
         wall = time.perf_counter() - wall0
         cpu = cpu_seconds() - cpu0

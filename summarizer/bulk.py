@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +98,7 @@ class BulkRunner:
         self.cache, self.limiter = cache, limiter
         self._fingerprints = [t.fingerprint for t in task_prompts(task, prompts)]
 
-    async def results(self, items: Iterable[BulkItem] | AsyncIterable[BulkItem]) -> AsyncIterator[Record]:
+    async def results(self, items: Iterable[BulkItem] | AsyncIterable[BulkItem]) -> AsyncGenerator[Record, None]:
         """Records in completion order; at most ``concurrency`` documents in flight or waiting."""
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency)
         gate = asyncio.Semaphore(self.concurrency)

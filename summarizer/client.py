@@ -215,7 +215,7 @@ class Summarizer:
                 async for record in records:
                     yield record
         finally:
-            if runner.cache is not None:
+            if runner.cache is not None and not isinstance(cache, ResultCache):  # close only what we opened
                 runner.cache.close()
 
     def bulk(
@@ -250,7 +250,7 @@ class Summarizer:
             sink = JsonlSink(out, retry_failed=retry_failed, input_path=source_path(source))
             return await run_bulk(runner, items, sink, on_record)
         finally:
-            if runner.cache is not None:
+            if runner.cache is not None and not isinstance(cache, ResultCache):  # close only what we opened
                 runner.cache.close()
 
     def bulk_to_jsonl(

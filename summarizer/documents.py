@@ -209,7 +209,8 @@ def _html_to_text(markup: str) -> str:
     One pass over the tree with an explicit stack: linear however deeply the
     markup nests (mutating the tree instead is quadratic on deep nesting).
     """
-    from bs4 import BeautifulSoup, NavigableString, Tag  # imported on demand: most input is plain text
+    from bs4 import BeautifulSoup  # imported on demand: most input is plain text
+    from bs4.element import NavigableString, Tag
 
     soup = BeautifulSoup(markup, "html.parser")
     out: list[str] = []

@@ -54,6 +54,11 @@ class BulkProgress:
                 f"summarizer: {summary.done + summary.skipped:,}{total} done · ok {summary.ok:,} · "
                 f"failed {summary.failed:,} · {_rate(summary.docs_per_s)} docs/s", highlight=False, soft_wrap=True)
 
+    def refresh(self) -> None:
+        """Draw the bar now (it redraws itself ten times a second anyway)."""
+        if self._progress is not None:
+            self._progress.refresh()
+
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()

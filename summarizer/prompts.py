@@ -10,6 +10,7 @@ re-ask without ``$errors`` is a configuration error, never a brief of nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import string
@@ -39,7 +40,7 @@ class PromptTemplate:
     origin: str = ""
     grammar: str | None = None  # GBNF for grammar-bound decoders (plain-text tasks)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """Hash of everything that shapes the request: a cache key part that a silent edit changes."""
         blob = json.dumps([self.id, self.system, self.user, self.reask, self.params, self.grammar], sort_keys=True)

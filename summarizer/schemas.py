@@ -143,8 +143,11 @@ class Usage(BaseModel):
     reasks: int = 0
 
     def add(self, other: Usage) -> None:
-        for name in type(self).model_fields:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.requests += other.requests
+        self.retries += other.retries
+        self.reasks += other.reasks
 
 
 class ErrorInfo(BaseModel):

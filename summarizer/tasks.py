@@ -37,6 +37,8 @@ V = TypeVar("V", Brief, EventReport)
 # local grammar enforces them.
 _SCHEMA = event_report_schema(strict=False)
 _SCHEMA_JSON = json.dumps(_SCHEMA, separators=(",", ":"))
+# The tokens a template costs before any text, by (template, words, language): the same for every document.
+_OVERHEAD: dict[tuple[str, tuple[int, int], str | None], int] = {}
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,10 @@ class TaskRun(Generic[V]):
 
     def _budget(self, template: PromptTemplate) -> int:
         """Tokens left for the text once the prompt and the answer are paid for."""
-        overhead = message_tokens(template.messages(**self._variables()))
+        key = (template.fingerprint, self.options.words, self.options.language)
+        overhead = _OVERHEAD.get(key)
+        if overhead is None:
+            overhead = _OVERHEAD[key] = message_tokens(template.messages(**self._variables()))
         answer = template.max_tokens
         budget = self.options.context_tokens - overhead - answer
         if budget < 256:
@@ -293,23 +298,33 @@ async def _drive(
     run: TaskRun[Any], backend: Backend, limit: int, on_event: Callable[[StreamEvent], None] | None,
 ) -> None:
     """Send what the run asks, as many at once as ``limit`` allows; the first failure cancels the rest."""
+
+    async def exchange(request: Request) -> list[Request]:
+        if on_event is not None and request.final and request.output.json_schema is None:
+            completion = await _streamed(backend, request, on_event)
+        else:
+            completion = await backend.complete(request.messages, output=request.output, params=request.params)
+        follow_ups = run.receive(request, completion)
+        if on_event is not None and request.final and follow_ups and follow_ups[0].reasks > request.reasks:
+            on_event(Reask(_last_errors(follow_ups[0])))
+        return follow_ups
+
+    pending = run.start()
+    while len(pending) == 1:  # one document, one request at a time (re-asks included): no task group needed
+        pending = await exchange(pending[0])
+    if not pending:
+        return
     gate = asyncio.Semaphore(limit)
 
     async def send(request: Request, group: asyncio.TaskGroup) -> None:
         async with gate:
-            if on_event is not None and request.final and request.output.json_schema is None:
-                completion = await _streamed(backend, request, on_event)
-            else:
-                completion = await backend.complete(request.messages, output=request.output, params=request.params)
-        follow_ups = run.receive(request, completion)
-        if on_event is not None and request.final and follow_ups and follow_ups[0].reasks > request.reasks:
-            on_event(Reask(_last_errors(follow_ups[0])))
+            follow_ups = await exchange(request)
         for follow_up in follow_ups:
             group.create_task(send(follow_up, group))
 
     try:
         async with asyncio.TaskGroup() as group:
-            for request in run.start():
+            for request in pending:
                 group.create_task(send(request, group))
     except BaseExceptionGroup as failures:
         raise _first(failures) from None

@@ -320,7 +320,7 @@ def _events(kind: str, text: str) -> str:
     if kind == "part_reports":
         events: list[dict[str, Any]] = []
         headline = None
-        for line in text.splitlines():
+        for line in filter(None, text.splitlines()):
             part = json.loads(line.split(": ", 1)[1])
             headline = headline or part["headline"]
             events.extend(part["events"])

@@ -249,3 +249,107 @@ def test_a_context_too_small_for_the_prompt_is_a_config_error(doc) -> None:
     with Summarizer(model="m1", base_url=URL, api_key=SECRET, context_tokens=1536) as s:
         with pytest.raises(ConfigError, match="cannot hold the events@1 prompt.*--context-tokens"):
             s.events(doc)
+
+
+# -- map-reduce end to end ---------------------------------------------------------------------
+
+
+def _long_text(paragraphs: int = 120) -> str:
+    return "\n\n".join(f"Paragraph {i}: the council of Lisbon met on Monday and voted on budget line {i}, "
+                       f"said mayor Carlos Moedas. " * 4 for i in range(paragraphs))
+
+
+def test_events_map_reduce_passes_part_reports_and_quotes_hold(fake) -> None:
+    with Summarizer(model="m", base_url=fake.base_url, context_tokens=4096, chunk_concurrency=2) as s:
+        result = s.events(_long_text())
+    maps = [r for r in fake.requests if "<document>" in r["messages"][1]["content"]]
+    combines = [r for r in fake.requests if "<part_reports>" in r["messages"][1]["content"]]
+    assert len(maps) > 2 and len(combines) == 1
+    assert combines[0]["messages"][1]["content"].count("Part ") == len(maps)
+    assert result.prompt_version == "events@1+events_combine@1"
+    assert all(q in _long_text() for event in result.value.events for q in event.evidence)
+    assert result.usage.requests == len(maps) + len(combines)
+
+
+def test_reduce_runs_in_rounds_when_the_parts_do_not_fit_together() -> None:
+    calls: list[str] = []
+    parts_per_combine: list[int] = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        user = json.loads(request.content)["messages"][1]["content"]
+        calls.append("combine" if "<part_briefs>" in user else "map")
+        if "<part_briefs>" in user:
+            parts_per_combine.append(user.count("Part "))
+        words = " ".join(["Lisbon council budget vote"] * 60)  # long part briefs: few fit in one combine
+        return httpx.Response(200, json=chat_response(words[:1150].rsplit(" ", 1)[0] + "."))
+
+    with respx.mock:
+        respx.post(COMPLETIONS).mock(side_effect=reply)
+        with Summarizer(model="m1", base_url=URL, context_tokens=1800, max_attempts=1) as s:
+            result = s.brief(_long_text(60), words=(150, 250))
+    *first_round, final = parts_per_combine
+    assert sum(first_round) == calls.count("map") > 4  # round 1 combines every part, in groups
+    assert final == len(first_round) > 1  # round 2 combines round 1's briefs
+    assert result.usage.requests == len(calls) and result.value.word_count <= 250
+
+
+def test_a_failing_part_cancels_the_others_and_reports_the_usage(fake) -> None:
+    fake.latency = 0.05
+    text = _long_text()
+    fake.script.extend(["401"])
+    with Summarizer(model="m", base_url=fake.base_url, context_tokens=4096, chunk_concurrency=2) as s:
+        with pytest.raises(Exception) as info:
+            s.events(text)
+    from summarizer import ConfigError
+
+    assert isinstance(info.value, ConfigError)
+    assert fake.total <= 3  # the other parts were cancelled, not all sent
+    assert info.value.usage is not None and info.value.usage.requests >= 1
+
+
+def test_the_cache_key_tells_endpoints_models_and_options_apart(fake, tmp_path) -> None:
+    from summarizer import ResultCache
+
+    cache = ResultCache(tmp_path / "c.sqlite3")
+    docs = [("a", "Report one. " + GOOD_BRIEF)]
+
+    def run(**kwargs) -> bool:
+        options = {k: kwargs.pop(k) for k in ("words",) if k in kwargs}
+        with Summarizer(**{"model": "m", "base_url": fake.base_url, **kwargs}) as s:
+            return next(iter(s.bulk(docs, cache=cache, **options))).cached
+
+    assert run() is False and run() is True
+    assert run(base_url=fake.base_url.replace("127.0.0.1", "localhost")) is False  # another endpoint
+    assert run(model="m2") is False
+    assert run(words=(50, 60)) is False
+    assert run(temperature=0.7) is False
+    assert run() is True
+
+
+def test_pacing_wraps_any_backend_on_virtual_time() -> None:
+    import asyncio
+
+    from summarizer import Backend, Completion, Paced, RateLimiter, Usage
+
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    class Instant(Backend):
+        model = "instant"
+
+        async def complete(self, messages, *, output=None, params=None):  # type: ignore[override]
+            return Completion(text="x", usage=Usage(requests=1), model=self.model)
+
+    starts: list[float] = []
+
+    async def main() -> None:
+        paced = Paced(Instant(), RateLimiter(rpm=600, clock=lambda: now[0], sleep=sleep))
+        for _ in range(21):
+            await paced.complete([{"role": "user", "content": "hi"}])
+            starts.append(now[0])
+
+    asyncio.run(main())
+    assert 1.85 < starts[-1] < 2.05  # 10 a second, evenly (the first two start at once)
+    assert Instant().max_concurrency is None

@@ -67,6 +67,8 @@ class Retrying(Backend):
     async def complete(
         self, messages: list[Message], *, output: OutputSpec = TEXT, params: Mapping[str, Any] | None = None,
     ) -> Completion:
+        if self.policy.max_attempts == 1:  # nothing to retry: skip the machinery (replays, bulk tests)
+            return await self.inner.complete(messages, output=output, params=params)
         spent = Usage()
         try:
             async for attempt in self.policy.retrying():
