@@ -32,8 +32,9 @@ def main() -> None:
     doc = read_document(args.file)
     with Summarizer(backend="local") as s:
         started = time.perf_counter()
-        s.backend._llama()  # load now, to time it apart from generation
-        print(f"model {s.backend.model}: loaded in {time.perf_counter() - started:.2f} s")
+        local = s.backend_unwrapped
+        local.load()  # type: ignore[attr-defined]  # load now, to time it apart from generation
+        print(f"model {local.model}: loaded in {time.perf_counter() - started:.2f} s")
         print(f"{'task':<7} {'run':>3} {'wall s':>7} {'prompt tok':>10} {'compl tok':>9} {'tok/s':>6} {'requests':>8}  result")
         for task in ("brief", "events"):
             for run in range(1, args.runs + 1):

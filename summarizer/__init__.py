@@ -1,5 +1,6 @@
 """summarizer: grounded briefs and event reports from any OpenAI-compatible endpoint."""
 
+from ._version import __version__
 from .backends import Backend, Completion, Delta, OutputMode, OutputSpec, Paced, RetryPolicy, Retrying, make_backend
 from .backends.openai import OpenAIBackend
 from .bulk import BulkRunner, BulkSummary
@@ -20,10 +21,9 @@ from .schemas import (
 from .sources import BulkItem
 from .tasks import Reask, StreamEvent, TaskOptions, TaskRun, run_task
 
-__version__ = "0.2.0"
 
 __all__ = [
-    "EVENT_TYPES", "Backend", "Brief", "BulkItem", "BulkRunner", "BulkSummary", "Completion", "ConfigError", "Delta",
+    "EVENT_TYPES", "__version__", "Backend", "Brief", "BulkItem", "BulkRunner", "BulkSummary", "Completion", "ConfigError", "Delta",
     "Document", "DocumentLike", "ErrorInfo", "Event", "EventReport", "Failure", "InputError", "OpenAIBackend",
     "OutputError", "OutputMode", "OutputSpec", "OutputValidationError", "Paced", "Participant", "Place",
     "PromptLibrary", "PromptTemplate", "ProviderError", "RateLimiter", "Reask", "Record", "Result", "ResultCache",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ from typing import Any
 
 from .backends import Backend
 from .cache import ResultCache, result_key
+from .documents import read_document
 from .errors import SummarizerError, UsageError
+from .fetch import FetchPolicy
 from .limits import RateLimiter
 from .prompts import PromptLibrary
 from .schemas import Brief, ErrorInfo, EventReport, Failure, Record, Result, TaskName, Usage
@@ -89,13 +92,14 @@ class BulkRunner:
     def __init__(
         self, backend: Backend, prompts: PromptLibrary, task: TaskName, options: TaskOptions, *,
         concurrency: int = 16, cache: ResultCache | None = None, limiter: RateLimiter | None = None,
+        fetch_policy: FetchPolicy | None = None,
     ) -> None:
         if concurrency < 1:
             raise UsageError("concurrency must be at least 1")
         self.backend, self.prompts, self.task, self.options = backend, prompts, task, options
         self.requested_concurrency = concurrency
         self.concurrency = min(concurrency, backend.max_concurrency or concurrency)
-        self.cache, self.limiter = cache, limiter
+        self.cache, self.limiter, self.fetch_policy = cache, limiter, fetch_policy
         self._fingerprints = [t.fingerprint for t in task_prompts(task, prompts)]
 
     async def results(self, items: Iterable[BulkItem] | AsyncIterable[BulkItem]) -> AsyncGenerator[Record, None]:
@@ -132,6 +136,8 @@ class BulkRunner:
 
     async def record(self, item: BulkItem) -> Record:
         """One item's record: from the cache, from the model, or a Failure."""
+        if item.url is not None:
+            item = await self._fetched(item)
         if item.document is None:
             return Failure(id=item.id, task=self.task, error=item.error or ErrorInfo(code="error", message="unreadable"))
         key = self._key(item) if self.cache is not None else None
@@ -152,6 +158,16 @@ class BulkRunner:
         if key is not None and self.cache is not None:
             self.cache.put(key, result.model_dump(mode="json", include={"value", "warnings", "model", "prompt_version"}))
         return result
+
+    async def _fetched(self, item: BulkItem) -> BulkItem:
+        """The item with its URL read (off the event loop), or the reason it could not be."""
+        assert item.url is not None
+        try:
+            document = await asyncio.to_thread(read_document, item.url, id=item.id, published=item.published,
+                                               fetch_policy=self.fetch_policy)
+        except SummarizerError as exc:
+            return BulkItem(item.id, error=ErrorInfo(code=exc.code, message=str(exc)))
+        return BulkItem(item.id, document=dataclasses.replace(document, notes=item.notes + document.notes))
 
     def _key(self, item: BulkItem) -> str:
         assert item.document is not None

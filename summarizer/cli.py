@@ -7,6 +7,7 @@ output invalid after re-asks. Errors are one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import inspect
 import json
@@ -22,7 +23,7 @@ from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
-from . import __version__
+from ._version import __version__
 from .client import Summarizer
 from .documents import read_document
 from .errors import OutputError, SummarizerError, UsageError
@@ -191,6 +192,15 @@ def _parse_words(value: Optional[str]) -> Optional[tuple[int, int]]:
     return int(match.group(1)), int(match.group(2))
 
 
+def _parse_date(value: Optional[str]) -> Optional[dt.date]:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: expected a date like 2024-09-27", param_hint="'--published'") from None
+
+
 def _print_record(record: Record, as_json: bool, render: Callable[[Any], str]) -> None:
     if as_json:
         _out(record.model_dump_json(indent=2))
@@ -215,8 +225,12 @@ def _json_on_failure(doc_id: str, task: str, as_json: bool) -> Iterator[None]:
 
 # -- commands --------------------------------------------------------------------------------
 
-DocumentArg = Annotated[str, typer.Argument(help="A text, Markdown or HTML file; - reads standard input.",
-                                            show_default=False, metavar="DOCUMENT")]
+DocumentArg = Annotated[str, typer.Argument(
+    help="A text, Markdown, HTML or PDF file, an http(s) URL, or - for standard input.",
+    show_default=False, metavar="DOCUMENT")]
+PublishedOpt = Annotated[Optional[str], typer.Option(
+    metavar="YYYY-MM-DD", help="Publication date, to resolve \"on Friday\" in event dates [default: the page's own, "
+                               "if it states one].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the Result envelope (value, usage, warnings) as JSON.")]
 LanguageOpt = Annotated[Optional[str], typer.Option(
     metavar="LANG", help="Output language (ISO 639-1 code or name); default: the document's.")]
@@ -229,7 +243,7 @@ StrictOpt = Annotated[bool, typer.Option(
 @endpoint_options
 def brief(
     document: DocumentArg, words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
-    as_json: JsonOpt = False,
+    published: PublishedOpt = None, as_json: JsonOpt = False,
     stream: Annotated[Optional[bool], typer.Option(
         "--stream/--no-stream", show_default=False,
         help="Show the brief as the model writes it [default: on when stdout is a terminal, off with --json].")] = None,
@@ -237,10 +251,11 @@ def brief(
 ) -> None:
     """Write a one-paragraph brief of DOCUMENT."""
     word_range = _parse_words(words)
+    date = _parse_date(published)
     live = stream if stream is not None else (not as_json and sys.stdout is not None and sys.stdout.isatty())
     _log_retries(True)
     with _exit_codes():
-        doc = read_document(document)  # bad input is reported before any backend is set up
+        doc = read_document(document, published=date)  # bad input is reported before any backend is set up
         with _summarizer(endpoint) as s, _json_on_failure(doc.id, "brief", as_json):
             printer = _LivePrinter() if live and not as_json else None
             result = s.brief(doc, words=word_range, language=language, strict=strict,
@@ -277,12 +292,14 @@ class _LivePrinter:
 @app.command(short_help="Extract an event report (JSON) from a document.")
 @endpoint_options
 def events(
-    document: DocumentArg, language: LanguageOpt = None, as_json: JsonOpt = False, *, endpoint: dict[str, Any],
+    document: DocumentArg, language: LanguageOpt = None, published: PublishedOpt = None, as_json: JsonOpt = False,
+    *, endpoint: dict[str, Any],
 ) -> None:
     """Extract an event report (JSON) from DOCUMENT, every event backed by verbatim quotes."""
+    date = _parse_date(published)
     _log_retries(True)
     with _exit_codes():
-        doc = read_document(document)
+        doc = read_document(document, published=date)
         with _summarizer(endpoint) as s, _json_on_failure(doc.id, "events", as_json):
             result = s.events(doc, language=language)
         _print_record(result, as_json, lambda value: value.model_dump_json(indent=2))
@@ -298,7 +315,12 @@ def bulk(
     out: Annotated[str, typer.Option("--out", "-o", metavar="FILE",
                                      help="JSONL output file (resumed if it exists), or - for stdout.")] = "-",
     id_field: Annotated[str, typer.Option(metavar="FIELD", help="JSONL field holding the id.")] = "id",
-    text_field: Annotated[str, typer.Option(metavar="FIELD", help="JSONL field holding the text.")] = "text",
+    text_field: Annotated[str, typer.Option(
+        metavar="FIELD", help='JSONL field holding the text (else "html" or "url" are read).')] = "text",
+    published_field: Annotated[str, typer.Option(
+        metavar="FIELD", help="JSONL field holding the publication date.")] = "published",
+    published: Annotated[Optional[str], typer.Option(
+        metavar="YYYY-MM-DD", help="Publication date of documents that carry none.")] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=4096, metavar="N", help="Documents in flight at once.")] = 16,
     rpm: Annotated[Optional[float], typer.Option(min=1, metavar="N", help="Requests-per-minute limit.")] = None,
     tpm: Annotated[Optional[float], typer.Option(
@@ -317,6 +339,7 @@ def bulk(
     from .progress import BulkProgress, print_summary
 
     word_range = _parse_words(words)
+    date = _parse_date(published)
     if retry_failed and out == "-":
         raise typer.BadParameter("needs --out FILE", param_hint="'--retry-failed'")
     _log_retries(False)
@@ -329,6 +352,7 @@ def bulk(
             with BulkProgress(source, enabled=not quiet) as progress:
                 summary = s.bulk_to_jsonl(
                     source, out, task=task.value, id_field=id_field, text_field=text_field,
+                    published_field=published_field, published=date,
                     retry_failed=retry_failed, on_record=progress.update, concurrency=concurrency,
                     rpm=rpm, tpm=tpm, cache=not no_cache, words=word_range, language=language, strict=strict,
                 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import datetime as dt
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from .cache import ResultCache
 from .config import Settings, load_settings
 from .documents import Document, read_document
 from .errors import UsageError
+from .fetch import FetchPolicy
 from .limits import RateLimiter
 from .prompts import PromptLibrary
 from .schemas import DEFAULT_WORDS, Brief, EventReport, Record, Result, TaskName
@@ -58,6 +60,7 @@ class Summarizer:
         temperature: float | None = None, output_mode: OutputMode | str | None = None,
         server_grammar: bool | None = None, prompts_dir: str | Path | None = None,
         model_path: str | Path | None = None, settings: Settings | None = None,
+        fetch_policy: FetchPolicy | None = None,
     ) -> None:
         given = {
             "model": model, "base_url": base_url, "api_key": api_key, "timeout": timeout,
@@ -71,6 +74,7 @@ class Summarizer:
             raise TypeError("pass either settings= or individual settings, not both")
         self.settings = settings or load_settings(**given)
         self.prompts = PromptLibrary(self.settings.prompts_dir)
+        self.fetch_policy = fetch_policy or FetchPolicy()  # how URLs (s.read, bulk "url" records) are fetched
         self._raw: Backend | None = None if isinstance(backend, str) or backend is None else backend
         self._backend: Backend | None = None
         self._lock = threading.Lock()
@@ -176,9 +180,9 @@ class Summarizer:
     def events(self, document: DocumentLike, *, language: str | None = None) -> Result[EventReport]:
         return self.run("events", document, language=language)
 
-    def read(self, path: str | Path) -> Document:
-        """Read and normalise a file (``-`` for stdin)."""
-        return read_document(path)
+    def read(self, path: str | Path, *, published: dt.date | None = None) -> Document:
+        """Read and normalise a file, a URL (fetched within ``fetch_policy``), or stdin (``-``)."""
+        return read_document(path, published=published, fetch_policy=self.fetch_policy)
 
     # -- many documents ---------------------------------------------------------------------
 
@@ -196,7 +200,7 @@ class Summarizer:
             raw = self._transport()
         paced = Retrying(Paced(raw, limiter), backends.retry_policy(self.settings))
         return BulkRunner(paced, self.prompts, _task(task), options, concurrency=concurrency,
-                          cache=_open_cache(cache), limiter=limiter)
+                          cache=_open_cache(cache), limiter=limiter, fetch_policy=self.fetch_policy)
 
     async def abulk(
         self, documents: Iterable[Any], *, task: TaskName = "brief", concurrency: int = 16,
@@ -237,16 +241,20 @@ class Summarizer:
 
     async def abulk_to_jsonl(
         self, source: str | Path, out: str | Path, *, task: TaskName = "brief", id_field: str = "id",
-        text_field: str = "text", retry_failed: bool = False,
-        on_record: Callable[[Record, BulkSummary], None] | None = None, concurrency: int = 16,
-        rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
+        text_field: str = "text", published_field: str = "published", published: dt.date | None = None,
+        retry_failed: bool = False, on_record: Callable[[Record, BulkSummary], None] | None = None,
+        concurrency: int = 16, rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
         words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
     ) -> BulkSummary:
-        """Run ``task`` over a JSONL file or stream, ``-`` or a folder into JSONL ``out``; resumable."""
+        """Run ``task`` over a JSONL file or stream, ``-`` or a folder into JSONL ``out``; resumable.
+
+        ``published`` dates the documents that carry no date of their own (``published_field``).
+        """
         runner = self.bulk_runner(task, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache,
                                   words=words, language=language, strict=strict)
         try:
-            items = read_source(source, id_field=id_field, text_field=text_field)
+            items = read_source(source, id_field=id_field, text_field=text_field, published_field=published_field,
+                                published=published)
             sink = JsonlSink(out, retry_failed=retry_failed, input_path=source_path(source))
             return await run_bulk(runner, items, sink, on_record)
         finally:
@@ -255,13 +263,14 @@ class Summarizer:
 
     def bulk_to_jsonl(
         self, source: str | Path, out: str | Path, *, task: TaskName = "brief", id_field: str = "id",
-        text_field: str = "text", retry_failed: bool = False,
-        on_record: Callable[[Record, BulkSummary], None] | None = None, concurrency: int = 16,
-        rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
+        text_field: str = "text", published_field: str = "published", published: dt.date | None = None,
+        retry_failed: bool = False, on_record: Callable[[Record, BulkSummary], None] | None = None,
+        concurrency: int = 16, rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
         words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
     ) -> BulkSummary:
         return self._call(self.abulk_to_jsonl(
-            source, out, task=task, id_field=id_field, text_field=text_field, retry_failed=retry_failed,
+            source, out, task=task, id_field=id_field, text_field=text_field, published_field=published_field,
+            published=published, retry_failed=retry_failed,
             on_record=on_record, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache, words=words,
             language=language, strict=strict))
 

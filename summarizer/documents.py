@@ -1,12 +1,16 @@
-"""Documents: read, decode, HTML to text, normalise, drop repeated paragraphs, chunk.
+"""Documents: read, decode, extract, normalise, drop repeated paragraphs, chunk.
 
-Everything downstream (prompts, grounding, cache keys) sees ``Document.text``,
-the normalised form, so a quote check and a cache hit mean the same thing
-for the same article however it was scraped.
+Every input — a text or Markdown file, a web page (file or URL), a PDF, a
+JSONL record, a string — becomes a ``Document`` here, before anything else
+sees it: its normalised paragraphs, and what is known about it (title,
+publication date, where it came from). Everything downstream (prompts,
+grounding, cache keys) sees ``Document.text``, so a quote check and a cache
+hit mean the same thing for the same article however it was scraped.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import sys
@@ -15,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
+from .extract import html_article, pdf_text
+from .fetch import FetchPolicy, fetch, is_url
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
@@ -34,27 +40,30 @@ _HTML_SNIFF = re.compile(
     r"<!doctype\s+html|<(html|body|p|div|br|article|section|h[1-6]|span|li|table)\b[^>]*>",
     re.IGNORECASE,
 )
-_DROPPED_TAGS = ("script", "style", "noscript", "template", "svg", "iframe", "head")
-_BLOCK_TAGS = (
-    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
-    "article", "section", "header", "footer", "blockquote", "pre", "tr",
-    "table", "figure", "figcaption", "main", "aside", "dd", "dt", "hr",
-)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.IGNORECASE)
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad"), None)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BLANK_LINE = re.compile(r"\n[ \t\u00a0]*\n")
 _SPACES = re.compile(r"\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[。！？])\s*")
+# Scripts written without spaces between words, where a token is about a character.
+_WIDE = re.compile(
+    "[\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u2e80-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff]"
+)
 
 
 @dataclass(frozen=True)
 class Document:
-    """A normalised document: paragraphs in order, each kept once."""
+    """A normalised document: paragraphs in order, each kept once, and what is known about it."""
 
     id: str
     paragraphs: tuple[str, ...]
     dropped_repeats: int = 0
     source: str | None = None
+    title: str | None = None
+    published: dt.date | None = None
+    notes: tuple[str, ...] = ()  # what reading it had to do that a reader should know (become warnings)
     text: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -62,37 +71,90 @@ class Document:
 
     @classmethod
     def from_text(
-        cls, raw: str, *, id: str | None = None, source: str | None = None,
-        html: bool | None = None,
+        cls, raw: str, *, id: str | None = None, source: str | None = None, html: bool | None = None,
+        title: str | None = None, published: dt.date | None = None, url: str | None = None,
+        notes: tuple[str, ...] = (),
     ) -> Document:
         """Normalise ``raw`` (plain text or HTML) into a Document.
 
-        ``html=None`` sniffs for markup; pass True/False to decide.
+        ``html=None`` sniffs for markup. HTML goes through main-content extraction,
+        which also finds the title and publication date (``title``/``published``
+        given here win). The title becomes the first paragraph, as the model should see it.
         """
+        found: list[str] = list(notes)
         if html is None:
             html = _looks_like_html(raw)
         if html:
-            raw = _html_to_text(raw)
+            article = html_article(raw, url=url)
+            raw = article.text
+            title = title or article.title
+            published = published or article.published
+            if article.fallback:
+                found.append("no article found in the page: read all of its text (menus and footers included)")
         paragraphs = _split_paragraphs(_clean(raw))
+        if title and paragraphs and _clean_line(title).casefold() != paragraphs[0].casefold():
+            paragraphs.insert(0, _clean_line(title))
         unique, dropped = _drop_repeats(paragraphs)
         if not unique:
             raise InputError(f"{source or 'input'}: the document is empty (no text after normalisation)")
-        return cls(id=id or _content_id(unique), paragraphs=tuple(unique),
-                   dropped_repeats=dropped, source=source)
+        return cls(id=id or _content_id(unique), paragraphs=tuple(unique), dropped_repeats=dropped,
+                   source=source, title=title or None, published=published, notes=tuple(found))
 
     @property
     def digest(self) -> str:
-        """SHA-256 of the normalised text: the document part of a cache key."""
-        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+        """SHA-256 of the normalised text and the publication date: the document part of a cache key."""
+        blob = self.text + (f"\n@{self.published.isoformat()}" if self.published else "")
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-def read_document(path: str | Path, *, id: str | None = None) -> Document:
-    """Read a file (a regular file, a FIFO, ``/dev/stdin``…), or standard input when ``path`` is ``-``."""
-    name = "stdin" if str(path) == "-" else str(path)
+def read_document(
+    path: str | Path, *, id: str | None = None, published: dt.date | None = None,
+    fetch_policy: FetchPolicy | None = None,
+) -> Document:
+    """Read a URL, a file (text, Markdown, HTML, PDF; a FIFO or ``/dev/stdin`` too), or stdin (``-``)."""
+    name = str(path)
+    if is_url(name):
+        return _read_url(name, id=id, published=published, policy=fetch_policy)
+    label = "stdin" if name == "-" else name
     data = read_bytes(path)
-    html = True if str(path) != "-" and Path(path).suffix.lower() in _HTML_SUFFIXES else None
-    default_id = "stdin" if str(path) == "-" else Path(path).name
-    return Document.from_text(decode_bytes(data, name), id=id or default_id, source=name, html=html)
+    default_id = "stdin" if name == "-" else Path(path).name
+    if name != "-" and Path(path).suffix.lower() == ".pdf" or data.startswith(b"%PDF-"):
+        return Document.from_text(pdf_text(data, label), id=id or default_id, source=label, html=False,
+                                  published=published)
+    html = True if name != "-" and Path(path).suffix.lower() in _HTML_SUFFIXES else None
+    return Document.from_text(decode_bytes(data, label), id=id or default_id, source=label, html=html,
+                              published=published)
+
+
+def _read_url(url: str, *, id: str | None, published: dt.date | None, policy: FetchPolicy | None) -> Document:
+    fetched = fetch(url, policy)
+    if fetched.kind == "pdf":
+        return Document.from_text(pdf_text(fetched.content, url), id=id or url, source=url, html=False,
+                                  published=published)
+    text = _decode_web(fetched.content, fetched.charset, fetched.kind == "html", url)
+    return Document.from_text(text, id=id or url, source=url, html=fetched.kind == "html", published=published,
+                              url=fetched.url)
+
+
+def _decode_web(data: bytes, charset: str | None, html: bool, name: str) -> str:
+    """A web page's text: its declared charset, else its <meta charset>, else UTF-8, else a detected one."""
+    declared = charset or (_meta_charset(data) if html else None)
+    for encoding in filter(None, (declared, "utf-8")):
+        try:
+            return data.decode(encoding)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise InputError(f"{name}: cannot tell the page's character encoding")
+    return str(best)
+
+
+def _meta_charset(data: bytes) -> str | None:
+    match = _META_CHARSET.search(data[:4096])
+    return match.group(1).decode("ascii", "replace") if match else None
 
 
 def read_bytes(path: str | Path, *, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
@@ -138,15 +200,25 @@ def decode_bytes(data: bytes, name: str = "input") -> str:
 
 
 def estimate_tokens(text: str) -> int:
-    """Rough token count (~4 UTF-8 bytes a token) for servers that expose no tokenizer."""
-    return max(1, (len(text.encode("utf-8")) + 3) // 4)
+    """Rough token count for servers that expose no tokenizer.
+
+    ~4 UTF-8 bytes a token for alphabetic scripts; about a token per character
+    for scripts written without spaces (CJK, Thai, …), where bytes undercount.
+    """
+    if text.isascii():
+        return max(1, (len(text) + 3) // 4)
+    wide = len(_WIDE.findall(text))
+    rest = len(text.encode("utf-8")) - 3 * wide  # these characters are 3 bytes each in UTF-8
+    return max(1, wide + (max(rest, 0) + 3) // 4)
 
 
 def split_into_chunks(paragraphs: tuple[str, ...] | list[str], max_tokens: int) -> list[str]:
     """Pack paragraphs greedily into chunks of at most ``max_tokens``.
 
     Chunks break on paragraph boundaries; a paragraph too large on its own is
-    split on sentence ends, and a sentence too large on word boundaries.
+    cut at sentence ends, a sentence too large at spaces, and a run with no
+    spaces (Chinese, Japanese, a URL) between characters. Every piece is a
+    verbatim slice of its paragraph.
     """
     pieces = [piece for p in paragraphs for piece in _split_oversized(p, max_tokens)]
     chunks: list[str] = []
@@ -172,7 +244,8 @@ def sentences(text: str, *, max_chars: int = 400) -> list[str]:
     """
     found: dict[str, None] = {}
     for paragraph in text.split("\n\n"):
-        for sentence in _SENTENCE_END.split(paragraph.strip()):
+        paragraph = paragraph.strip()
+        for sentence in _slices(paragraph, [m.end() for m in _SENTENCE_END.finditer(paragraph)]):
             if len(sentence) > max_chars:
                 sentence = sentence[:max_chars].rsplit(" ", 1)[0]
             if sentence:
@@ -180,54 +253,43 @@ def sentences(text: str, *, max_chars: int = 400) -> list[str]:
     return list(found)
 
 
-def _split_oversized(paragraph: str, max_tokens: int) -> list[str]:
-    if estimate_tokens(paragraph) <= max_tokens:
-        return [paragraph]
+def _split_oversized(text: str, max_tokens: int) -> list[str]:
+    if estimate_tokens(text) <= max_tokens:
+        return [text]
+    for boundary in (_SENTENCE_END, _SPACES):
+        cuts = [m.end() for m in boundary.finditer(text) if 0 < m.end() < len(text)]
+        if cuts:
+            return [p for span in _pack(text, cuts, max_tokens) for p in _split_oversized(span, max_tokens)]
+    step = max(1, max_tokens if _WIDE.search(text) else max_tokens * 2)  # at most 1 (wide) or 0.5 tokens a char
+    return [text[i:i + step] for i in range(0, len(text), step)]
+
+
+def _pack(text: str, cuts: list[int], limit: int) -> list[str]:
+    """Contiguous slices of ``text`` between ``cuts``, each (by the sum of its parts' costs) within ``limit``."""
+    bounds = [0, *cuts, len(text)]
     out: list[str] = []
-    for sentence in _SENTENCE_END.split(paragraph):
-        if estimate_tokens(sentence) <= max_tokens:
-            out.append(sentence)
-            continue
-        words, buf = sentence.split(" "), list[str]()
-        for word in words:
-            if buf and estimate_tokens(" ".join([*buf, word])) > max_tokens:
-                out.append(" ".join(buf))
-                buf = []
-            buf.append(word)
-        if buf:
-            out.append(" ".join(buf))
-    return out
+    start, size = 0, 0
+    for a, b in zip(bounds, bounds[1:]):
+        cost = estimate_tokens(text[a:b])
+        if size and size + cost > limit:
+            out.append(text[start:a])
+            start, size = a, 0
+        size += cost
+    out.append(text[start:])
+    return [piece.strip() for piece in out if piece.strip()]
+
+
+def _slices(text: str, cuts: list[int]) -> list[str]:
+    bounds = [0, *(c for c in cuts if 0 < c < len(text)), len(text)]
+    return [text[a:b].strip() for a, b in zip(bounds, bounds[1:]) if text[a:b].strip()]
 
 
 def _looks_like_html(text: str) -> bool:
     return _HTML_SNIFF.search(text[:20000]) is not None
 
 
-def _html_to_text(markup: str) -> str:
-    """The text of ``markup``, a blank line around each block element.
-
-    One pass over the tree with an explicit stack: linear however deeply the
-    markup nests (mutating the tree instead is quadratic on deep nesting).
-    """
-    from bs4 import BeautifulSoup  # imported on demand: most input is plain text
-    from bs4.element import NavigableString, Tag
-
-    soup = BeautifulSoup(markup, "html.parser")
-    out: list[str] = []
-    stack: list[tuple[object, bool]] = [(soup, False)]
-    while stack:
-        node, leaving = stack.pop()
-        if type(node) is NavigableString:  # comments, doctypes and CDATA are subclasses: skipped
-            out.append(str(node))
-        elif isinstance(node, Tag) and node.name not in _DROPPED_TAGS:
-            block = node.name in _BLOCK_TAGS
-            if block:
-                out.append("\n\n")
-            if not leaving:
-                if block:
-                    stack.append((node, True))
-                stack.extend((child, False) for child in reversed(node.contents))
-    return "".join(out)
+def _clean_line(text: str) -> str:
+    return _SPACES.sub(" ", _clean(text)).strip()
 
 
 def _clean(text: str) -> str:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ._resources import shipped_dir
 from .backends import Backend, Completion, Message, OutputSpec
 from .documents import Document, sentences
+from .extract import parse_date
 from .errors import ConfigError, SummarizerError, UsageError, redact
 from .grounding import SourceIndex, claims
 from .schemas import TASK_NAMES, Brief, EventReport, Result, TaskName, Usage, count_words
@@ -91,7 +92,8 @@ def _load_case(path: Path, recordings_path: Path) -> EvalCase:
         name=path.stem,
         category=data.get("category", "other"),
         tags=list(data.get("tags", [])),
-        document=Document.from_text(data["document"], id=path.stem, html=data.get("html")),
+        document=Document.from_text(data["document"], id=path.stem, html=data.get("html"),
+                                    published=parse_date(data.get("published"))),
         reference_brief=" ".join(data["reference_brief"].split()),
         expected_facts=list(data.get("expected_facts", [])),
         expected_events=list(data.get("expected_events", [])),
@@ -251,8 +253,8 @@ def _prompt_problems(case: EvalCase, task: TaskName, bodies: list[dict[str, Any]
             low, high = case.options.get("words", (40, 120))
             if f"{low} to {high} words" not in system:
                 problems.append(f"brief prompt does not ask for {low} to {high} words")
-        elif '"evidence"' not in system or "verbatim" not in system.lower() and "character for character" not in system:
-            problems.append("events prompt lost the schema or the verbatim-evidence rule")
+        elif "evidence" not in system or "verbatim" not in system.lower() and "character for character" not in system:
+            problems.append("events prompt lost the verbatim-evidence rule")
     return list(dict.fromkeys(problems))
 
 

@@ -9,8 +9,11 @@ changing meaning: case, runs of whitespace, and typographic quotes and dashes.
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import re
 from typing import TYPE_CHECKING
+
+from .dates import candidates
 
 if TYPE_CHECKING:
     from .schemas import EventReport
@@ -48,9 +51,10 @@ def _plain_number(token: str) -> str:
 
 
 class SourceIndex:
-    """The normalised source, prepared once for many lookups."""
+    """The normalised source, prepared once for many lookups, and its publication date if known."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, published: dt.date | None = None) -> None:
+        self.published = published
         self.key = _key(source)
         self.words = set(re.findall(r"\w+", self.key))
         self._sorted_words: list[str] | None = None
@@ -105,12 +109,20 @@ def _name_in_source(name: str, source: SourceIndex) -> bool:
     return all(source.has_word(w) for w in re.findall(r"\w+", _POSSESSIVE.sub("", name).casefold()))
 
 
-def date_supported(date: str, source: SourceIndex) -> bool:
-    """Whether the source states the parts of an ISO date: its year, and its day if it has one.
+def date_supported(date: str, source: SourceIndex, when_text: str | None = None) -> bool:
+    """Whether an ISO date follows from the source.
 
-    A document that says only "on Friday" cannot fix "2024-09-27"; a model that
+    With a publication date, a relative ``when_text`` ("on Friday", "yesterday",
+    "last Tuesday", "on March 3") fixes a small set of dates (``dates.candidates``):
+    the date must be one of them. Otherwise the source must state the date's
+    parts: its year, and its day if it has one. A document that says only
+    "on Friday", with no publication date, cannot fix "2024-09-27": a model that
     writes such a date has guessed it.
     """
+    if when_text and source.published is not None:
+        resolvable = candidates(when_text, source.published)
+        if resolvable:
+            return date in resolvable
     parts = date.split("-")
     if parts[0] not in source.numbers:
         return False
@@ -133,8 +145,13 @@ def event_warnings(report: EventReport, source: SourceIndex) -> list[str]:
     for i, event in enumerate(report.events):
         if event.when is not None and not source.contains(event.when.text):
             warnings.append(f"events[{i}].when.text not in source: {event.when.text!r}")
-        if event.when is not None and event.when.date and not date_supported(event.when.date, source):
-            warnings.append(f"events[{i}].when.date not stated in source: {event.when.date}")
+        when = event.when
+        if when is not None and when.date and not date_supported(when.date, source, when.text):
+            if source.published is not None and candidates(when.text, source.published):
+                warnings.append(f"events[{i}].when.date {when.date} does not follow from {when.text!r} "
+                                f"in a document published {source.published.isoformat()}")
+            else:
+                warnings.append(f"events[{i}].when.date not stated in source: {when.date}")
         for p in event.participants:
             if not source.contains(p.name):
                 warnings.append(f"events[{i}] participant not named in source: {p.name!r}")

@@ -39,11 +39,13 @@ class PromptTemplate:
     params: dict[str, Any] = field(default_factory=dict)
     origin: str = ""
     grammar: str | None = None  # GBNF for grammar-bound decoders (plain-text tasks)
+    format_guide: str | None = None  # the answer's shape, for servers that cannot be given the schema
 
     @functools.cached_property
     def fingerprint(self) -> str:
         """Hash of everything that shapes the request: a cache key part that a silent edit changes."""
-        blob = json.dumps([self.id, self.system, self.user, self.reask, self.params, self.grammar], sort_keys=True)
+        blob = json.dumps([self.id, self.system, self.user, self.reask, self.params, self.grammar,
+                           self.format_guide], sort_keys=True)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
     @property
@@ -66,6 +68,10 @@ class PromptTemplate:
     def reask_message(self, **values: Any) -> dict[str, str]:
         return {"role": "user", "content": self._fill(self.reask, values)}
 
+    def guide(self, **values: Any) -> str | None:
+        """The format guide with ``values`` filled in, if the template has one."""
+        return self._fill(self.format_guide, values) if self.format_guide else None
+
     def _fill(self, template: str, values: dict[str, Any]) -> str:
         try:
             return string.Template(template).substitute(values).strip()
@@ -87,6 +93,7 @@ class _TemplateFile(BaseModel):
     reask: str
     params: dict[str, int | float | str | bool] = {}
     grammar: str | None = None
+    format_guide: str | None = None
 
     @field_validator("system", "user", "reask")
     @classmethod
@@ -150,6 +157,7 @@ def _parse(name: str, raw: bytes, origin: str) -> PromptTemplate:
     return PromptTemplate(
         name=name, version=str(checked.version), description=checked.description, system=checked.system,
         user=checked.user, reask=checked.reask, params=dict(checked.params), origin=origin, grammar=checked.grammar,
+        format_guide=checked.format_guide,
     )
 
 

@@ -199,11 +199,13 @@ Record = Result[Brief] | Result[EventReport] | Failure
 
 # --- words ---------------------------------------------------------------------
 
-_WORD = re.compile(r"\w[\w'’-]*")
+# Scripts written without spaces between words: each character counts as a word.
+_WIDE = "\u2e80-\u9fff\uac00-\ud7ff\uf900-\ufaff\u3040-\u30ff\u0e00-\u0e7f"
+_WORD = re.compile(rf"[{_WIDE}]|[^\W{_WIDE}][^\W{_WIDE}'’-]*(?:['’-][^\W{_WIDE}]+)*")
 
 
 def count_words(text: str) -> int:
-    """Words as a reader counts them: "Asia-Pacific" and "Lavrov's" are one each."""
+    """Words as a reader counts them: "Asia-Pacific" and "Lavrov's" are one each, a Chinese character one."""
     return len(_WORD.findall(text))
 
 

@@ -1,7 +1,9 @@
 """Bulk input: a stream of documents from JSONL, a folder, stdin or a library caller.
 
-Every input record becomes exactly one ``BulkItem``: a readable Document, or
-the reason it is not one. Nothing is skipped silently and nothing is read
+Every input record becomes exactly one ``BulkItem``: a readable Document (or a
+URL to fetch when its turn comes), or the reason it is not one. A JSONL record
+carries its document as ``text``, ``html`` or ``url`` (the first present), and
+may carry a publication date (``published``: YYYY-MM-DD or an ISO timestamp). Nothing is skipped silently and nothing is read
 whole: JSONL is read line by line (each line size-bounded), folders file by
 file (regular files only, each size-bounded), so a corpus of any size streams.
 
@@ -15,6 +17,7 @@ record's own.
 from __future__ import annotations
 
 import codecs
+import datetime as dt
 import io
 import json
 import os
@@ -28,40 +31,60 @@ from typing import IO, Any
 
 from .documents import MAX_DOCUMENT_BYTES, Document, read_document
 from .errors import InputError
+from .extract import parse_date
+from .fetch import is_url
 from .schemas import ErrorInfo
 
 __all__ = ["FOLDER_SUFFIXES", "BulkItem", "as_items", "read_folder", "read_jsonl", "read_source", "source_path"]
 
-FOLDER_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm"})
+FOLDER_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf"})
 MAX_LINE_BYTES = 2 * MAX_DOCUMENT_BYTES + 4096  # a document, JSON-escaped, and its other fields
 _RESERVED_ID = re.compile(r"#(line|item)-\d+$")
 
 
 @dataclass(frozen=True)
 class BulkItem:
-    """One input record: a readable document, or the reason it is not one."""
+    """One input record: a readable document, a URL to fetch, or the reason it is neither."""
 
     id: str
     document: Document | None = None
     error: ErrorInfo | None = None
+    url: str | None = None  # fetched by the runner, when the item's turn comes
+    published: dt.date | None = None
+    notes: tuple[str, ...] = ()
 
 
-def read_source(source: str | Path, *, id_field: str = "id", text_field: str = "text") -> Iterator[BulkItem]:
-    """Items from a JSONL file or stream (a FIFO, ``<(...)``, ``-`` for stdin) or a folder of documents."""
+@dataclass(frozen=True)
+class _Fields:
+    id: str = "id"
+    text: str = "text"
+    published: str = "published"
+    default_published: dt.date | None = None
+
+
+def read_source(
+    source: str | Path, *, id_field: str = "id", text_field: str = "text", published_field: str = "published",
+    published: dt.date | None = None,
+) -> Iterator[BulkItem]:
+    """Items from a JSONL file or stream (a FIFO, ``<(...)``, ``-`` for stdin) or a folder of documents.
+
+    ``published`` is the publication date of documents that do not carry their own.
+    """
+    fields = _Fields(id_field, text_field, published_field, published)
     if str(source) == "-":
         if sys.stdin is None or sys.stdin.closed:
             raise InputError("stdin: standard input is closed; pass a JSONL file or a folder")
-        return read_jsonl(sys.stdin.buffer, id_field=id_field, text_field=text_field)
+        return _jsonl(sys.stdin.buffer, fields)
     path = Path(source)
     if path.is_dir():
-        return read_folder(path)
+        return read_folder(path, published=published)
     if not path.exists():
         raise InputError(f"{source}: no such file or folder")
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"{source}: cannot read ({exc.strerror})") from None
-    return _read_and_close(handle, id_field, text_field)
+    return _read_and_close(handle, fields)
 
 
 def source_path(source: str | Path) -> Path | None:
@@ -75,21 +98,25 @@ def source_path(source: str | Path) -> Path | None:
         return None
 
 
-def _read_and_close(handle: IO[bytes], id_field: str, text_field: str) -> Iterator[BulkItem]:
+def _read_and_close(handle: IO[bytes], fields: _Fields) -> Iterator[BulkItem]:
     with handle:
-        yield from read_jsonl(handle, id_field=id_field, text_field=text_field)
+        yield from _jsonl(handle, fields)
 
 
 def read_jsonl(stream: IO[bytes] | Iterable[bytes | str], *, id_field: str = "id",
                text_field: str = "text") -> Iterator[BulkItem]:
     """One item per non-blank line; UTF-8 (with or without BOM) or BOM-marked UTF-16."""
+    return _jsonl(stream, _Fields(id_field, text_field))
+
+
+def _jsonl(stream: IO[bytes] | Iterable[bytes | str], fields: _Fields) -> Iterator[BulkItem]:
     seen: set[str] = set()
     for number, line in enumerate(_lines(stream), 1):
         if isinstance(line, _Oversized):
             yield _failed(f"#line-{number}", "invalid_record",
                           f"line {number}: longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB")
         elif line.strip():
-            yield _record_from_line(line, number, id_field, text_field, seen)
+            yield _record_from_line(line, number, fields, seen)
 
 
 class _Oversized:
@@ -118,24 +145,24 @@ def _lines(stream: IO[bytes] | Iterable[bytes | str]) -> Iterator[bytes | str | 
             yield line
 
 
-def _record_from_line(line: bytes | str, number: int, id_field: str, text_field: str, seen: set[str]) -> BulkItem:
+def _record_from_line(line: bytes | str, number: int, fields: _Fields, seen: set[str]) -> BulkItem:
     try:
         record = json.loads(line)
     except UnicodeDecodeError:
         return _failed(f"#line-{number}", "invalid_record", f"line {number}: not UTF-8 text")
     except (ValueError, RecursionError):
         return _failed(f"#line-{number}", "invalid_record", f"line {number}: not valid JSON")
-    return _record(record, number, "line", id_field, text_field, seen)
+    return _record(record, number, "line", fields, seen)
 
 
-def _record(record: Any, number: int, kind: str, id_field: str, text_field: str, seen: set[str]) -> BulkItem:
+def _record(record: Any, number: int, kind: str, fields: _Fields, seen: set[str]) -> BulkItem:
     """An item from one parsed record (a JSONL line, or a dict a library caller passed)."""
     generated = f"#{kind}-{number}"
     if not isinstance(record, dict):
         return _failed(generated, "invalid_record", f"{kind} {number}: not a JSON object")
-    raw_id = record.get(id_field)
+    raw_id = record.get(fields.id)
     if isinstance(raw_id, (dict, list)):
-        return _failed(generated, "invalid_record", f"{kind} {number}: field {id_field!r} is not a string or number")
+        return _failed(generated, "invalid_record", f"{kind} {number}: field {fields.id!r} is not a string or number")
     doc_id = generated if raw_id is None or raw_id == "" else str(raw_id)
     if doc_id != generated and _RESERVED_ID.search(doc_id):
         return _failed(generated, "invalid_record",
@@ -144,22 +171,39 @@ def _record(record: Any, number: int, kind: str, id_field: str, text_field: str,
         return _failed(f"{doc_id}#{kind}-{number}", "duplicate_id",
                        f"{kind} {number}: id {doc_id!r} appeared on an earlier {kind}")
     seen.add(doc_id)
-    text = record.get(text_field)
-    if not isinstance(text, str):
-        return _failed(doc_id, "invalid_record", f"{kind} {number}: no string field {text_field!r}")
-    if len(text) > MAX_DOCUMENT_BYTES:
-        return _failed(doc_id, "input_error", f"{kind} {number}: text larger than {MAX_DOCUMENT_BYTES // 2**20} MiB")
+    published, notes = _published(record.get(fields.published), fields)
+    field, value = next(((f, record[f]) for f in (fields.text, "html", "url") if record.get(f) is not None), (None, None))
+    if not isinstance(value, str):
+        return _failed(doc_id, "invalid_record",
+                       f"{kind} {number}: no string field {fields.text!r} (or \"html\", or \"url\")")
+    if len(value) > MAX_DOCUMENT_BYTES:
+        return _failed(doc_id, "input_error", f"{kind} {number}: {field} larger than {MAX_DOCUMENT_BYTES // 2**20} MiB")
+    if field == "url":
+        if not is_url(value.strip()):
+            return _failed(doc_id, "invalid_record", f"{kind} {number}: url {value[:80]!r} is not an http(s) URL")
+        return BulkItem(doc_id, url=value.strip(), published=published, notes=notes)
     try:
-        return BulkItem(doc_id, document=Document.from_text(text, id=doc_id, source=f"{kind} {number}"))
+        document = Document.from_text(value, id=doc_id, source=f"{kind} {number}", html=True if field == "html" else
+                                      None, published=published, notes=notes)
     except InputError as exc:
         return _failed(doc_id, exc.code, str(exc))
+    return BulkItem(doc_id, document=document)
+
+
+def _published(value: Any, fields: _Fields) -> tuple[dt.date | None, tuple[str, ...]]:
+    if value is None or value == "":
+        return fields.default_published, ()
+    date = parse_date(value)
+    if date is None:
+        return fields.default_published, (f"{fields.published} {str(value)[:40]!r} is not a YYYY-MM-DD date; ignored",)
+    return date, ()
 
 
 def _failed(doc_id: str, code: str, message: str) -> BulkItem:
     return BulkItem(doc_id, error=ErrorInfo(code=code, message=message))
 
 
-def read_folder(root: Path) -> Iterator[BulkItem]:
+def read_folder(root: Path, *, published: dt.date | None = None) -> Iterator[BulkItem]:
     """Every regular .txt, .md and .html file under ``root``, in sorted order; ids are relative paths.
 
     FIFOs, devices and links to them are never opened (they could block or never end).
@@ -180,9 +224,12 @@ def read_folder(root: Path) -> Iterator[BulkItem]:
                 yield _failed(doc_id, "input_error", f"{doc_id}: not a regular file (a FIFO or device); skipped")
                 continue
             try:
-                yield BulkItem(doc_id, document=read_document(path, id=doc_id))
+                yield BulkItem(doc_id, document=read_document(path, id=doc_id, published=published))
             except InputError as exc:
                 yield _failed(doc_id, exc.code, str(exc))
+
+
+_LIBRARY = _Fields()
 
 
 def as_items(documents: Iterable[Any]) -> Iterator[BulkItem]:
@@ -205,10 +252,10 @@ def _item(entry: Any, number: int, seen: set[str]) -> BulkItem:
         seen.add(entry.id)
         return BulkItem(entry.id, document=entry)
     if isinstance(entry, dict):
-        return _record(entry, number, "item", "id", "text", seen)
+        return _record(entry, number, "item", _LIBRARY, seen)
     if isinstance(entry, tuple) and len(entry) == 2:
-        return _record({"id": entry[0], "text": entry[1]}, number, "item", "id", "text", seen)
+        return _record({"id": entry[0], "text": entry[1]}, number, "item", _LIBRARY, seen)
     if isinstance(entry, str):
-        return _record({"text": entry}, number, "item", "id", "text", seen)
+        return _record({"text": entry}, number, "item", _LIBRARY, seen)
     return _failed(f"#item-{number}", "invalid_record",
                    f"item {number}: not a document ({type(entry).__name__}); pass str, (id, text), dict or Document")

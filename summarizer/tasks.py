@@ -21,11 +21,12 @@ from typing import Any, Generic, TypeVar, cast
 
 from .backends import Backend, Completion, Delta, Message, OutputSpec
 from .constraints import with_evidence_choices
+from .dates import describe
 from .documents import Document, estimate_tokens, sentences, split_into_chunks
 from .errors import ConfigError, OutputValidationError, SummarizerError, UsageError
 from .grounding import SourceIndex, lead_names
 from .prompts import PromptLibrary, PromptTemplate, message_tokens
-from .schemas import DEFAULT_WORDS, Brief, EventReport, Result, TaskName, Usage, event_report_schema
+from .schemas import DEFAULT_WORDS, EVENT_TYPES, Brief, EventReport, Result, TaskName, Usage, event_report_schema
 from .validation import Invalid, validate_brief, validate_events
 
 __all__ = ["Reask", "Request", "StreamEvent", "TaskOptions", "TaskRun", "run_task", "task_prompts"]
@@ -36,9 +37,10 @@ V = TypeVar("V", Brief, EventReport)
 # full form (bounds included) and adapt it: strict mode drops the bounds, a
 # local grammar enforces them.
 _SCHEMA = event_report_schema(strict=False)
-_SCHEMA_JSON = json.dumps(_SCHEMA, separators=(",", ":"))
+_SCHEMA_JSON = json.dumps(_SCHEMA, separators=(",", ":"))  # for custom prompts that still place $schema
+_TYPES = "|".join(f'"{t}"' for t in EVENT_TYPES)
 # The tokens a template costs before any text, by (template, words, language): the same for every document.
-_OVERHEAD: dict[tuple[str, tuple[int, int], str | None], int] = {}
+_OVERHEAD: dict[tuple[str, tuple[int, int], str | None, Any], int] = {}
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ class TaskRun(Generic[V]):
         self.usage = Usage()
         self.model = model
         self.warnings: list[str] = []
+        self.warnings.extend(document.notes)
         if document.dropped_repeats:
             self.warnings.append(f"dropped {document.dropped_repeats} repeated paragraph(s) from the input")
         self._used: list[str] = []
@@ -156,11 +159,13 @@ class TaskRun(Generic[V]):
         budget = self._budget(template)
         text = self.document.text
         chunks = [text] if estimate_tokens(text) <= budget else split_into_chunks(self.document.paragraphs, budget)
+        published = self.document.published
         if len(chunks) == 1:
-            return [self._request("whole", 0, template, {"document": text}, text, [], SourceIndex(text), final=True)]
+            return [self._request("whole", 0, template, {"document": text}, text, [], SourceIndex(text, published),
+                                  final=True)]
         self.warnings.append(f"long document: read in {len(chunks)} parts, then combined")
         self._expected = len(chunks)
-        return [self._request("part", i, template, {"document": chunk}, chunk, [], SourceIndex(chunk))
+        return [self._request("part", i, template, {"document": chunk}, chunk, [], SourceIndex(chunk, published))
                 for i, chunk in enumerate(chunks)]
 
     def receive(self, request: Request, completion: Completion) -> list[Request]:
@@ -212,9 +217,15 @@ class TaskRun(Generic[V]):
         budget = self._budget(template)
         self._round += 1
         texts = [self.spec.as_part(part, i + 1) for i, part in enumerate(parts)]
-        groups = _groups_that_fit(list(range(len(parts))), [estimate_tokens(t) + 2 for t in texts], budget)
+        costs = [estimate_tokens(t) + 2 for t in texts]
+        groups = _groups_that_fit(list(range(len(parts))), costs, budget)
+        if len(groups) == len(parts):  # no two parts fit one combine request: it could never finish
+            need = self.options.context_tokens - budget + sum(sorted(costs)[:2])
+            raise ConfigError(
+                f"a context of {self.options.context_tokens} tokens cannot combine the parts of this document "
+                f"(two part answers take ~{sum(sorted(costs)[:2])} tokens): raise --context-tokens to at least {need}")
         self._expected = len(groups)
-        source = SourceIndex(self.document.text)
+        source = SourceIndex(self.document.text, self.document.published)
         return [
             self._request(
                 "combine", g, template,
@@ -230,18 +241,22 @@ class TaskRun(Generic[V]):
     ) -> Request:
         if template.id not in self._used:
             self._used.append(template.id)
-        messages = template.messages(**{**self._variables(), **values})
+        variables = {**self._variables(), **values}
+        messages = template.messages(**variables)
         output = self.spec.output(template, text, parts, self.options)
+        if template.format_guide:
+            output = replace(output, format_guide=template.guide(**variables))
         return Request(stage, index, template, messages, output, source, final=final)
 
     def _variables(self) -> dict[str, Any]:
         low, high = self.options.words
         return {"min_words": low, "max_words": high, "language": self.options.language_phrase,
-                "schema": _SCHEMA_JSON, "document": "", "parts": "", "count": 0}
+                "schema": _SCHEMA_JSON, "types": _TYPES, "date_rule": _date_rule(self.document),
+                "document": "", "parts": "", "count": 0}
 
     def _budget(self, template: PromptTemplate) -> int:
         """Tokens left for the text once the prompt and the answer are paid for."""
-        key = (template.fingerprint, self.options.words, self.options.language)
+        key = (template.fingerprint, self.options.words, self.options.language, self.document.published)
         overhead = _OVERHEAD.get(key)
         if overhead is None:
             overhead = _OVERHEAD[key] = message_tokens(template.messages(**self._variables()))
@@ -256,7 +271,17 @@ class TaskRun(Generic[V]):
         return budget
 
 
+def _date_rule(document: Document) -> str:
+    """How the events prompt asks for dates: resolved from the publication date when it is known."""
+    if document.published is None:
+        return "only when the document states or fixes the date"
+    return (f"when the document states or fixes the date. It was published on {describe(document.published)}: "
+            'resolve relative expressions ("on Friday", "yesterday", "last Tuesday", "on March 3") to the dates '
+            "they mean, with the matching precision")
+
+
 def _groups_that_fit(items: list[int], costs: list[int], budget: int) -> list[list[int]]:
+    """Consecutive items in groups whose costs fit ``budget``."""
     groups: list[list[int]] = [[]]
     size = 0
     for item, cost in zip(items, costs, strict=True):
@@ -265,8 +290,6 @@ def _groups_that_fit(items: list[int], costs: list[int], budget: int) -> list[li
             size = 0
         groups[-1].append(item)
         size += cost
-    if len(groups) == len(items) > 1:  # nothing fits together: pair up to make progress
-        groups = [items[i:i + 2] for i in range(0, len(items), 2)]
     return groups
 
 

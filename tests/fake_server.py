@@ -326,7 +326,8 @@ def _events(kind: str, text: str) -> str:
             events.extend(part["events"])
         return json.dumps({"schema_version": "1", "headline": headline, "language": "en", "events": events[:10]})
     first = _SENTENCE.split(" ".join(text.split()))[0][:300].strip() or "event"
-    summary = " ".join(first.split()[:30])
+    words = first.split()
+    summary = " ".join(words[:30])[:200] if len(words) > 1 else first[:30]  # text without spaces: 30 characters
     return json.dumps({
         "schema_version": "1", "headline": summary[:100], "language": "en",
         "events": [{"type": "other", "summary": summary, "participants": [], "where": None, "when": None,

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import UNGA
 from fake_server import FakeServer
+from web_server import PDF_LINES, make_pdf
 
 KEY = "sk-hostile-Zq8wXv3Lp0Ty7Rk2Nm5Jd9Hb4Gc6Fa1"
 TEXT = UNGA.read_text("utf-8")
@@ -100,6 +101,17 @@ CASES = [
     Case("nul-bytes", [*B, "{tmp}/n.txt"], 2, "binary", files={"n.txt": b"Report\x00\x00\x00 text"}),
     Case("control-chars", [*E, "{tmp}/c.txt"], 0, files={"c.txt": ("\x07\x1b[31m" + BODY).encode()}),
     Case("dev-stdin", [*B, "/dev/stdin"], 0, stdin=TEXT.encode()),
+    Case("pdf-scan", [*B, "{tmp}/scan.pdf"], 2, "no text layer", files={"scan.pdf": make_pdf(None)}),
+    Case("pdf-broken", [*E, "{tmp}/b.pdf"], 2, "not a readable PDF", files={"b.pdf": b"%PDF-1.7\n\x00\xff garbage"}),
+    Case("pdf-text", [*B, "{tmp}/ok.pdf"], 0, files={"ok.pdf": make_pdf(PDF_LINES)}),
+    Case("html-garbage", [*B, "{tmp}/g.html"], 0, files={"g.html": b"<html><<<>>><p>" + BODY.encode() + b"</b></i>"}),
+    Case("file-url", [*B, "file:///etc/passwd"], 2, "no such file"),
+    Case("url-unreachable", [*B, "http://127.0.0.1:9/article"], 2, "cannot fetch"),
+    Case("published-bad", [*E, str(UNGA), "--published", "2024-02-30"], 2, "--published"),
+    Case("bulk-url-records", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl"], 1,
+         files={"in.jsonl": jsonl({"id": "u1", "url": "http://127.0.0.1:9/x"}, {"id": "u2", "url": "ftp://x/y"},
+                                  {"id": "h", "html": "<p>" + BODY + "</p>"}, {"id": "d", "text": BODY, "published": 5})},
+         ids=["u1", "u2", "h", "d"]),
     Case("stdin-closed", [*B, "-"], 2, "standard input is closed", closed="stdin"),
     Case("stdin-empty", [*B, "-"], 2, "empty", stdin=b""),
     Case("stdin-binary", [*E, "-"], 2, "binary", stdin=b"\x00\x01\x02" * 100),

@@ -20,9 +20,10 @@ LAYERS: list[set[str]] = [
     {"sinks", "sources"},
     {"tasks"},
     {"validation", "constraints", "backends"},
-    {"grounding", "extract"},
-    {"cache", "prompts", "documents", "limits", "config", "fetch"},
-    {"schemas", "errors", "_resources", "dates", "language"},
+    {"grounding"},
+    {"cache", "prompts", "documents", "limits", "config"},
+    {"extract", "fetch", "dates", "language"},
+    {"schemas", "errors", "_resources", "_version"},
 ]
 
 

@@ -48,6 +48,9 @@ class OutputSpec:
     # to fill it with; lists become GBNF alternatives (see ``backends.grammar``).
     grammar: str | None = None
     grammar_values: Mapping[str, Any] = field(default_factory=dict)
+    # The answer's shape in words, for modes that cannot carry the schema (bare
+    # json_object, text): the backend appends it to the system message then.
+    format_guide: str | None = None
 
     def schema_for_grammar(self) -> dict[str, Any] | None:
         return self.grammar_schema() if self.grammar_schema else self.json_schema

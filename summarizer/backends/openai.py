@@ -121,6 +121,8 @@ class OpenAIBackend(Backend):
     ) -> dict[str, Any]:
         """The exact JSON body a chat-completions request carries (batch files reuse it)."""
         mode = mode or (self._mode if output.json_schema is not None else OutputMode.TEXT)
+        if output.format_guide and output.json_schema is not None and mode in (OutputMode.JSON_OBJECT, OutputMode.TEXT):
+            messages = _with_guide(messages, output.format_guide)
         body: dict[str, Any] = {"model": self.model, "messages": messages, **(params or {})}
         if self.temperature is not None:
             body["temperature"] = self.temperature
@@ -247,6 +249,13 @@ class OpenAIBackend(Backend):
             cached = (schema, strict_schema(schema or {}))
             self._strict_cache[id(schema)] = cached
         return cached[1]
+
+
+def _with_guide(messages: list[Message], guide: str) -> list[Message]:
+    """The messages with the format guide appended to the system message (or first, if there is none)."""
+    if messages and messages[0].get("role") == "system":
+        return [{**messages[0], "content": f"{messages[0]['content']}\n\n{guide}"}, *messages[1:]]
+    return [{"role": "system", "content": guide}, *messages]
 
 
 class _FormatRejected(Exception):

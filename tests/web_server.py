@@ -1,0 +1,133 @@
+"""A loopback web server for URL tests: pages, redirects, errors, huge and slow bodies, PDFs.
+
+Routes (GET): /pages/<file> (tests/data/pages), /redirect/<n> (n hops, then a page),
+/404, /huge (50 MB, no Content-Length), /huge-declared (Content-Length: 50 MB),
+/image (image/png), /slow (answers after 3 s), /latin1 (ISO-8859-1 HTML declared in the
+header), /pdf (a PDF with a text layer), /to-loopback (redirects to /pages/...).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+PAGES = Path(__file__).parent / "data" / "pages"
+
+
+def make_pdf(lines: list[str] | None) -> bytes:
+    """A one-page PDF whose text layer holds ``lines`` (None: a page with no text at all, like a scan)."""
+    if lines is None:
+        stream = b"0 0 1 rg 10 10 100 100 re f"
+    else:
+        parts = [b"BT /F1 12 Tf 40 760 Td 14 TL"]
+        for line in lines:
+            escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            parts.append(b"(" + escaped.encode("latin-1") + b") Tj T*")
+        parts.append(b"ET")
+        stream = b"\n".join(parts)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+PDF_LINES = ["The city council approved the new budget on Thursday.",
+             "Mayor Ana Costa said the plan adds 40 buses to the fleet."]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        pass
+
+    def _send(self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        self.server.requests.append(self.path)  # type: ignore[attr-defined]
+        path = self.path
+        if path.startswith("/pages/"):
+            file = PAGES / path.removeprefix("/pages/")
+            if file.is_file():
+                return self._send(200, file.read_bytes())
+            return self._send(404, b"<h1>Not found</h1>")
+        if path.startswith("/redirect/"):
+            hops = int(path.rsplit("/", 1)[1])
+            target = "/pages/daily-courier-quake.html" if hops <= 1 else f"/redirect/{hops - 1}"
+            return self._send(302, b"", headers={"location": target})
+        if path == "/to-loopback":
+            return self._send(302, b"", headers={"location": "/pages/daily-courier-quake.html"})
+        if path == "/404":
+            return self._send(404, b"<h1>Not found</h1>")
+        if path == "/image":
+            return self._send(200, b"\x89PNG\r\n\x1a\n", content_type="image/png")
+        if path == "/latin1":
+            body = ("<html><head><title>Caf\u00e9 reopens</title></head><body><article><p>The caf\u00e9 on the "
+                    "main square reopened on Saturday after a fire in January, its owner Jos\u00e9 Mart\u00ednez "
+                    "said.</p></article></body></html>").encode("latin-1")
+            return self._send(200, body, content_type="text/html; charset=ISO-8859-1")
+        if path == "/pdf":
+            return self._send(200, make_pdf(PDF_LINES), content_type="application/pdf")
+        if path == "/slow":
+            time.sleep(3)
+            return self._send(200, b"<p>late</p>")
+        if path in ("/huge", "/huge-declared"):
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            if path == "/huge-declared":
+                self.send_header("content-length", str(50 * 1024 * 1024))
+            self.end_headers()
+            chunk = b"<p>" + b"x" * 65530 + b"</p>"
+            try:
+                for _ in range(50 * 16):
+                    self.wfile.write(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            return None
+        return self._send(404, b"no such route")
+
+
+class WebServer:
+    def __init__(self) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.requests = []  # type: ignore[attr-defined]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    @property
+    def requests(self) -> list[str]:
+        return self.httpd.requests  # type: ignore[attr-defined, no-any-return]
+
+    def start(self) -> WebServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
