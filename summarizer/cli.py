@@ -405,6 +405,45 @@ def _eval_summarizer(endpoint: dict[str, Any], **case_settings: Any) -> Summariz
     return Summarizer(**{**settings, **{k: v for k, v in case_settings.items() if v is not None}})
 
 
+@app.command(short_help="Serve the API and the web page over HTTP.")
+@endpoint_options
+def serve(
+    host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, metavar="PORT", help="Port; 0 picks a free one.")] = 8080,
+    data_dir: Annotated[Optional[Path], typer.Option(
+        metavar="DIR", help="Where jobs are kept [default: the user data dir]. Env: SUMMARIZER_DATA_DIR.")] = None,
+    tokens_file: Annotated[Optional[Path], typer.Option(
+        metavar="FILE", help="Bearer tokens, one per line. Env: SUMMARIZER_SERVICE_TOKENS (comma-separated).")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="Serve without tokens (loopback only).")] = False,
+    allow_urls: Annotated[bool, typer.Option(
+        "--allow-urls", help="Accept {\"url\": ...} documents (public addresses only).")] = False,
+    rpm_per_token: Annotated[float, typer.Option(min=0, metavar="N", help="Requests a minute per token; 0: no limit.")] = 600,
+    max_in_flight: Annotated[int, typer.Option(min=1, metavar="N", help="Model requests at once, for everyone.")] = 64,
+    max_pending: Annotated[int, typer.Option(min=1, metavar="N", help="Requests waiting or running before 429.")] = 256,
+    job_concurrency: Annotated[int, typer.Option(min=1, metavar="N", help="Documents in flight per job.")] = 16,
+    request_timeout: Annotated[float, typer.Option(min=1, metavar="SECONDS", help="Per request.")] = 120,
+    *, endpoint: dict[str, Any],
+) -> None:
+    """Serve the HTTP API (briefs, event reports, streaming, bulk jobs, metrics) and a web page.
+
+    Needs the serve extra: pip install 'summarizer[serve]'. Stops cleanly on SIGTERM or Ctrl-C.
+    """
+    from .config import load_settings
+    from .serve import ServiceConfig, default_data_dir, load_tokens, run
+
+    with _exit_codes():
+        settings = load_settings(**{k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()
+                                    if v not in (None, False)})
+        directory = data_dir or (Path(os.environ["SUMMARIZER_DATA_DIR"]) if os.environ.get("SUMMARIZER_DATA_DIR")
+                                 else default_data_dir())
+        config = ServiceConfig(
+            host=host, port=port, tokens=load_tokens(tokens_file), no_auth=no_auth, data_dir=directory,
+            allow_urls=allow_urls, rpm_per_token=rpm_per_token or None, max_in_flight=max_in_flight,
+            max_pending=max_pending, job_concurrency=job_concurrency, request_timeout=request_timeout,
+        )
+        run(config, settings)
+
+
 @app.command(short_help="Print the JSON Schema of an output.")
 def schema(
     name: Annotated[TaskChoice, typer.Argument(help="Which output to describe.")] = TaskChoice.events,

@@ -129,6 +129,11 @@ class Summarizer:
                    language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
                    ) -> Result[EventReport]: ...
 
+    @overload
+    async def arun(self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = ...,
+                   language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
+                   ) -> Result[Brief] | Result[EventReport]: ...
+
     async def arun(
         self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = None,
         language: str | None = None, strict: bool = False, on_event: EventCallback | None = None,
@@ -160,6 +165,11 @@ class Summarizer:
     def run(self, task: Literal["events"], document: DocumentLike, *, words: tuple[int, int] | None = ...,
             language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
             ) -> Result[EventReport]: ...
+
+    @overload
+    def run(self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = ...,
+            language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
+            ) -> Result[Brief] | Result[EventReport]: ...
 
     def run(
         self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = None,

@@ -41,6 +41,7 @@ class FetchPolicy:
     max_bytes: int = 10 * 1024 * 1024
     max_redirects: int = 5
     allow_private: bool = True  # a person's own CLI may read their intranet; a shared service may not
+    enabled: bool = True  # a service offers URL input only when its operator says so
     user_agent: str = f"summarizer/{__version__} (document summariser; +https://pypi.org/project/summarizer/)"
 
 
@@ -59,6 +60,8 @@ def fetch(url: str, policy: FetchPolicy | None = None) -> Fetched:
     import httpx
 
     policy = policy or FetchPolicy()
+    if not policy.enabled:
+        raise InputError(f"{url}: URL input is off on this server (its operator can turn it on: --allow-urls)")
     deadline = time.monotonic() + policy.timeout
     headers = {"user-agent": policy.user_agent, "accept": "text/html,application/xhtml+xml,application/pdf,"
                                                            "text/plain;q=0.9,*/*;q=0.1"}

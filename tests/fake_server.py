@@ -153,7 +153,10 @@ class FakeServer:
         if behaviour == "echokey":
             padding = "x" * self.echo_padding
             return 401, {}, _error(f"Incorrect API key provided: {padding}{self.last_key}")
-        return 200, {}, json.dumps(_completion(body, behaviour)).encode()
+        completion = _completion(body, behaviour)
+        if body.get("stream"):
+            return 200, {"content-type": "text/event-stream"}, _sse(completion)
+        return 200, {}, json.dumps(completion).encode()
 
     last_key: str = ""  # the bearer token of the latest request (for "echokey")
     echo_padding: int = 0  # characters of message before the echoed key
@@ -225,7 +228,8 @@ class _Connection(asyncio.Protocol):
     def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}", "content-type: application/json",
+        media = headers.pop("content-type", "application/json")
+        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}", f"content-type: {media}",
                  f"content-length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
         self.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
 
@@ -243,6 +247,21 @@ def _header(head: str, name: str) -> str | None:
         if key.strip().lower() == name:
             return value.strip()
     return None
+
+
+def _sse(completion: dict[str, Any]) -> bytes:
+    """A completion as chat.completion.chunk events: the content in a few pieces, then usage, then [DONE]."""
+    choice = completion["choices"][0]
+    content = choice["message"]["content"] or ""
+    words = content.split(" ")
+    pieces = [" ".join(words[i:i + 5]) + (" " if i + 5 < len(words) else "") for i in range(0, len(words), 5)]
+    events = [{"id": "chunk", "object": "chat.completion.chunk", "model": completion["model"],
+               "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]} for piece in pieces]
+    events.append({"id": "chunk", "object": "chat.completion.chunk", "model": completion["model"],
+                   "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
+    events.append({"id": "chunk", "object": "chat.completion.chunk", "model": completion["model"], "choices": [],
+                   "usage": completion["usage"]})
+    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
 
 
 def _odd(field: str, value: Any) -> Any:

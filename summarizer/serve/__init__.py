@@ -1,0 +1,100 @@
+"""``summarizer serve``: the library as an HTTP service (the ``serve`` extra: FastAPI, uvicorn).
+
+``app`` holds the routes; ``jobs`` the job store and runner; ``auth``,
+``admission`` and ``metrics`` who gets in, how much, and what happened;
+``config`` the knobs. ``run`` starts uvicorn on a socket it binds itself and
+says on stderr where it listens once it can take requests.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import socket
+import sys
+from typing import Any
+
+from ..backends import from_settings
+from ..client import Summarizer
+from ..config import Settings
+from ..errors import ConfigError, SummarizerError
+from ..fetch import FetchPolicy
+from .admission import Gated
+from .app import create_app
+from .config import ServiceConfig, default_data_dir, load_tokens
+
+__all__ = ["ServiceConfig", "create_app", "default_data_dir", "load_tokens", "run"]
+
+
+def run(config: ServiceConfig, settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT: stop accepting, finish or checkpoint in-flight work, return."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError("the service needs its extra: pip install 'summarizer[serve]'") from None
+    config.check()
+    summarizer, problem = _summarizer(config, settings)
+    app = create_app(config, summarizer, backend_problem=problem)
+    _log_to_stderr()
+    sock = _bind(config.host, config.port)
+    host, port = sock.getsockname()[:2]
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            # Everything loaded so far lives as long as the process: take it out of the
+            # collector's sight, so that collections under load stay short (tail latency).
+            gc.collect()
+            gc.freeze()
+            print(f"summarizer: serving on http://{host}:{port} (docs at /docs)", file=sys.stderr, flush=True)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()  # a clean stop exits 0; uvicorn would re-raise the signal
+
+    server = Server(uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=20,
+        timeout_keep_alive=30, backlog=2048, loop=_fastest("uvloop", "asyncio"), http=_fastest("httptools", "h11"),
+    ))
+    server.run(sockets=[sock])
+
+
+def _fastest(preferred: str, fallback: str) -> Any:
+    import importlib.util
+
+    return preferred if importlib.util.find_spec(preferred) is not None else fallback
+
+
+def _summarizer(config: ServiceConfig, settings: Settings) -> tuple[Summarizer, str | None]:
+    policy = FetchPolicy(allow_private=False, enabled=config.allow_urls)
+    try:
+        backend = Gated(from_settings(settings), config.max_in_flight)
+    except SummarizerError as exc:  # serve anyway: /readyz says why it cannot summarise
+        return Summarizer(settings=settings, fetch_policy=policy), str(exc)
+    return Summarizer(backend=backend, settings=settings, fetch_policy=policy), None
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _log_to_stderr() -> None:
+    """Access log as JSON lines, errors as one line: on stderr, never a token or a document."""
+    handler: Any = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("summarizer.access", "summarizer"):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)

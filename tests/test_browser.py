@@ -1,0 +1,83 @@
+"""The web page in a real headless Chromium (Debian's package), driven by Playwright.
+
+Skips, saying why, only when no browser or no Playwright is installed; CI installs both.
+Set WEB_PAGE_SCREENSHOT=path.png to keep a screenshot of the event report.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import UNGA
+from fake_server import FakeServer
+from test_serve import TOKEN, Service, start
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium)")]
+playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (the dev extra)")
+
+TEXT = UNGA.read_text("utf-8")
+# What the probe of this machine found Chromium needs here: no sandbox as root, no background networking.
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def page_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    fake = FakeServer().start()
+    svc = start(fake, tmp_path_factory.mktemp("browser"))
+    yield svc
+    svc.stop()
+    fake.stop()
+
+
+@pytest.fixture
+def page(page_service: Service) -> Iterator[object]:
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        tab = browser.new_page(viewport={"width": 1280, "height": 900})
+        tab.goto(page_service.url + "/")
+        yield tab
+        browser.close()
+
+
+def test_brief_streams_into_the_page(page: object) -> None:
+    tab = page  # a playwright Page
+    tab.fill("#text", TEXT)  # type: ignore[attr-defined]
+    tab.fill("#token", TOKEN)  # type: ignore[attr-defined]
+    tab.click("#run")  # type: ignore[attr-defined]
+    tab.wait_for_function("document.querySelector('#status').textContent.includes('words')")  # type: ignore[attr-defined]
+    brief = tab.inner_text("#brief-output")  # type: ignore[attr-defined]
+    assert brief.startswith("Russian Foreign Minister Sergei Lavrov") and "\n" not in brief.strip()
+    assert "dropped 8 repeated paragraph(s)" in tab.inner_text("#warnings")  # type: ignore[attr-defined]
+
+
+def test_event_report_table_highlights_the_evidence(page: object) -> None:
+    tab = page
+    tab.fill("#text", TEXT)  # type: ignore[attr-defined]
+    tab.fill("#token", TOKEN)  # type: ignore[attr-defined]
+    tab.check("#task-events")  # type: ignore[attr-defined]
+    tab.click("#run")  # type: ignore[attr-defined]
+    tab.wait_for_selector("#events-table tbody tr")  # type: ignore[attr-defined]
+    rows = tab.query_selector_all("#events-table tbody tr")  # type: ignore[attr-defined]
+    assert len(rows) >= 1 and rows[0].inner_text().startswith("other")
+    marks = tab.query_selector_all("#source mark")  # type: ignore[attr-defined]
+    assert marks and all(m.inner_text().strip() in TEXT for m in marks)
+    assert "Sergei Lavrov discussed interaction" in marks[0].inner_text()
+    shot = os.environ.get("WEB_PAGE_SCREENSHOT")
+    if shot:
+        tab.screenshot(path=str(Path(shot)), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_a_wrong_token_says_so_in_the_page(page: object) -> None:
+    tab = page
+    tab.fill("#text", TEXT)  # type: ignore[attr-defined]
+    tab.fill("#token", "tok-wrong-0000000000000000")  # type: ignore[attr-defined]
+    tab.click("#run")  # type: ignore[attr-defined]
+    tab.wait_for_selector("#status.error")  # type: ignore[attr-defined]
+    assert "401 unauthorized" in tab.inner_text("#status")  # type: ignore[attr-defined]
