@@ -13,6 +13,7 @@ Nothing here knows about files, the CLI or bulk runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -354,10 +355,12 @@ async def _drive(
 
 
 async def _streamed(backend: Backend, request: Request, on_event: Callable[[StreamEvent], None]) -> Completion:
-    async for event in backend.stream(request.messages, output=request.output, params=request.params):
-        if isinstance(event, Completion):
-            return event
-        on_event(event)
+    stream = backend.stream(request.messages, output=request.output, params=request.params)
+    async with contextlib.aclosing(stream):  # type: ignore[type-var]
+        async for event in stream:
+            if isinstance(event, Completion):
+                return event
+            on_event(event)
     raise SummarizerError("the stream ended without a completion")
 
 

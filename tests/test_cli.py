@@ -229,3 +229,19 @@ def test_real_entry_point_in_a_subprocess(fake: FakeServer, tmp_path: Path) -> N
     bad = subprocess.run([sys.executable, "-m", "summarizer", "brief", "-"], input="",
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_brief_streams_when_asked_and_starts_over_after_a_reask(fake: FakeServer) -> None:
+    fake.script.extend(["short"])
+    result = run("brief", str(UNGA), "--stream", *endpoint(fake))
+    assert result.exit_code == 0, result.stderr
+    first, second = result.stdout.rstrip("\n").split("\n")
+    assert len(first.split()) == 8 and second.startswith("Russian Foreign Minister Sergei Lavrov")
+    assert "that broke a rule (it has 8 words; it must have 40-120); asking again" in result.stderr
+    assert all(body.get("stream") for body in fake.requests)
+
+
+def test_brief_does_not_stream_into_a_pipe_or_with_json(fake: FakeServer) -> None:
+    assert run("brief", str(UNGA), *endpoint(fake)).exit_code == 0  # CliRunner's stdout is not a terminal
+    assert run("brief", str(UNGA), "--json", *endpoint(fake)).exit_code == 0
+    assert not any(body.get("stream") for body in fake.requests)
