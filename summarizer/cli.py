@@ -65,6 +65,16 @@ class TaskChoice(str, Enum):
     brief = "brief"
 
 
+class ViaChoice(str, Enum):
+    direct = "direct"
+    batch = "batch"
+
+
+class FinishChoice(str, Enum):
+    batch = "batch"
+    direct = "direct"
+
+
 # -- the endpoint options, declared once ----------------------------------------------------
 
 _ENDPOINT: dict[str, Any] = {
@@ -330,6 +340,23 @@ def bulk(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary table.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final summary as JSON.")] = False,
     words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
+    via: Annotated[ViaChoice, typer.Option(
+        help="direct: requests as they go; batch: the provider's Batch API (half price, up to 24 h).")
+    ] = ViaChoice.direct,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Batch: wait for the batches, or submit and exit.")] = True,
+    max_rounds: Annotated[int, typer.Option(min=1, max=20, metavar="N", help="Batch: rounds before giving up.")] = 3,
+    finish: Annotated[FinishChoice, typer.Option(
+        help="Batch: after the last round, record the stragglers as errors, or send them directly.")
+    ] = FinishChoice.batch,
+    poll_interval: Annotated[float, typer.Option(
+        min=0.01, metavar="SECONDS", help="Batch: first wait between looks at the batches.")] = 10,
+    max_poll_interval: Annotated[float, typer.Option(
+        min=0.01, metavar="SECONDS", help="Batch: the longest wait between looks (and before creating a batch "
+                                          "again when the provider's enqueued-token limit refused it).")] = 60,
+    batch_max_requests: Annotated[int, typer.Option(
+        min=1, metavar="N", help="Batch: requests per input file [OpenAI's limit: 50000].")] = 50_000,
+    batch_max_bytes: Annotated[int, typer.Option(
+        min=1024, metavar="BYTES", help="Batch: bytes per input file [under OpenAI's 200 MB].")] = 190 * 1024 * 1024,
     *, endpoint: dict[str, Any],
 ) -> None:
     """Run a task over many documents into JSONL: concurrent, rate-limited, cached, resumable.
@@ -342,6 +369,15 @@ def bulk(
     date = _parse_date(published)
     if retry_failed and out == "-":
         raise typer.BadParameter("needs --out FILE", param_hint="'--retry-failed'")
+    if via is ViaChoice.batch:
+        if out == "-" or retry_failed:
+            raise typer.BadParameter("--via batch needs --out FILE (and cannot --retry-failed: run it again "
+                                     "instead, it resumes)", param_hint="'--via'")
+        _batch(source, out, task.value, endpoint, id_field=id_field, text_field=text_field,
+               published_field=published_field, published=date, wait=wait, max_rounds=max_rounds,
+               finish=finish.value, poll_interval=poll_interval, max_poll_interval=max_poll_interval,
+               limits=(batch_max_requests, batch_max_bytes), cache=not no_cache, words=word_range,
+               language=language, strict=strict, quiet=quiet, as_json=as_json)
     _log_retries(False)
     with _exit_codes():
         with _summarizer(endpoint) as s:
@@ -403,6 +439,73 @@ def _eval_summarizer(endpoint: dict[str, Any], **case_settings: Any) -> Summariz
     settings = {k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()}
     settings["server_grammar"] = settings["server_grammar"] or None
     return Summarizer(**{**settings, **{k: v for k, v in case_settings.items() if v is not None}})
+
+
+def _batch(source: str | None, out: str, task: str, endpoint: dict[str, Any], *, quiet: bool, as_json: bool,
+           limits: tuple[int, int], **options: Any) -> None:
+    """`bulk --via batch` and `batch collect`: run (or resume) a batch run, print, exit."""
+    from .batch import BatchLimits
+    from .progress import BatchProgress, print_batch_summary
+
+    _log_retries(not quiet)
+    with _exit_codes():
+        with _summarizer(endpoint) as s:
+            progress = BatchProgress(enabled=not quiet)
+            summary = s.batch_to_jsonl(source, out, task=task, limits=BatchLimits(*limits),  # type: ignore[arg-type]
+                                       on_progress=progress.update, **options)
+    if as_json:
+        _out(json.dumps(summary.as_dict()))
+    elif not quiet:
+        print_batch_summary(summary)
+    raise typer.Exit(0 if summary.complete or not summary.finished and not summary.failed else 1)
+
+
+batch_app = typer.Typer(help="Look after a run of `bulk --via batch`: status, collect, cancel.", no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
+OutArg = Annotated[str, typer.Argument(help="The --out file of the batch run.", metavar="OUT", show_default=False)]
+
+
+@batch_app.command("status", short_help="Where a batch run stands (from its state file).")
+def batch_status_command(out: OutArg, as_json: JsonOpt = False) -> None:
+    """Where the batch run of OUT stands: its round, its batches, its requests (no network)."""
+    from .batch import batch_status
+    from .progress import print_batch_status
+
+    with _exit_codes():
+        status = batch_status(Path(out))
+    if as_json:
+        _out(json.dumps(status, indent=2))
+    else:
+        print_batch_status(status)
+
+
+@batch_app.command("collect", short_help="Collect finished batches, submit the next round, exit.")
+@endpoint_options
+def batch_collect(
+    out: OutArg, task: Annotated[TaskChoice, typer.Option(help="The run's task.")] = TaskChoice.events,
+    max_rounds: Annotated[int, typer.Option(min=1, max=20, metavar="N")] = 3,
+    finish: Annotated[FinishChoice, typer.Option()] = FinishChoice.batch,
+    words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False, as_json: JsonOpt = False,
+    *, endpoint: dict[str, Any],
+) -> None:
+    """Collect what the batches of OUT finished, queue the next round, and exit: for cron.
+
+    Run it again until it says the run is finished; the same options as the run that started it.
+    """
+    _batch(None, out, task.value, endpoint, wait=False, max_rounds=max_rounds, finish=finish.value,
+           poll_interval=10, max_poll_interval=60, limits=(50_000, 190 * 1024 * 1024), cache=True, words=_parse_words(words),
+           language=language, strict=strict, quiet=quiet, as_json=as_json)
+
+
+@batch_app.command("cancel", short_help="Cancel the running batches of a run.")
+@endpoint_options
+def batch_cancel(out: OutArg, *, endpoint: dict[str, Any]) -> None:
+    """Cancel the batches of OUT still running; `batch collect` then keeps what they finished."""
+    with _exit_codes():
+        with _summarizer(endpoint) as s:
+            cancelled = s.batch_cancel(out)
+    _err(f"cancelled {len(cancelled)} batch(es)" + (f": {', '.join(cancelled)}" if cancelled else ""))
 
 
 @app.command(short_help="Serve the API and the web page over HTTP.")

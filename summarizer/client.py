@@ -21,11 +21,13 @@ from typing import Any, Literal, TypeVar, overload
 
 from . import backends
 from .backends import Backend, OutputMode, Paced, Retrying
+from .backends.openai import OpenAIBackend
+from .batch import BatchLimits, BatchRunner, BatchSummary, cancel_batches
 from .bulk import BulkRunner, BulkSummary, run_bulk
 from .cache import ResultCache
 from .config import Settings, load_settings
 from .documents import Document, read_document
-from .errors import UsageError
+from .errors import ConfigError, UsageError
 from .fetch import FetchPolicy
 from .limits import RateLimiter
 from .prompts import PromptLibrary
@@ -283,6 +285,63 @@ class Summarizer:
             published=published, retry_failed=retry_failed,
             on_record=on_record, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache, words=words,
             language=language, strict=strict))
+
+    # -- through the provider's Batch API ----------------------------------------------------------
+
+    async def abatch_to_jsonl(
+        self, source: str | Path | None, out: str | Path, *, task: TaskName = "events", id_field: str = "id",
+        text_field: str = "text", published_field: str = "published", published: dt.date | None = None,
+        wait: bool = True, max_rounds: int = 3, finish: Literal["batch", "direct"] = "batch",
+        poll_interval: float = 10.0, max_poll_interval: float = 60.0, limits: BatchLimits | None = None,
+        cache: CacheChoice = True, words: tuple[int, int] | None = None, language: str | None = None,
+        strict: bool = False, on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> BatchSummary:
+        """Run ``task`` over ``source`` through the provider's Batch API into ``out`` (the Result JSONL).
+
+        Resumable: run it again (``source=None`` only collects and resubmits) and it polls the
+        batches it made instead of making new ones. ``wait=False`` submits and returns.
+        """
+        options = self.options(words=words, language=language, strict=strict)
+        with self._lock:
+            raw = self._transport()
+        if not isinstance(raw, OpenAIBackend):
+            raise ConfigError("the Batch API needs an OpenAI-compatible endpoint (--base-url/--model), "
+                              "not the embedded model")
+        store = _open_cache(cache)
+        runner = BatchRunner(
+            raw, self.prompts, _task(task), options, Path(out), policy=backends.retry_policy(self.settings),
+            cache=store, limits=limits or BatchLimits(), max_rounds=max_rounds, finish=finish,
+            poll_interval=poll_interval, max_poll_interval=max_poll_interval, fetch_policy=self.fetch_policy,
+            input_path=source_path(source) if source is not None else None, on_progress=on_progress,
+        )
+        try:
+            items = read_source(source, id_field=id_field, text_field=text_field, published_field=published_field,
+                                published=published) if source is not None else None
+            return await runner.run(items, wait=wait)
+        finally:
+            if store is not None and not isinstance(cache, ResultCache):
+                store.close()
+
+    def batch_to_jsonl(
+        self, source: str | Path | None, out: str | Path, *, task: TaskName = "events", id_field: str = "id",
+        text_field: str = "text", published_field: str = "published", published: dt.date | None = None,
+        wait: bool = True, max_rounds: int = 3, finish: Literal["batch", "direct"] = "batch",
+        poll_interval: float = 10.0, max_poll_interval: float = 60.0, limits: BatchLimits | None = None,
+        cache: CacheChoice = True, words: tuple[int, int] | None = None, language: str | None = None,
+        strict: bool = False, on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> BatchSummary:
+        return self._call(self.abatch_to_jsonl(
+            source, out, task=task, id_field=id_field, text_field=text_field, published_field=published_field,
+            published=published, wait=wait, max_rounds=max_rounds, finish=finish, poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval, limits=limits, cache=cache, words=words, language=language, strict=strict, on_progress=on_progress))
+
+    def batch_cancel(self, out: str | Path) -> list[str]:
+        """Cancel the batches of the run in ``out`` that are still going (their finished part is collected later)."""
+        with self._lock:
+            raw = self._transport()
+        if not isinstance(raw, OpenAIBackend):
+            raise ConfigError("the Batch API needs an OpenAI-compatible endpoint")
+        return self._call(cancel_batches(raw, Path(out)))
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ class SourceIndex:
     """The normalised source, prepared once for many lookups, and its publication date if known."""
 
     def __init__(self, source: str, published: dt.date | None = None) -> None:
-        self.published = published
+        self.text, self.published = source, published
         self.key = _key(source)
         self.words = set(re.findall(r"\w+", self.key))
         self._sorted_words: list[str] | None = None

@@ -137,3 +137,77 @@ def _fmt(value: Any, key: str) -> str:
     if value is None:
         return ""
     return f"{value:.0f}" if key == "cases" else f"{value:.3f}"
+
+
+class BatchProgress:
+    """One line on stderr whenever a batch moves (status or counts), at most every ``every`` seconds."""
+
+    def __init__(self, *, enabled: bool = True, every: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic, console: Console | None = None) -> None:
+        self.enabled, self.every, self._clock = enabled, every, clock
+        self.console = console or _stderr
+        self._last: tuple[Any, ...] = ()
+        self._next = 0.0
+
+    def update(self, info: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        batches = info.get("batches", [])
+        key = tuple((b["id"], b["status"], tuple(sorted(b["info"].get("counts", {}).items()))) for b in batches)
+        if key == self._last or self._clock() < self._next:
+            return
+        self._last, self._next = key, self._clock() + self.every
+        parts = []
+        for b in batches:
+            counts = b["info"].get("counts", {})
+            parts.append(f"{b['id']} {b['status']} {counts.get('completed', 0)}/{counts.get('total', b['requests'])}")
+        self.console.print(f"summarizer: round {info.get('round')}: " + "; ".join(parts), highlight=False,
+                           soft_wrap=True)
+
+
+def print_batch_summary(summary: Any) -> None:
+    table = Table(title="summarizer bulk --via batch", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    failed = ", ".join(f"{code} {n}" for code, n in sorted(summary.failed_by_code.items()))
+    state = "finished" if summary.finished else f"not finished: {summary.pending:,} request(s) in batches or queued"
+    for name, value in [
+        ("ok", f"{summary.ok:,}"), ("failed", f"{summary.failed:,}" + (f" ({failed})" if failed else "")),
+        ("cached", f"{summary.cached:,}"), ("skipped (already in --out)", f"{summary.skipped:,}"),
+        ("batches created", f"{summary.batches:,}"), ("requests submitted", f"{summary.submitted:,}"),
+        ("re-asks", f"{summary.usage.reasks:,}"),
+        ("tokens in / out", f"{summary.usage.prompt_tokens:,} / {summary.usage.completion_tokens:,}"),
+        ("state", state), ("wall time", f"{summary.wall_s:.1f} s"),
+    ]:
+        table.add_row(name, value)
+    _stderr.print(table)
+    _print_rounds(summary.rounds)
+
+
+def print_batch_status(status: dict[str, Any]) -> None:
+    out = Console()
+    requests = status["requests"]
+    out.print(f"run {status['run_id']} · round {status['round']} · {status['phase']} · "
+              f"{status['open_documents']:,} document(s) in progress · requests: "
+              + ", ".join(f"{k} {v:,}" for k, v in requests.items()), highlight=False, soft_wrap=True)
+    table = Table(title="batches", title_justify="left")
+    for column in ("batch", "round", "status", "requests", "completed", "failed", "collected"):
+        table.add_column(column, justify="left" if column in ("batch", "status") else "right")
+    for b in status["batches"]:
+        counts = b["counts"]
+        table.add_row(b["id"], str(b["round"]), b["status"], f"{b['requests']:,}", f"{counts.get('completed', 0):,}",
+                      f"{counts.get('failed', 0):,}", "yes" if b["collected"] else "no")
+    out.print(table)
+    _print_rounds(status["rounds"], console=out)
+
+
+def _print_rounds(rounds: list[dict[str, int]], console: Console | None = None) -> None:
+    if not rounds:
+        return
+    table = Table(title="rounds", title_justify="left")
+    for column in ("round", "requests", "answered", "failed", "sent again", "tokens in", "tokens out"):
+        table.add_column(column, justify="right")
+    for r in rounds:
+        table.add_row(str(r["round"]), f"{r['requests']:,}", f"{r['answered']:,}", f"{r['failed']:,}",
+                      f"{r['resent']:,}", f"{r['prompt_tokens']:,}", f"{r['completion_tokens']:,}")
+    (console or _stderr).print(table)

@@ -141,6 +141,7 @@ class Usage(BaseModel):
     requests: int = 0
     retries: int = 0
     reasks: int = 0
+    batched: int = 0  # of the requests, those answered through the provider's Batch API (its batch price)
 
     def add(self, other: Usage) -> None:
         self.prompt_tokens += other.prompt_tokens
@@ -148,6 +149,7 @@ class Usage(BaseModel):
         self.requests += other.requests
         self.retries += other.retries
         self.reasks += other.reasks
+        self.batched += other.batched
 
 
 class ErrorInfo(BaseModel):

@@ -74,6 +74,7 @@ class JsonlSink:
         try:
             self._file.write(record.model_dump_json().encode("utf-8") + b"\n")
             self._file.flush()
+            self.done[record.id] = record.status
             if self._owned and time.monotonic() - self._last_sync >= self._fsync_every:
                 os.fsync(self._file.fileno())
                 self._last_sync = time.monotonic()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import time
 from collections.abc import Callable
@@ -104,6 +105,18 @@ class Request:
         messages = [*self.messages, {"role": "assistant", "content": answer}, follow_up]
         return replace(self, messages=messages, reasks=self.reasks + 1)
 
+    def to_state(self) -> dict[str, Any]:
+        """The request as JSON-able data (its output shape is rebuilt from the template when needed)."""
+        return {"stage": self.stage, "index": self.index, "template": self.template.name, "messages": self.messages,
+                "source": self.source.text, "published": self.source.published.isoformat()
+                if self.source.published else None, "reasks": self.reasks, "final": self.final}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], prompts: PromptLibrary) -> Request:
+        published = dt.date.fromisoformat(state["published"]) if state.get("published") else None
+        return cls(state["stage"], state["index"], prompts.get(state["template"]), state["messages"], OutputSpec(),
+                   SourceIndex(state["source"], published), reasks=state["reasks"], final=state["final"])
+
 
 @dataclass(frozen=True)
 class Reask:
@@ -189,6 +202,24 @@ class TaskRun(Generic[V]):
                 raw_output=completion.text, errors=errors, usage=self.usage,
             ) from None
         return self._accept(request, accepted)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The run's state as JSON-able data: the batch mode keeps it between rounds, and across restarts."""
+        return {"usage": self.usage.model_dump(), "model": self.model, "warnings": self.warnings,
+                "used": self._used, "round": self._round, "expected": self._expected,
+                "values": {str(i): [value.model_dump(mode="json"), found] for i, (value, found) in self._values.items()}}
+
+    @classmethod
+    def restore(
+        cls, task: TaskName, document: Document, prompts: PromptLibrary, options: TaskOptions, state: dict[str, Any],
+    ) -> TaskRun[Any]:
+        run: TaskRun[Any] = cls(task, document, prompts, options, model=state["model"])
+        run.usage = Usage.model_validate(state["usage"])
+        run.warnings, run._used = list(state["warnings"]), list(state["used"])
+        run._round, run._expected = state["round"], state["expected"]
+        kind: type[Brief] | type[EventReport] = Brief if task == "brief" else EventReport
+        run._values = {int(i): (kind.model_validate(value), list(found)) for i, (value, found) in state["values"].items()}
+        return run
 
     def result(self, latency_ms: int = 0) -> Result[V]:
         if self.value is None:

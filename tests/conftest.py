@@ -57,6 +57,7 @@ def fake(_server: FakeServer) -> FakeServer:
     _server.total = 0
     _server.connections = 0
     _server.echo_padding = 0
+    _server.batch_api.reset()
     _server.forget_rate_window()
     return _server
 

@@ -35,6 +35,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from fake_batches import FakeBatchAPI
+
 _DOC = re.compile(r"<(document|part_briefs|part_reports)>\n(.*?)\n</\1>", re.DOTALL)
 _MARKER = re.compile(r"\[\[fake:([^\]]*)\]\]")
 _RANGE = re.compile(r"of (\d+) to (\d+) words")
@@ -62,12 +64,27 @@ class FakeServer:
     counts: dict[str, int] = field(default_factory=dict)
     _seen: dict[str, int] = field(default_factory=dict)
     _window: deque[float] = field(default_factory=deque)
+    _batch_api: FakeBatchAPI | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def batch_api(self) -> FakeBatchAPI:
+        """The Files and Batches routes (made on first use), answering with this server's behaviours."""
+        if self._batch_api is None:
+            self._batch_api = FakeBatchAPI(answer=self._batch_answer)
+        return self._batch_api
+
+    def _batch_answer(self, body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        behaviour = self.behaviour_for(body)
+        self._count(behaviour)
+        if behaviour.isdigit() or behaviour in ("reset", "hang", "missing"):
+            return ("500" if behaviour in ("reset", "hang") else behaviour), None
+        return behaviour, _completion(body, behaviour)
 
     def start(self) -> FakeServer:
         """Serve from a background thread (for tests); returns once listening."""
@@ -202,6 +219,9 @@ class _Connection(asyncio.Protocol):
         method, path = (head.split(" ", 2)[:2] + ["", ""])[:2]
         if method == "GET" and path.endswith("/models"):
             self._send(200, {}, json.dumps({"object": "list", "data": [{"id": "fake-model", "object": "model"}]}).encode())
+            return
+        if "/files" in path or "/batches" in path:
+            self._send(*self.server.batch_api.handle(method, path, head, payload))
             return
         if not path.endswith("/chat/completions"):
             self._send(404, {}, _error(f"no route {path}"))
@@ -382,9 +402,13 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--rpm-limit", type=int, default=None)
     parser.add_argument("--no-record", action="store_true", help="don't keep request bodies (long runs)")
+    parser.add_argument("--batch-seconds", type=float, default=None,
+                        help="how long a batch stays in progress (POST /v1/batches/fake-release ends them all)")
     args = parser.parse_args()
     server = FakeServer(latency=args.latency, host=args.host, port=args.port, rpm_limit=args.rpm_limit,
                         record=not args.no_record)
+    if args.batch_seconds is not None:
+        server.batch_api.durations = (0.0, args.batch_seconds, 0.0)
 
     async def _main() -> None:
         await server.serve()

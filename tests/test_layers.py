@@ -14,9 +14,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "summarizer"
 # Top to bottom. A module may import its own layer or any layer below it.
 LAYERS: list[set[str]] = [
     {"__main__", "cli", "progress"},
-    {"serve", "batch", "ray", "evaluation"},
+    {"serve", "ray", "evaluation"},
     {"client"},
-    {"bulk"},
+    {"bulk", "batch"},
     {"sinks", "sources"},
     {"tasks"},
     {"validation", "constraints", "backends"},

@@ -110,6 +110,15 @@ class OpenAIBackend(Backend):
                 finish = (choice or {}).get("finish_reason") or finish
         yield Completion(text="".join(parts), usage=usage, model=str(model), finish_reason=finish, mode="text")
 
+    async def send_body(self, body: dict[str, Any]) -> Completion:
+        """Send a request body built earlier (``request_body``) as it is: one attempt, no mode fallback."""
+        mode = _mode_of(body)
+        try:
+            data = await self._post(body, mode)
+        except _FormatRejected:
+            raise ProviderError(f"{self.endpoint} rejected output mode {mode.value}") from None
+        return parse_completion(data, self.endpoint, self.model, mode)
+
     async def aclose(self) -> None:
         pools, self._pools = self._pools, {}
         for pool in pools.values():
@@ -227,6 +236,10 @@ class OpenAIBackend(Backend):
             pool = self._pools[loop] = _ClientShards(self._new_client)
         return pool
 
+    def client(self) -> openai.AsyncOpenAI:
+        """A client of this endpoint, for its other APIs (Files, Batches): the caller closes it."""
+        return self._new_client()
+
     def _new_client(self) -> openai.AsyncOpenAI:
         import httpx
         import openai
@@ -249,6 +262,16 @@ class OpenAIBackend(Backend):
             cached = (schema, strict_schema(schema or {}))
             self._strict_cache[id(schema)] = cached
         return cached[1]
+
+
+def _mode_of(body: dict[str, Any]) -> OutputMode:
+    """The structured-output mode a request body asks for."""
+    fmt = body.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        return OutputMode.JSON_SCHEMA
+    if fmt.get("type") == "json_object":
+        return OutputMode.JSON_OBJECT_SCHEMA if "schema" in fmt else OutputMode.JSON_OBJECT
+    return OutputMode.TEXT
 
 
 def _with_guide(messages: list[Message], guide: str) -> list[Message]:
