@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from .cache import ResultCache, result_key
 from .documents import read_document
 from .errors import SummarizerError, UsageError
 from .fetch import FetchPolicy
-from .limits import RateLimiter
+from .limits import Pacer
 from .prompts import PromptLibrary
 from .schemas import Brief, ErrorInfo, EventReport, Failure, Record, Result, TaskName, Usage
 from .sinks import JsonlSink
@@ -30,6 +31,8 @@ from .sources import BulkItem
 from .tasks import TaskOptions, run_task, task_prompts
 
 __all__ = ["BulkRunner", "BulkSummary", "failure", "run_bulk"]
+
+log = logging.getLogger(__name__)
 
 _END = object()
 _RESULT: dict[TaskName, type[Result[Any]]] = {"brief": Result[Brief], "events": Result[EventReport]}
@@ -91,7 +94,7 @@ class BulkRunner:
 
     def __init__(
         self, backend: Backend, prompts: PromptLibrary, task: TaskName, options: TaskOptions, *,
-        concurrency: int = 16, cache: ResultCache | None = None, limiter: RateLimiter | None = None,
+        concurrency: int = 16, cache: ResultCache | None = None, limiter: Pacer | None = None,
         fetch_policy: FetchPolicy | None = None,
     ) -> None:
         if concurrency < 1:
@@ -116,6 +119,7 @@ class BulkRunner:
             finally:
                 await queue.put(_END)
 
+        await self._prime()
         feeder = asyncio.create_task(feed())
         try:
             while (record := await queue.get()) is not _END:
@@ -127,6 +131,14 @@ class BulkRunner:
                 await feeder
             except asyncio.CancelledError:
                 pass
+
+    async def _prime(self) -> None:
+        # Set-up the first request would otherwise do while others wait on their permits.
+        # Only an optimisation: a run whose priming fails goes on, the first request finds out.
+        try:
+            await self.backend.prime()
+        except Exception:  # noqa: BLE001
+            log.debug("priming the backend failed", exc_info=True)
 
     async def _process(self, item: BulkItem, gate: asyncio.Semaphore, queue: asyncio.Queue[Any]) -> None:
         try:

@@ -65,6 +65,11 @@ class TaskChoice(str, Enum):
     brief = "brief"
 
 
+class EngineChoice(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class ViaChoice(str, Enum):
     direct = "direct"
     batch = "batch"
@@ -357,6 +362,13 @@ def bulk(
         min=1, metavar="N", help="Batch: requests per input file [OpenAI's limit: 50000].")] = 50_000,
     batch_max_bytes: Annotated[int, typer.Option(
         min=1024, metavar="BYTES", help="Batch: bytes per input file [under OpenAI's 200 MB].")] = 190 * 1024 * 1024,
+    engine: Annotated[EngineChoice, typer.Option(
+        help="local: this process; ray: Ray Data actors (JSONL or Parquet in, JSONL or DIR.parquet out).")
+    ] = EngineChoice.local,
+    address: Annotated[Optional[str], typer.Option(
+        metavar="ADDRESS", help="Ray: a cluster to join (auto: the one this machine belongs to); default: a "
+                                "local Ray.")] = None,
+    actors: Annotated[int, typer.Option(min=1, metavar="N", help="Ray: actors (each keeps --concurrency in flight).")] = 2,
     *, endpoint: dict[str, Any],
 ) -> None:
     """Run a task over many documents into JSONL: concurrent, rate-limited, cached, resumable.
@@ -378,6 +390,11 @@ def bulk(
                finish=finish.value, poll_interval=poll_interval, max_poll_interval=max_poll_interval,
                limits=(batch_max_requests, batch_max_bytes), cache=not no_cache, words=word_range,
                language=language, strict=strict, quiet=quiet, as_json=as_json)
+    if engine is EngineChoice.ray:
+        _on_ray(source, out, task.value, endpoint, actors=actors, address=address, concurrency=concurrency,
+                rpm=rpm, tpm=tpm, retry_failed=retry_failed, id_field=id_field, text_field=text_field, published_field=published_field,
+                published=date, words=word_range, language=language, strict=strict, cache=not no_cache,
+                quiet=quiet, as_json=as_json)
     _log_retries(False)
     with _exit_codes():
         with _summarizer(endpoint) as s:
@@ -439,6 +456,31 @@ def _eval_summarizer(endpoint: dict[str, Any], **case_settings: Any) -> Summariz
     settings = {k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()}
     settings["server_grammar"] = settings["server_grammar"] or None
     return Summarizer(**{**settings, **{k: v for k, v in case_settings.items() if v is not None}})
+
+
+def _on_ray(source: str, out: str, task: str, endpoint: dict[str, Any], *, actors: int, address: str | None,
+           concurrency: int, rpm: float | None, tpm: float | None, quiet: bool, as_json: bool, **options: Any) -> None:
+    """`bulk --engine ray`: the same records, made by Ray Data actors."""
+    from .progress import BulkProgress, print_summary
+    from .ray import RayOptions, run
+
+    settings = {k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items() if v not in (None, False)}
+    jsonl_out = not (out.endswith(".parquet") or "://" in out or Path(out).is_dir())
+    with _exit_codes():
+        # JSONL is written here on the driver, record by record: our progress. Parquet is written
+        # by the actors: Ray Data's own progress bars.
+        with BulkProgress(source, enabled=jsonl_out and not quiet) as progress:
+            summary = run(source, out, task=task, settings=settings,  # type: ignore[arg-type]
+                          ray_options=RayOptions(address=address, actors=actors, concurrency=concurrency, rpm=rpm,
+                                                 tpm=tpm, progress_bars=not (quiet or jsonl_out)),
+                          on_record=progress.update, **options)
+    if summary.cache_problem:
+        _err(f"warning: {summary.cache_problem}")
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict()))
+    elif not quiet:
+        print_summary(summary)
+    raise typer.Exit(0 if summary.complete else 1)
 
 
 def _batch(source: str | None, out: str, task: str, endpoint: dict[str, Any], *, quiet: bool, as_json: bool,

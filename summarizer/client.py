@@ -29,7 +29,7 @@ from .config import Settings, load_settings
 from .documents import Document, read_document
 from .errors import ConfigError, UsageError
 from .fetch import FetchPolicy
-from .limits import RateLimiter
+from .limits import Pacer, RateLimiter
 from .prompts import PromptLibrary
 from .schemas import DEFAULT_WORDS, Brief, EventReport, Record, Result, TaskName
 from .sinks import JsonlSink
@@ -201,13 +201,17 @@ class Summarizer:
     def bulk_runner(
         self, task: TaskName = "brief", *, concurrency: int = 16, rpm: float | None = None,
         tpm: float | None = None, cache: CacheChoice = True, words: tuple[int, int] | None = None,
-        language: str | None = None, strict: bool = False,
+        language: str | None = None, strict: bool = False, pacer: Pacer | None = None,
     ) -> BulkRunner:
-        """A runner for many documents: bounded concurrency, RPM/TPM pacing, result cache."""
+        """A runner for many documents: bounded concurrency, RPM/TPM pacing, result cache.
+
+        ``pacer`` replaces the runner's own RPM/TPM limiter with one shared wider
+        (several processes of a cluster pacing against one account's limits).
+        """
         options = self.options(words=words, language=language, strict=strict)
         if concurrency < 1:
             raise UsageError("concurrency must be at least 1")
-        limiter = RateLimiter(rpm, tpm)
+        limiter: Pacer = pacer or RateLimiter(rpm, tpm)
         with self._lock:
             raw = self._transport()
         paced = Retrying(Paced(raw, limiter), backends.retry_policy(self.settings))
@@ -218,6 +222,7 @@ class Summarizer:
         self, documents: Iterable[Any], *, task: TaskName = "brief", concurrency: int = 16,
         rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
         words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
+        pacer: Pacer | None = None,
     ) -> AsyncGenerator[Record, None]:
         """``async for record in s.abulk(docs, task="events", concurrency=64)``: records as they finish.
 
@@ -225,7 +230,7 @@ class Summarizer:
         that cannot be summarised (None, a number, an empty text) is a Failure record; the run goes on.
         """
         runner = self.bulk_runner(task, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache,
-                                  words=words, language=language, strict=strict)
+                                  words=words, language=language, strict=strict, pacer=pacer)
         try:
             async with contextlib.aclosing(runner.results(as_items(documents))) as records:
                 async for record in records:
@@ -238,10 +243,12 @@ class Summarizer:
         self, documents: Iterable[Any], *, task: TaskName = "brief", concurrency: int = 16,
         rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
         words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
+        pacer: Pacer | None = None,
     ) -> Iterator[Record]:
         """The records of ``abulk``, for code without an event loop."""
-        stream: AsyncGenerator[Record, None] = self.abulk(documents, task=task, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache,
-                            words=words, language=language, strict=strict)
+        stream: AsyncGenerator[Record, None] = self.abulk(
+            documents, task=task, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache, words=words,
+            language=language, strict=strict, pacer=pacer)
         try:
             while True:
                 try:

@@ -12,8 +12,9 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-__all__ = ["RateLimiter"]
+__all__ = ["Pacer", "RateLimiter"]
 
 _WINDOW = 10.0  # seconds of history used to measure the current pace
 
@@ -36,6 +37,18 @@ class _Bucket:
         if rate is None or self.level > 0:
             return 0.0
         return -self.level / rate + 1e-3
+
+
+class Pacer(Protocol):
+    """What paces requests: this module's RateLimiter, or one shared by many processes (Ray)."""
+
+    throttled: int
+
+    async def acquire(self, tokens: int = 0) -> None: ...
+
+    def settle(self, estimated: int, actual: int) -> None: ...
+
+    def backoff(self, seconds: float) -> None: ...
 
 
 class RateLimiter:

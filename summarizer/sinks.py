@@ -25,8 +25,9 @@ from typing import IO, Any
 from .errors import OutputError, UsageError
 from .schemas import Failure, Result
 
-__all__ = ["JsonlSink", "lock_path", "scan_output"]
+__all__ = ["JsonlSink", "lock_path", "scan_output", "take_lock"]
 
+_DUPLICATE = b'"error":{"code":"duplicate_id"'  # unescaped quotes: only the record's own structure
 _HEAD = re.compile(rb'^\{"id":("(?:[^"\\]|\\.)*"),"task":"(brief|events)","status":"(ok|error)"')
 
 
@@ -58,7 +59,7 @@ class JsonlSink:
             self._file = _open(path, "ab")
             return
         _check_parent(path)
-        self._lock = _take_lock(path)
+        self._lock = take_lock(path)
         try:
             if path.exists():
                 self.done, self.repaired = _prepare_existing(path, retry_failed)
@@ -124,9 +125,10 @@ def _records(path: Path) -> Iterator[tuple[tuple[str, str], bytes]]:
 def _prepare_existing(path: Path, retry_failed: bool) -> tuple[dict[str, str], bool]:
     done: dict[str, str] = {}
     failed = 0
-    for (doc_id, status), _ in _records(path):
-        failed += status == "error"
-        if not (retry_failed and status == "error"):
+    for (doc_id, status), line in _records(path):
+        redo = retry_failed and _redoable(status, line)
+        failed += redo
+        if not redo:
             done[doc_id] = status
     size = path.stat().st_size
     with _open(path, "rb") as handle:
@@ -139,12 +141,17 @@ def _prepare_existing(path: Path, retry_failed: bool) -> tuple[dict[str, str], b
     return done, complete != size
 
 
+def _redoable(status: str, line: bytes) -> bool:
+    """An error record --retry-failed redoes: not a duplicate_id one (the input repeating an id stays so)."""
+    return status == "error" and _DUPLICATE not in line
+
+
 def _rewrite_without_errors(path: Path) -> None:
     temp = path.with_name(path.name + ".tmp")
     try:
         with _open(temp, "wb") as out:
             for (_, status), line in _records(path):
-                if status != "error":
+                if not _redoable(status, line):
                     out.write(line)
             out.flush()
             os.fsync(out.fileno())
@@ -212,7 +219,8 @@ def _check_parent(path: Path) -> None:
         raise OutputError(f"cannot write {path}: folder {path.parent} does not exist")
 
 
-def _take_lock(path: Path) -> IO[bytes]:
+def take_lock(path: Path) -> IO[bytes]:
+    """An exclusive lock on ``path`` (held in ``PATH.lock`` until the handle closes): one run per output."""
     handle = _open(lock_path(path), "ab")
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

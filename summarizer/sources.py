@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import hashlib
 import io
 import json
 import os
@@ -35,11 +36,14 @@ from .extract import parse_date
 from .fetch import is_url
 from .schemas import ErrorInfo
 
-__all__ = ["FOLDER_SUFFIXES", "BulkItem", "as_items", "read_folder", "read_jsonl", "read_source", "source_path"]
+__all__ = [
+    "FOLDER_SUFFIXES", "BulkItem", "as_items", "item_from_line", "item_from_record", "read_folder", "read_jsonl",
+    "read_source", "source_path",
+]
 
 FOLDER_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf"})
 MAX_LINE_BYTES = 2 * MAX_DOCUMENT_BYTES + 4096  # a document, JSON-escaped, and its other fields
-_RESERVED_ID = re.compile(r"#(line|item)-\d+$")
+_RESERVED_ID = re.compile(r"#(line-\d+|item-\d+|row-[0-9a-f]{16})$")
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,7 @@ def _jsonl(stream: IO[bytes] | Iterable[bytes | str], fields: _Fields) -> Iterat
     seen: set[str] = set()
     for number, line in enumerate(_lines(stream), 1):
         if isinstance(line, _Oversized):
-            yield _failed(f"#line-{number}", "invalid_record",
-                          f"line {number}: longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB")
+            yield oversized_line(number)
         elif line.strip():
             yield _record_from_line(line, number, fields, seen)
 
@@ -145,45 +148,49 @@ def _lines(stream: IO[bytes] | Iterable[bytes | str]) -> Iterator[bytes | str | 
             yield line
 
 
-def _record_from_line(line: bytes | str, number: int, fields: _Fields, seen: set[str]) -> BulkItem:
+def _record_from_line(line: bytes | str, number: int, fields: _Fields, seen: set[str],
+                      where: str | None = None) -> BulkItem:
+    where = where or f"line {number}"
     try:
         record = json.loads(line)
     except UnicodeDecodeError:
-        return _failed(f"#line-{number}", "invalid_record", f"line {number}: not UTF-8 text")
+        return _failed(f"#line-{number}", "invalid_record", f"{where}: not UTF-8 text")
     except (ValueError, RecursionError):
-        return _failed(f"#line-{number}", "invalid_record", f"line {number}: not valid JSON")
-    return _record(record, number, "line", fields, seen)
+        return _failed(f"#line-{number}", "invalid_record", f"{where}: not valid JSON")
+    return _record(record, number, "line", fields, seen, where)
 
 
-def _record(record: Any, number: int, kind: str, fields: _Fields, seen: set[str]) -> BulkItem:
+def _record(record: Any, number: int, kind: str, fields: _Fields, seen: set[str],
+            where: str | None = None, *, generated: str | None = None) -> BulkItem:
     """An item from one parsed record (a JSONL line, or a dict a library caller passed)."""
-    generated = f"#{kind}-{number}"
+    generated = generated or f"#{kind}-{number}"
+    where = where or f"{kind} {number}"
     if not isinstance(record, dict):
-        return _failed(generated, "invalid_record", f"{kind} {number}: not a JSON object")
+        return _failed(generated, "invalid_record", f"{where}: not a JSON object")
     raw_id = record.get(fields.id)
     if isinstance(raw_id, (dict, list)):
-        return _failed(generated, "invalid_record", f"{kind} {number}: field {fields.id!r} is not a string or number")
+        return _failed(generated, "invalid_record", f"{where}: field {fields.id!r} is not a string or number")
     doc_id = generated if raw_id is None or raw_id == "" else str(raw_id)
     if doc_id != generated and _RESERVED_ID.search(doc_id):
         return _failed(generated, "invalid_record",
-                       f"{kind} {number}: id {doc_id!r} ends like the ids summarizer makes (#line-N, #item-N)")
+                       f"{where}: id {doc_id!r} ends like the ids summarizer makes (#line-N, #item-N, #row-…)")
     if doc_id in seen:
         return _failed(f"{doc_id}#{kind}-{number}", "duplicate_id",
-                       f"{kind} {number}: id {doc_id!r} appeared on an earlier {kind}")
+                       f"{where}: id {doc_id!r} appeared on an earlier {kind}")
     seen.add(doc_id)
     published, notes = _published(record.get(fields.published), fields)
     field, value = next(((f, record[f]) for f in (fields.text, "html", "url") if record.get(f) is not None), (None, None))
     if not isinstance(value, str):
         return _failed(doc_id, "invalid_record",
-                       f"{kind} {number}: no string field {fields.text!r} (or \"html\", or \"url\")")
+                       f"{where}: no string field {fields.text!r} (or \"html\", or \"url\")")
     if len(value) > MAX_DOCUMENT_BYTES:
-        return _failed(doc_id, "input_error", f"{kind} {number}: {field} larger than {MAX_DOCUMENT_BYTES // 2**20} MiB")
+        return _failed(doc_id, "input_error", f"{where}: {field} larger than {MAX_DOCUMENT_BYTES // 2**20} MiB")
     if field == "url":
         if not is_url(value.strip()):
-            return _failed(doc_id, "invalid_record", f"{kind} {number}: url {value[:80]!r} is not an http(s) URL")
+            return _failed(doc_id, "invalid_record", f"{where}: url {value[:80]!r} is not an http(s) URL")
         return BulkItem(doc_id, url=value.strip(), published=published, notes=notes)
     try:
-        document = Document.from_text(value, id=doc_id, source=f"{kind} {number}", html=True if field == "html" else
+        document = Document.from_text(value, id=doc_id, source=where, html=True if field == "html" else
                                       None, published=published, notes=notes)
     except InputError as exc:
         return _failed(doc_id, exc.code, str(exc))
@@ -230,6 +237,35 @@ def read_folder(root: Path, *, published: dt.date | None = None) -> Iterator[Bul
 
 
 _LIBRARY = _Fields()
+
+
+def item_from_line(line: bytes | str, number: int, *, id_field: str = "id", text_field: str = "text",
+                   published_field: str = "published", published: dt.date | None = None,
+                   where: str | None = None) -> BulkItem:
+    """One JSONL line as an item, alone (no duplicate check: for engines that see a slice of the input).
+
+    ``number`` names a record without an id (``#line-<number>``); ``where`` says where it is in messages.
+    """
+    return _record_from_line(line, number, _Fields(id_field, text_field, published_field, published), set(), where)
+
+
+def oversized_line(number: int) -> BulkItem:
+    """The error item of a line too long to hold (its bytes were skipped)."""
+    return _failed(f"#line-{number}", "invalid_record", f"line {number}: longer than {MAX_LINE_BYTES // 2**20} MiB")
+
+
+def item_from_record(record: dict[str, Any], *, id_field: str = "id", text_field: str = "text",
+                     published_field: str = "published", published: dt.date | None = None) -> BulkItem:
+    """One parsed record (a Parquet row, say) as an item, alone.
+
+    A table's rows have no line numbers: a row without an id is named by a digest
+    of its content (``#row-<hex>``), the same on every run, so a rerun resumes it.
+    """
+    digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    raw_id = record.get(id_field)
+    where = f"row {raw_id!r}" if isinstance(raw_id, (str, int)) and raw_id != "" else f"row #row-{digest}"
+    return _record(record, 0, "row", _Fields(id_field, text_field, published_field, published), set(), where,
+                   generated=f"#row-{digest}")
 
 
 def as_items(documents: Iterable[Any]) -> Iterator[BulkItem]:

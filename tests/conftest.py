@@ -47,6 +47,7 @@ def fake(_server: FakeServer) -> FakeServer:
     """The loopback fake OpenAI server, reset for this test."""
     _server.script.clear()
     _server.requests.clear()
+    _server.times.clear()
     _server.counts.clear()
     _server._seen.clear()
     _server.latency = 0.0

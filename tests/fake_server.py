@@ -61,6 +61,7 @@ class FakeServer:
     port: int = 0
     script: deque[str] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # when each chat request arrived (monotonic)
     counts: dict[str, int] = field(default_factory=dict)
     _seen: dict[str, int] = field(default_factory=dict)
     _window: deque[float] = field(default_factory=deque)
@@ -148,6 +149,7 @@ class FakeServer:
         """(status, headers, body) for a request, or "reset" / "hang"."""
         if self.record:
             self.requests.append(body)
+            self.times.append(time.monotonic())
         self.total += 1
         if self.on_request is not None:
             self.on_request(self.total)

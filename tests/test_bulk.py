@@ -152,6 +152,21 @@ def test_retry_failed_redoes_only_error_records(fake: FakeServer, tmp_path: Path
     assert all(r["status"] == "ok" for r in records)
 
 
+def test_retry_failed_keeps_duplicate_records_once(fake: FakeServer, tmp_path: Path) -> None:
+    rows = docs(4, lambda i: "[[fake:refusal]] " if i == 2 else "") + [{"id": "doc-1", "text": "again, same id"}]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    assert bulk(fake, str(source), "--out", str(out), "--no-cache").exit_code == 1
+    codes = {r["id"]: r["error"]["code"] for r in read_out(out) if r["status"] == "error"}
+    assert set(codes) == {"doc-2", "doc-1#line-5"} and codes["doc-1#line-5"] == "duplicate_id"
+    fake.requests.clear()
+    assert bulk(fake, str(source), "--out", str(out), "--retry-failed", "--no-cache").exit_code == 1  # the repeat stays
+    assert requested_ids(fake) == ["doc-2"]
+    records = read_out(out)
+    assert Counter(r["id"] for r in records) == Counter(["doc-0", "doc-1", "doc-2", "doc-3", "doc-1#line-5"])
+    assert [r["id"] for r in records if r["status"] == "error"] == ["doc-1#line-5"]
+
+
 def test_cache_makes_identical_documents_free(fake: FakeServer, tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", docs(12))
     bulk(fake, str(source), "--out", str(tmp_path / "a.jsonl"))

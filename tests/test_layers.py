@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {"__main__", "cli", "progress"},
     {"serve", "ray", "evaluation"},
     {"client"},
-    {"bulk", "batch"},
+    {"bulk", "batch", "parquet"},
     {"sinks", "sources"},
     {"tasks"},
     {"validation", "constraints", "backends"},

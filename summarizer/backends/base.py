@@ -104,5 +104,9 @@ class Backend:
         yield Delta(completion.text)
         yield completion
 
+    async def prime(self) -> None:
+        """One-time set-up ahead of the first request (a bulk run calls it before it starts pacing)."""
+        return None
+
     async def aclose(self) -> None:
         return None

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ..errors import TransientError
-from ..limits import RateLimiter
+from ..limits import Pacer
 from ..prompts import message_tokens
 from .base import TEXT, Backend, Completion, Delta, Message, OutputSpec
 
@@ -21,7 +21,7 @@ __all__ = ["Paced", "estimate_request_tokens"]
 class Paced(Backend):
     """``inner`` whose attempts start no faster than ``limiter`` allows."""
 
-    def __init__(self, inner: Backend, limiter: RateLimiter) -> None:
+    def __init__(self, inner: Backend, limiter: Pacer) -> None:
         self.inner, self.limiter = inner, limiter
         self.model = inner.model
         self.max_concurrency = inner.max_concurrency
@@ -56,6 +56,9 @@ class Paced(Backend):
         except TransientError as exc:
             self._throttled(exc)
             raise
+
+    async def prime(self) -> None:
+        await self.inner.prime()
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -105,6 +105,9 @@ class Retrying(Backend):
         except TransientError as exc:
             raise _exhausted(exc, spent) from None
 
+    async def prime(self) -> None:
+        await self.inner.prime()
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 

@@ -38,6 +38,9 @@ class Gated(Backend):
         notice = getattr(self.inner, "notice", None)
         return notice if isinstance(notice, str) else None
 
+    async def prime(self) -> None:
+        await self.inner.prime()
+
     @asynccontextmanager
     async def _place(self) -> AsyncIterator[None]:
         self.waiting += 1

@@ -1,0 +1,394 @@
+"""Bulk on Ray Data: the same pipeline inside the engine a cluster already runs (the ``ray`` extra).
+
+``SummarizeBatch`` is a callable class for ``Dataset.map_batches``: each actor
+holds one Summarizer (connections, prompts and the endpoint's output mode are
+reused) and runs a batch's documents concurrently through the same task
+pipeline as ``summarizer bulk``. It never raises for a document: a bad row is
+an error row. ``Permits`` is a small actor that hands out request permits for
+the whole cluster, so the RPM/TPM given are the account's, not each actor's,
+and a 429 anywhere slows everyone down. ``run`` drives a JSONL or Parquet
+source into a JSONL file (resumable, as ``bulk``) or a Parquet folder.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import functools
+import json
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .bulk import BulkSummary
+from .client import Summarizer
+from .errors import ConfigError, UsageError
+from .limits import RateLimiter
+from .schemas import ErrorInfo, Failure, Record, TaskName
+from .parquet import ParquetOutput
+from .sinks import JsonlSink
+from .sources import MAX_LINE_BYTES, BulkItem, item_from_line, item_from_record, oversized_line, source_path
+
+__all__ = ["COLUMNS", "RayOptions", "SummarizeBatch", "permits", "run"]
+
+COLUMNS = ("id", "status", "value", "error_code", "error_message", "warnings", "prompt_tokens", "completion_tokens",
+           "requests", "retries", "reasks", "cached", "model", "prompt_version", "record")
+PERMITS_NAME = "summarizer-permits"
+_STALE_PERMIT = 0.05  # seconds between grant and send after which a permit's slot has passed
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the Ray engine needs its extra: pip install 'summarizer[ray]'") from None
+    return ray
+
+
+class _Permits:
+    """One RateLimiter for the cluster; every actor waits here before each request."""
+
+    def __init__(self, rpm: float | None, tpm: float | None) -> None:
+        self.limiter = RateLimiter(rpm, tpm)
+
+    async def acquire(self, tokens: int) -> float:
+        """Wait for a permit; say how long it was held here, so a caller can tell a stale one."""
+        asked = time.monotonic()
+        await self.limiter.acquire(tokens)
+        return time.monotonic() - asked
+
+    def settle(self, estimated: int, actual: int) -> None:
+        self.limiter.settle(estimated, actual)
+
+    def backoff(self, seconds: float) -> None:
+        self.limiter.backoff(seconds)
+
+    def throttled(self) -> int:
+        return self.limiter.throttled
+
+
+def permits(rpm: float | None, tpm: float | None, *, name: str = PERMITS_NAME) -> Any:
+    """The cluster's permit actor (made, or found by name): pass it to SummarizeBatch as ``permits``."""
+    ray = _ray()
+    actor = ray.remote(num_cpus=0, max_concurrency=10_000)(_Permits)
+    return actor.options(name=name, get_if_exists=True).remote(rpm, tpm)
+
+
+class _RemotePacer:
+    """The Pacer protocol over the permit actor.
+
+    A permit is a slot in the account's schedule. If this process stalls
+    between the grant and the send (a GC pause, a busy event loop), the slot
+    has passed and sending now would double up with the next one: such a stale
+    permit is handed back (its tokens refunded) and a fresh one asked for.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self.handle, self.throttled, self.stale = handle, 0, 0
+
+    async def acquire(self, tokens: int = 0) -> None:
+        while True:
+            asked = time.monotonic()
+            held = await self.handle.acquire.remote(tokens)
+            if time.monotonic() - asked - held <= _STALE_PERMIT:
+                return
+            self.stale += 1
+            self.handle.settle.remote(tokens, 0)
+
+    def settle(self, estimated: int, actual: int) -> None:
+        self.handle.settle.remote(estimated, actual)
+
+    def backoff(self, seconds: float) -> None:
+        self.throttled += 1
+        self.handle.backoff.remote(seconds)
+
+
+class SummarizeBatch:
+    """``ds.map_batches(SummarizeBatch, fn_constructor_kwargs={...}, compute=ActorPoolStrategy(size=N))``.
+
+    Input rows are JSONL lines (``input="lines"``, the ``text`` column of
+    ``read_text``) or records (``input="records"``: ``id_field``, ``text_field``
+    — or ``html``/``url`` — and ``published_field`` columns, e.g. from Parquet).
+    Output rows: ``COLUMNS``; ``record`` is the Result envelope as JSON, the
+    line ``summarizer bulk`` would write. Rows whose id is in ``skip`` come back
+    with status ``skipped`` and cost nothing.
+    """
+
+    def __init__(
+        self, *, task: TaskName = "events", settings: dict[str, Any] | None = None, input: str = "lines",
+        id_field: str = "id", text_field: str = "text", published_field: str = "published",
+        published: str | None = None, concurrency: int = 16, permits: Any = None, skip: Any = None,
+        words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
+        cache: bool = False,
+    ) -> None:
+        self.summarizer = Summarizer(**(settings or {}))
+        self.task, self.input, self.concurrency, self.cache = task, input, concurrency, cache
+        self.fields = {"id_field": id_field, "text_field": text_field, "published_field": published_field,
+                       "published": dt.date.fromisoformat(published) if published else None}
+        self.options = {"words": words, "language": language, "strict": strict}
+        self.pacer = _RemotePacer(permits) if permits is not None else None
+        # Load prompts and lazy imports now, not while the first permits are ticking.
+        list(self.summarizer.bulk([], task=task, cache=False))
+        self.skip: set[str] = set(_ray().get(skip)) if skip is not None and not isinstance(skip, (set, list)) \
+            else set(skip or ())
+
+    def __call__(self, batch: Any) -> Any:
+        """One batch (a pyarrow Table) in, its rows out: one per input row, in any order."""
+        items: list[BulkItem] = []
+        skipped: list[BulkItem] = []
+        for item in self._items(batch):
+            (skipped if item.id in self.skip else items).append(item)
+        records = list(self.summarizer.bulk(items, task=self.task, concurrency=self.concurrency, cache=self.cache,
+                                            pacer=self.pacer, **self.options))  # type: ignore[arg-type]
+        rows = [_row(record) for record in records] + [_skipped(item.id) for item in skipped]
+        return _table(rows)
+
+    def _items(self, batch: Any) -> Iterator[BulkItem]:
+        if self.input == "lines":
+            for line, number in zip(batch.column("line").to_pylist(), batch.column("number").to_pylist(), strict=True):
+                if line is None:
+                    yield oversized_line(number)
+                elif line.strip():
+                    yield item_from_line(line, number, **self.fields)  # type: ignore[arg-type]
+            return
+        for record in batch.to_pylist():
+            yield item_from_record(record, **self.fields)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """How the Ray engine runs: where, with how many actors, how much each keeps in flight."""
+
+    address: str | None = None  # "auto" joins a running cluster; None starts a local one
+    actors: int = 2
+    concurrency: int = 16  # documents in flight per actor
+    batch_size: int | None = None  # rows per actor call; default 8 × concurrency (a hand-off costs ~0.1 s)
+    num_cpus: float = 0.25  # the work is waiting on the network: an actor needs little of a CPU
+    rpm: float | None = None
+    tpm: float | None = None
+    progress_bars: bool = True  # Ray Data's own bars and INFO lines, on stderr
+
+
+def run(
+    source: str, out: str, *, task: TaskName, settings: dict[str, Any], ray_options: RayOptions,
+    id_field: str = "id", text_field: str = "text", published_field: str = "published",
+    published: dt.date | None = None, words: tuple[int, int] | None = None, language: str | None = None,
+    strict: bool = False, cache: bool = True, retry_failed: bool = False,
+    on_record: Callable[[Record, BulkSummary], None] | None = None,
+) -> BulkSummary:
+    """``source`` (JSONL file, or Parquet file/folder/URI) through Ray Data into ``out``.
+
+    ``out``: a JSONL file (written by the driver, as ``bulk`` writes it) or a
+    Parquet folder — ``DIR.parquet``, an existing folder, or a URI such as
+    ``s3://bucket/events.parquet`` (written by the actors in parallel).
+    """
+    ray = _ray()
+    if out == "-":
+        raise UsageError("--engine ray needs --out FILE (JSONL) or --out DIR.parquet")
+    Summarizer(**settings).options(words=words, language=language, strict=strict)  # check before starting Ray
+    parquet_out = out.endswith(".parquet") or "://" in out or Path(out).is_dir()
+    sink = ParquetOutput(out) if parquet_out else JsonlSink(out, retry_failed=retry_failed,
+                                                            input_path=source_path(source))
+    try:
+        return _run(source, sink, task=task, settings=settings, ray_options=ray_options, retry_failed=retry_failed,
+                    on_record=on_record, fields={"id_field": id_field, "text_field": text_field,
+                                                 "published_field": published_field},
+                    options={"published": published.isoformat() if published else None, "words": words,
+                             "language": language, "strict": strict, "cache": cache})
+    finally:
+        sink.close()
+
+
+def _run(source: str, sink: JsonlSink | ParquetOutput, *, task: TaskName, settings: dict[str, Any],
+         ray_options: RayOptions, retry_failed: bool, on_record: Callable[[Record, BulkSummary], None] | None,
+         fields: dict[str, str], options: dict[str, Any]) -> BulkSummary:
+    ray = _ray()
+    if not ray.is_initialized():
+        ray.init(address=ray_options.address, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.INFO if ray_options.progress_bars else logging.ERROR)
+    if not ray_options.progress_bars:  # and none of Ray Data's INFO lines and planning warnings either
+        ray.data.DataContext.get_current().enable_progress_bars = False  # (importing ray.data sets its logging up)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.data\..*")
+    summary = BulkSummary(concurrency=ray_options.actors * ray_options.concurrency)
+    done = dict(sink.done) if isinstance(sink, JsonlSink) else sink.done()
+    skip = {doc_id for doc_id, status in done.items() if not (retry_failed and status == "error")}
+    summary.skipped = len(skip)
+    summary.skipped_failed = sum(1 for doc_id in skip if done[doc_id] == "error")
+    batch_size = ray_options.batch_size or 8 * ray_options.concurrency
+    dataset, kind = _read(source, ray, batch_size)
+    pacer = permits(ray_options.rpm, ray_options.tpm) if ray_options.rpm or ray_options.tpm else None
+    mapped = dataset.map_batches(
+        SummarizeBatch, batch_size=batch_size, batch_format="pyarrow", num_cpus=ray_options.num_cpus,
+        compute=ray.data.ActorPoolStrategy(size=ray_options.actors),
+        fn_constructor_kwargs={"task": task, "settings": settings, "input": kind, **fields, **options,
+                               "concurrency": ray_options.concurrency, "permits": pacer, "skip": sorted(skip)},
+    )
+    try:
+        if isinstance(sink, JsonlSink):
+            _to_jsonl(mapped, sink, summary, on_record)
+        else:
+            mapped.filter(expr="status != 'skipped'").drop_columns(["record"]).write_parquet(sink.uri)
+            sink.settle(summary, retry_failed=retry_failed)
+    finally:
+        if pacer is not None:
+            summary.throttled = ray.get(pacer.throttled.remote())
+    summary.wall_s = time.monotonic() - summary.started
+    return summary
+
+
+def _read(source: str, ray: Any, block_rows: int) -> tuple[Any, str]:
+    path = Path(source)
+    if "://" in source or source.endswith(".parquet") or path.is_dir():
+        # A row group can hold a million rows: split the blocks so that every actor gets work
+        # and results stream (Ray Data hands a task's results on when it ends).
+        return ray.data.read_parquet(source).repartition(target_num_rows_per_block=block_rows), "records"
+    if not path.is_file():
+        raise UsageError(f"{source}: no such file or folder (--engine ray reads a JSONL file or Parquet)")
+    with path.open("rb") as handle:
+        if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            raise UsageError(f"{source}: UTF-16; --engine ray reads UTF-8 JSONL (iconv -f utf-16 -t utf-8)")
+    return ray.data.read_datasource(_jsonl_ranges(path, block_rows)), "lines"
+
+
+def _jsonl_ranges(path: Path, block_rows: int, block_bytes: int = 1 << 20) -> Any:
+    """A Ray datasource: the file's lines as raw bytes with their line numbers, read in parallel in ranges.
+
+    Ray's own text reader decodes whole blocks and fails the job on one bad byte; here a bad
+    line stays a bad line (an error row). Lines are numbered as ``summarizer bulk`` numbers
+    them (one pass over the file counts the newlines before each range), so ids made for
+    lines without one, and messages, are the same whichever engine ran. A block is one actor
+    call's worth (``block_rows``, at most ``block_bytes``): Ray Data hands a task's results
+    on when the task ends, so small blocks make results stream.
+    """
+    import pyarrow as pa
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import Datasource, ReadTask
+
+    size = path.stat().st_size
+
+    def block(lines: list[bytes | None], numbers: list[int]) -> Any:
+        return pa.table({"line": pa.array(lines, pa.binary()), "number": pa.array(numbers, pa.int64())})
+
+    def read(start: int, end: int, number: int) -> Iterator[Any]:
+        lines: list[bytes | None] = []
+        numbers: list[int] = []
+        held = 0
+        with path.open("rb") as handle:
+            handle.seek(start)
+            if start == 0 and handle.read(3) != codecs.BOM_UTF8:
+                handle.seek(0)
+            while handle.tell() < end and (line := handle.readline(MAX_LINE_BYTES + 1)):
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+                        pass
+                    lines.append(None)  # too long to hold: an error row
+                else:
+                    lines.append(line.rstrip(b"\r\n"))
+                    held += len(line)
+                numbers.append(number)
+                number += 1
+                if held >= block_bytes or len(lines) >= block_rows:
+                    yield block(lines, numbers)
+                    lines, numbers, held = [], [], 0
+        if lines or start == 0:
+            yield block(lines, numbers)
+
+    class JsonlRanges(Datasource):
+        def estimate_inmemory_data_size(self) -> int:
+            return size
+
+        def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
+                           data_context: Any = None) -> list[Any]:
+            step = max(block_bytes, size // max(1, parallelism) + 1)
+            return [ReadTask(functools.partial(read, start, end, number),
+                             BlockMetadata(num_rows=None, size_bytes=end - start, exec_stats=None,
+                                           input_files=(str(path),)))
+                    for start, end, number in _line_ranges(path, step)]
+
+    source: Any = JsonlRanges
+    return source()
+
+
+def _line_ranges(path: Path, step: int) -> Iterator[tuple[int, int, int]]:
+    """``(start, end, first line number)`` of ranges of about ``step`` bytes, each starting at a line."""
+    size = path.stat().st_size
+    start, number = 0, 1
+    with path.open("rb") as handle:
+        while start < size or (start == 0 and size == 0):
+            handle.seek(min(size, start + step))
+            while (piece := handle.readline(1 << 20)) and not piece.endswith(b"\n"):
+                pass  # to the end of the line the cut fell in, however long
+            end = handle.tell() if start + step < size else size
+            handle.seek(start)
+            lines = 0
+            while handle.tell() < end:
+                lines += handle.read(min(1 << 23, end - handle.tell())).count(b"\n")
+            yield start, end, number
+            start, number = end, number + lines
+            if size == 0:
+                return
+
+
+def _to_jsonl(mapped: Any, sink: JsonlSink, summary: BulkSummary,
+              on_record: Callable[[Record, BulkSummary], None] | None) -> None:
+    """Rows to the JSONL sink on the driver: each id once (a repeated id becomes a duplicate_id record)."""
+    repeats: dict[str, int] = {}
+    for batch in mapped.iter_batches(batch_size=256, batch_format="pyarrow"):
+        for record_json in batch.column("record").to_pylist():
+            if record_json is None:  # a skipped row: its id is in OUT already
+                continue
+            record = _record(record_json)
+            if record.id in sink.done:  # an id this run has written already: the input repeats it
+                repeats[record.id] = repeats.get(record.id, 1) + 1
+                record = Failure(id=f"{record.id}#dup-{repeats[record.id]}", task=record.task, error=ErrorInfo(
+                    code="duplicate_id", message=f"id {record.id!r} appeared earlier in the input"))
+            sink.write(record)
+            summary.add(record)
+            if on_record is not None:
+                on_record(record, summary)
+
+
+def _record(text: str) -> Record:
+    from .schemas import Brief, EventReport, Result
+
+    data = json.loads(text)
+    if data["status"] == "error":
+        return Failure.model_validate(data)
+    kind = Result[Brief] if data["task"] == "brief" else Result[EventReport]
+    record: Record = kind.model_validate(data)
+    return record
+
+
+def _table(rows: list[dict[str, Any]]) -> Any:
+    """Rows as a table of one fixed schema: a batch whose rows are all ok still has string error columns."""
+    import pyarrow as pa
+
+    counts = {"prompt_tokens", "completion_tokens", "requests", "retries", "reasks"}
+    schema = pa.schema([(name, pa.int64() if name in counts else pa.bool_() if name == "cached" else pa.string())
+                        for name in COLUMNS])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _row(record: Record) -> dict[str, Any]:
+    usage = record.usage
+    return {
+        "id": record.id, "status": record.status,
+        "value": record.value.model_dump_json() if record.value is not None else None,
+        "error_code": record.error.code if record.error else None,
+        "error_message": record.error.message if record.error else None,
+        "warnings": json.dumps(record.warnings), "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens, "requests": usage.requests, "retries": usage.retries,
+        "reasks": usage.reasks, "cached": record.cached, "model": record.model,
+        "prompt_version": record.prompt_version,
+        "record": record.model_dump_json(),
+    }
+
+
+def _skipped(doc_id: str) -> dict[str, Any]:
+    return {**dict.fromkeys(COLUMNS), "id": doc_id, "status": "skipped", "warnings": "[]", "prompt_tokens": 0,
+            "completion_tokens": 0, "requests": 0, "retries": 0, "reasks": 0, "cached": False}
