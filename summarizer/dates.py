@@ -18,7 +18,7 @@ import datetime as dt
 import re
 import unicodedata
 
-__all__ = ["candidates", "describe", "resolve"]
+__all__ = ["candidates", "date_of", "describe", "resolve", "time_expressions"]
 
 _WEEKDAYS = {
     **dict.fromkeys(["monday", "lunes", "lundi", "montag"], 0),
@@ -174,3 +174,63 @@ def _period(published: dt.date, plain: str, words: list[str]) -> Candidates:
         return {f"{published.year + step:04d}": "year"}
     index = published.year * 12 + published.month - 1 + step
     return {f"{index // 12:04d}-{index % 12 + 1:02d}": "month"}
+
+
+# --- time expressions in a text -------------------------------------------------------
+
+_WEEKDAY_WORDS = "|".join(sorted(_WEEKDAYS, key=len, reverse=True))
+_MONTH_WORDS = "|".join(sorted((m for m in _MONTHS if len(m) > 3 or m == "may"), key=len, reverse=True))
+_RELATIVE_WORDS = "|".join(re.escape(p) for p, _ in _RELATIVE_DAYS)
+_ORDINAL = r"(?:st|nd|rd|th|er|o|\.)?"
+_EXPRESSION = re.compile(
+    "|".join([
+        rf"\b(?:(?:on|last|next|this|el|le|am|este|ce|cette|letzten|kommenden) )?(?:{_WEEKDAY_WORDS})\b"
+        rf"(?:,? (?:{_MONTH_WORDS}) \d{{1,2}}{_ORDINAL}|,? \d{{1,2}}{_ORDINAL} (?:de )?(?:{_MONTH_WORDS}))?"
+        r"(?: (?:morning|afternoon|evening|night))?",
+        rf"\b(?:\d{{1,2}}{_ORDINAL} (?:de )?)?(?:{_MONTH_WORDS})\b(?: \d{{1,2}}{_ORDINAL}\b)?(?:,? (?:de )?\d{{4}}\b)?",
+        r"\b\d{4}-\d{2}-\d{2}\b",
+        rf"(?<![\w-])(?:{_RELATIVE_WORDS})(?![\w-])",
+        r"\b(?:earlier |later )?(?:last|next|this|past|coming) (?:week|month|year|weekend)\b",
+        r"\b(?:in|since|en|im|depuis|desde) (?:19|20)\d{2}\b",
+    ]),
+)
+
+
+def _fold(text: str) -> str:
+    """Lower case without accents, one character for each of ``text``'s: spans map back unchanged."""
+    return "".join(unicodedata.normalize("NFKD", c)[:1].lower()[:1] or " " for c in text.replace("’", "'"))
+
+
+def time_expressions(text: str, *, limit: int = 24) -> list[str]:
+    """The time expressions ``text`` contains, verbatim, each once: "on Friday", "March 3, 2024", "yesterday"."""
+    found: dict[str, None] = {}
+    for match in _EXPRESSION.finditer(_fold(text)):
+        span = text[match.start():match.end()].strip(" ,")
+        if span and not (span.casefold() == "may" or span.isdigit()):
+            found.setdefault(span, None)
+    return list(found)[:limit]
+
+
+def date_of(text: str, published: dt.date | None) -> tuple[str, str] | None:
+    """The date (ISO, precision) a time expression fixes: stated in full, or resolved from ``published``."""
+    words = _WORD.findall(_plain(text))
+    iso = re.search(r"\b(\d{4})-(\d{2})-(\d{2})\b", text)
+    if iso:
+        return _checked(int(iso[1]), int(iso[2]), int(iso[3]))
+    year = next((int(w) for w in words if len(w) == 4 and w.isdigit() and 1900 <= int(w) <= 2099), None)
+    if year is None:
+        return resolve(text, published)
+    month = next((_MONTHS[w] for w in words if w in _MONTHS), None)
+    day = next((int(w) for w in words if w.isdigit() and len(w) <= 2 and 1 <= int(w) <= 31), None)
+    if month is None:
+        return f"{year:04d}", "year"
+    if day is None:
+        return f"{year:04d}-{month:02d}", "month"
+    return _checked(year, month, day)
+
+
+def _checked(year: int, month: int, day: int) -> tuple[str, str] | None:
+    try:
+        return dt.date(year, month, day).isoformat(), "day"
+    except ValueError:
+        return None

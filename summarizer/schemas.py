@@ -125,6 +125,12 @@ class EventReport(_Strict):
     language: str = Field(pattern=r"^[a-z]{2}$", description="ISO 639-1 code of the document's language.")
     events: list[Event] = Field(min_length=1, max_length=10, description="The main event first.")
 
+    @field_validator("events")
+    @classmethod
+    def _distinct_events(cls, value: list[Event]) -> list[Event]:
+        # The same event twice (a small model repeats to the array bound) is one event.
+        return list({e.model_dump_json(): e for e in value}.values())
+
 
 class Brief(BaseModel):
     """One paragraph of plain prose."""

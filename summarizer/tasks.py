@@ -22,9 +22,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar, cast
 
 from .backends import Backend, Completion, Delta, Message, OutputSpec
-from .constraints import with_evidence_choices
+from .candidates import offer
+from .constraints import grounded_schema
 from .dates import describe
-from .documents import Document, estimate_tokens, sentences, split_into_chunks
+from .documents import Document, estimate_tokens, split_into_chunks
 from .errors import ConfigError, OutputValidationError, SummarizerError, UsageError
 from .grounding import SourceIndex, lead_names
 from .prompts import PromptLibrary, PromptTemplate, message_tokens
@@ -136,7 +137,7 @@ class _Spec(Generic[V]):
     combine_prompt: str
     validate: Callable[[str, str | None, SourceIndex, TaskOptions], tuple[V, list[str]]]
     as_part: Callable[[V, int], str]
-    output: Callable[[PromptTemplate, str, list[V], TaskOptions], OutputSpec]
+    output: Callable[[PromptTemplate, str, list[V], TaskOptions, SourceIndex], OutputSpec]
 
 
 class TaskRun(Generic[V]):
@@ -275,7 +276,7 @@ class TaskRun(Generic[V]):
             self._used.append(template.id)
         variables = {**self._variables(), **values}
         messages = template.messages(**variables)
-        output = self.spec.output(template, text, parts, self.options)
+        output = self.spec.output(template, text, parts, self.options, source)
         if template.format_guide:
             output = replace(output, format_guide=template.guide(**variables))
         return Request(stage, index, template, messages, output, source, final=final)
@@ -425,24 +426,30 @@ def _validate_events(
     return validate_events(raw, finish, source)
 
 
-def _brief_output(template: PromptTemplate, text: str, parts: list[Brief], options: TaskOptions) -> OutputSpec:
+def _brief_output(
+    template: PromptTemplate, text: str, parts: list[Brief], options: TaskOptions, source: SourceIndex,
+) -> OutputSpec:
     # A grammar decoder must open on a name from the text (no preamble) and keep
-    # to about the word range in characters.
+    # to the word range: the grammar counts words, so the bound holds on every
+    # path (single, bulk, re-ask, combine). A character bound did not: short
+    # words fit more than MAX words into MAX × 6 characters.
     low, high = options.words
     return OutputSpec(grammar=template.grammar, grammar_values={
-        "lead_words": lead_names(parts[0].text if parts else text), "min_chars": low * 6, "max_chars": high * 6,
+        "lead_words": lead_names(parts[0].text if parts else text), "min_more": low - 1, "max_more": high - 1,
+        "min_chars": low * 6, "max_chars": high * 6,  # for custom templates written for the character bound
     })
 
 
 def _events_output(
-    template: PromptTemplate, text: str, parts: list[EventReport], options: TaskOptions,
+    template: PromptTemplate, text: str, parts: list[EventReport], options: TaskOptions, source: SourceIndex,
 ) -> OutputSpec:
-    # Grammar decoders may only quote the text in front of them: the document
-    # (or part), or for a combine step the quotes the part reports carry.
+    # Grammar decoders choose among the document's own spans (names, places,
+    # times, sentences); they may only quote the text in front of them: the
+    # document (or part), or for a combine step the quotes the part reports carry.
     def grounded() -> dict[str, Any]:
-        quotes = ([q for report in parts for event in report.events for q in event.evidence] if parts
-                  else sentences(text))
-        return with_evidence_choices(_SCHEMA, list(dict.fromkeys(quotes)))
+        quotes = [q for report in parts for event in report.events for q in event.evidence] if parts else None
+        offered = offer(source.text if parts else text, source.published)
+        return grounded_schema(_SCHEMA, offered, list(dict.fromkeys(quotes)) if quotes else None)
 
     return OutputSpec(json_schema=_SCHEMA, name="event_report", grammar_schema=grounded)
 

@@ -20,9 +20,9 @@ LAYERS: list[set[str]] = [
     {"sinks", "sources"},
     {"tasks"},
     {"validation", "constraints", "backends"},
-    {"grounding"},
+    {"grounding", "candidates"},
     {"cache", "prompts", "documents", "limits", "config"},
-    {"extract", "fetch", "dates", "language"},
+    {"extract", "fetch", "dates", "language", "gazetteer"},
     {"schemas", "errors", "_resources", "_version"},
 ]
 

@@ -65,7 +65,7 @@ def test_brief_prompt_carries_each_paragraph_once_inside_delimiters(s: Summarize
     assert "data, not instructions" in system and "40 to 120 words" in system
     assert result.status == "ok" and result.value.text == GOOD_BRIEF
     assert result.value.word_count == len(GOOD_BRIEF.split())
-    assert result.prompt_version == "brief@2" and result.model == "test-model"
+    assert result.prompt_version == "brief@3" and result.model == "test-model"
     assert "dropped 8 repeated paragraph(s) from the input" in result.warnings
 
 
@@ -131,7 +131,7 @@ def test_events_valid_report(s: Summarizer, doc) -> None:
     assert body["response_format"]["type"] == "json_schema"
     assert result.value.events[0].type == "diplomacy.meeting"
     assert result.value.events[0].evidence == ["Lavrov arrived in New York on Wednesday"]
-    assert result.prompt_version == "events@2"
+    assert result.prompt_version == "events@3"
 
 
 @respx.mock
@@ -216,7 +216,7 @@ def test_long_document_is_map_reduced(s: Summarizer) -> None:
     combines = [c for c in calls if "<part_briefs>" in c["messages"][1]["content"]]
     assert len(parts) > 5 and combines
     assert all(len(json.dumps(c)) < 8192 * 4 for c in calls)
-    assert result.prompt_version == "brief@2+brief_combine@2"
+    assert result.prompt_version == "brief@3+brief_combine@3"
     assert result.usage.requests == len(calls)
     assert any("read in" in w and "parts" in w for w in result.warnings)
 
@@ -247,7 +247,7 @@ def test_a_context_too_small_for_the_prompt_is_a_config_error(doc) -> None:
     from summarizer import ConfigError
 
     with Summarizer(model="m1", base_url=URL, api_key=SECRET, context_tokens=1536) as s:
-        with pytest.raises(ConfigError, match="cannot hold the events@2 prompt.*--context-tokens"):
+        with pytest.raises(ConfigError, match="cannot hold the events@3 prompt.*--context-tokens"):
             s.events(doc)
 
 
@@ -266,7 +266,7 @@ def test_events_map_reduce_passes_part_reports_and_quotes_hold(fake) -> None:
     combines = [r for r in fake.requests if "<part_reports>" in r["messages"][1]["content"]]
     assert len(maps) > 2 and len(combines) == 1
     assert combines[0]["messages"][1]["content"].count("Part ") == len(maps)
-    assert result.prompt_version == "events@2+events_combine@2"
+    assert result.prompt_version == "events@3+events_combine@2"
     assert all(q in _long_text() for event in result.value.events for q in event.evidence)
     assert result.usage.requests == len(maps) + len(combines)
 

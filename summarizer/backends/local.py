@@ -26,7 +26,7 @@ from typing import Any
 from ..errors import ConfigError, ProviderError
 from ..schemas import Usage
 from .base import TEXT, Backend, Completion, Delta, Message, OutputSpec
-from .grammar import llama_safe_schema, render_grammar
+from .grammar import compact_json_grammar, max_output_tokens, render_grammar
 
 __all__ = ["INSTALL_HINT", "LocalBackend", "bundled_model_path", "install_hint", "local_available"]
 
@@ -138,7 +138,11 @@ class LocalBackend(Backend):
         }
         schema = output.schema_for_grammar()
         if schema is not None:
-            request["response_format"] = {"type": "json_object", "schema": llama_safe_schema(schema)}
+            from llama_cpp.llama_grammar import LlamaGrammar
+
+            request["grammar"] = LlamaGrammar.from_string(compact_json_grammar(schema), verbose=False)
+            if output.grammar_schema is not None:  # a grounded schema is bounded: the JSON always closes
+                request["max_tokens"] = max_output_tokens(schema) or request["max_tokens"]
         elif output.grammar:
             from llama_cpp.llama_grammar import LlamaGrammar
 

@@ -26,7 +26,7 @@ from ..config import OPENAI_URL, check_api_key, check_base_url, safe_url
 from ..errors import ConfigError, ProviderError, SummarizerError, TransientError, redact
 from ..schemas import Usage, strict_schema
 from .base import FALLBACK_ORDER, TEXT, Backend, Completion, Delta, Message, OutputMode, OutputSpec
-from .grammar import llama_safe_schema, render_grammar
+from .grammar import llama_safe_schema, max_output_tokens, render_grammar
 from .retry import retry_after_seconds
 
 if TYPE_CHECKING:
@@ -163,7 +163,10 @@ class OpenAIBackend(Backend):
                 "json_schema": {"name": output.name, "schema": self._strict(output.json_schema), "strict": True},
             }
         elif mode is OutputMode.JSON_OBJECT_SCHEMA:
-            body["response_format"] = {"type": "json_object", "schema": llama_safe_schema(output.schema_for_grammar() or {})}
+            schema = output.schema_for_grammar() or {}
+            body["response_format"] = {"type": "json_object", "schema": llama_safe_schema(schema)}
+            if output.grammar_schema is not None:  # a grounded schema is bounded: the JSON always closes
+                body["max_tokens"] = max_output_tokens(schema) or body.get("max_tokens")
         elif mode is OutputMode.JSON_OBJECT:
             body["response_format"] = {"type": "json_object"}
         elif output.grammar and self.server_grammar:

@@ -1,0 +1,166 @@
+"""Span-constrained extraction for grammar-bound decoders: every choice comes from the document.
+
+The embedded model fills the grounded schema; whatever it picks must validate
+and ground cleanly. These tests check the candidates, the deterministic fields
+(language, dates, countries) and that any instance of the schema is a faithful
+report — without a model: the schema's own first and last choices stand in for it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from summarizer.backends.grammar import llama_safe_schema, max_output_tokens
+from summarizer.candidates import offer
+from summarizer.constraints import GRAMMAR_LIMITS, grounded_schema
+from summarizer.dates import date_of, time_expressions
+from summarizer.documents import read_document
+from summarizer.evaluation import load_cases
+from summarizer.gazetteer import country_of
+from summarizer.grounding import SourceIndex, event_warnings
+from summarizer.language import detect_language
+from summarizer.schemas import EventReport, event_report_schema
+from summarizer.validation import validate_events
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+UNGA = read_document(SAMPLES / "unga-repeated.txt") if (SAMPLES / "unga-repeated.txt").exists() else None
+CASES = Path(__file__).resolve().parents[1] / "evals" / "cases"
+SCHEMA = event_report_schema(strict=False)
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("The minister said on Friday that the talks with the delegation were over.", "en"),
+    ("El ministro dijo el viernes que las conversaciones con la delegación habían terminado.", "es"),
+    ("Le ministre a déclaré vendredi que les discussions avec la délégation étaient terminées.", "fr"),
+    ("Der Minister sagte am Freitag, dass die Gespräche mit der Delegation beendet sind.", "de"),
+    ("Министр заявил в пятницу, что переговоры завершены.", "ru"),
+    ("Міністр заявив у пʼятницю, що переговори завершені і її немає.", "uk"),
+    ("外交部长周五表示，会谈已经结束。", "zh"),
+    ("外務大臣は金曜日に、会談は終わったと述べた。", "ja"),
+    ("قال الوزير يوم الجمعة إن المحادثات انتهت.", "ar"),
+    ("", None),
+    ("1234 5678", None),
+])
+def test_language_is_detected_without_a_model(text: str, code: str | None) -> None:
+    assert detect_language(text) == code
+
+
+@pytest.mark.parametrize(("place", "code"), [
+    ("New York", "US"), ("Moscú", "RU"), ("the Netherlands", "NL"), ("Kyiv", "UA"), ("GENEVA", "CH"),
+    ("U.S.", "US"), ("Atlantis", None), ("Lavrov", None),
+])
+def test_countries_come_only_from_the_gazetteer(place: str, code: str | None) -> None:
+    assert country_of(place) == code
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Talks ended on Friday.", [("on Friday", ("2024-09-27", "day"))]),
+    ("It happened on March 3, 2024 and yesterday.", [("March 3, 2024", ("2024-03-03", "day")),
+                                                     ("yesterday", ("2024-09-27", "day"))]),
+    ("Le 12 septembre, après-demain.", [("12 septembre", ("2024-09-12", "day")), ("après-demain", ("2024-09-30", "day"))]),
+    ("The plant opened in 2019; prices rose last week.", [("in 2019", ("2019", "year")), ("last week", None)]),
+    ("Filed 2024-02-30 and 2024-02-29.", [("2024-02-30", None), ("2024-02-29", ("2024-02-29", "day"))]),
+    ("You may go. The report may change.", []),
+])
+def test_time_expressions_are_verbatim_and_dated_deterministically(text: str, expected: list[Any]) -> None:
+    found = time_expressions(text)
+    assert [(t, date_of(t, dt.date(2024, 9, 28))) for t in found] == expected
+    assert all(t in text for t in found)
+
+
+def _choose(node: Any, defs: dict[str, Any], pick: int) -> Any:
+    """An instance of ``node``: the first (pick=0) or last (pick=-1) choice everywhere, arrays at their bound."""
+    if "$ref" in node:
+        return _choose(defs[node["$ref"].rsplit("/", 1)[1]], defs, pick)
+    if "const" in node:
+        return node["const"]
+    if "enum" in node:
+        return node["enum"][pick]
+    if "anyOf" in node:
+        return _choose(node["anyOf"][pick], defs, pick)
+    if node.get("type") == "null":
+        return None
+    if node.get("type") == "object":
+        return {key: _choose(value, defs, pick) for key, value in node["properties"].items()}
+    if node.get("type") == "array":
+        return [_choose(node["items"], defs, pick) for _ in range(node.get("maxItems", 1))]
+    raise AssertionError(f"an unbounded node in the grounded schema: {node}")
+
+
+def _cases() -> list[tuple[str, str, dt.date | None]]:
+    # The eval set's documents as the pipeline sees them (HTML extracted, repeats dropped).
+    return [(case.name, case.document.text, case.document.published) for case in load_cases(CASES.parent)]
+
+
+@pytest.mark.parametrize(("name", "text", "published"), _cases(), ids=lambda v: v if isinstance(v, str) and
+                         len(v) < 40 else "")
+@pytest.mark.parametrize("pick", [0, -1])
+def test_whatever_a_grammar_bound_model_picks_is_a_faithful_report(
+    name: str, text: str, published: dt.date | None, pick: int,
+) -> None:
+    offered = offer(text, published)
+    schema = grounded_schema(SCHEMA, offered)
+    report_json = _choose(schema, schema["$defs"], pick)
+    source = SourceIndex(text, published)
+    report, warnings = validate_events(json.dumps(report_json), "stop", source)
+    assert warnings == [] and event_warnings(report, source) == []
+    assert report.language == detect_language(text)
+    for event in report.events:
+        assert all(p.name in text for p in event.participants)
+        assert event.where is None or event.where.name in text
+        assert event.when is None or event.when.text in text
+        assert all(q in text for q in event.evidence)
+    assert max_output_tokens(schema) is not None
+
+
+def test_the_seed_offers_its_people_places_and_days() -> None:
+    if UNGA is None:
+        pytest.skip("the shared samples are not beside this checkout")
+    offered = offer(UNGA.text, dt.date(2024, 9, 28))
+    assert {"Sergei Lavrov", "UN General Assembly", "New York"} <= set(offered.names)
+    assert all(name in UNGA.text for name in offered.names)
+    assert offered.places == [("New York", "US")]
+    assert offered.times == [("on Friday", "2024-09-27", "day"), ("on Wednesday", "2024-09-25", "day")]
+    assert offered.language == "en" and "sports.result" not in offered.types and "other" in offered.types
+    assert offered.descriptions == ["Russian Foreign Minister"]
+
+
+def test_a_document_with_no_names_places_or_times_still_has_a_schema() -> None:
+    text = "prices went up again and nobody knows why. it was expected."
+    schema = grounded_schema(SCHEMA, offer(text))
+    event = schema["$defs"]["Event"]["properties"]
+    assert event["participants"]["maxItems"] == 0 and event["where"] == {"anyOf": [{"type": "null"}]}
+    report = _choose(schema, schema["$defs"], 0)
+    assert EventReport.model_validate(report).events[0].participants == []
+
+
+def test_the_grounded_schema_is_bounded_and_the_plain_one_is_not_treated_as_such() -> None:
+    text = "Lavrov met Wang Yi in Beijing on Friday. They discussed trade."
+    schema = grounded_schema(SCHEMA, offer(text, dt.date(2024, 9, 28)))
+    bound = max_output_tokens(schema)
+    assert bound is not None and 100 < bound < 2000
+    assert schema["properties"]["events"]["maxItems"] == GRAMMAR_LIMITS["events"]
+    assert max_output_tokens({"type": "object", "properties": {"x": {"type": "string"}}}) is None
+    assert max_output_tokens({"type": "array", "items": {"type": "string", "maxLength": 10}}) is None
+
+
+def test_the_grounded_schema_compiles_to_a_llama_cpp_grammar() -> None:
+    grammar = pytest.importorskip("llama_cpp.llama_grammar")
+    text = 'Lavrov said "we will resume" in New York on Friday. Wang Yi met him in Beijing.'
+    schema = llama_safe_schema(grounded_schema(SCHEMA, offer(text, dt.date(2024, 9, 28))))
+    gbnf = grammar.json_schema_to_gbnf(json.dumps(schema))
+    assert grammar.LlamaGrammar.from_string(gbnf, verbose=False) is not None
+    assert '\\"New York\\"' in gbnf or "New York" in gbnf
+
+
+def test_repeated_events_collapse_to_one() -> None:
+    event = {"type": "other", "summary": "It rained.", "participants": [], "where": None, "when": None,
+             "status": "occurred", "evidence": ["It rained."]}
+    report = EventReport.model_validate({"schema_version": "1", "headline": "Rain", "language": "en",
+                                         "events": [event, event, {**event, "status": "reported"}]})
+    assert [e.status for e in report.events] == ["occurred", "reported"]
