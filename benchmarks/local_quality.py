@@ -70,6 +70,7 @@ def _events(s: Summarizer, cases: list[Any]) -> dict[str, dict[str, Any]]:
             row["error"] = f"{record.error.code}: {record.error.message[:80]}"
             row["cut"] = "cut off" in record.error.message
         rows[case.name] = row
+        print(f"events {case.name}: {row}", file=sys.stderr, flush=True)  # partial results survive a kill
     rows["_wall"] = {"seconds": time.perf_counter() - started}
     return rows
 
@@ -82,6 +83,7 @@ def _briefs(s: Summarizer, cases: list[Any]) -> dict[str, dict[str, Any]]:
         words = count_words(record.value.text) if record.status == "ok" else None
         rows[case.name] = {"ok": record.status == "ok", "words": words, "seconds": record.latency_ms / 1000,
                            "in_range": words is not None and low <= words <= high, "reasks": record.usage.reasks}
+        print(f"brief {case.name}: {rows[case.name]}", file=sys.stderr, flush=True)
     return rows
 
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from .dates import date_of, time_expressions
 from .documents import sentences
 from .gazetteer import country_of, is_place
+from .grounding import CAPITALS
 from .language import detect_language
 from .schemas import EVENT_TYPES, count_words
 
 __all__ = ["Offer", "offer"]
 
-_UPPER = "A-ZÀ-ÖØ-ÞĀ-ŽА-ЯЁΑ-Ω"
+_UPPER = CAPITALS
 _WORD = rf"[{_UPPER}](?:[\w'’-]|\.(?=\w))*"  # "U.S" of "U.S.": a dot only inside a word
 _NAME_RUN = re.compile(rf"{_WORD}(?:(?: (?:de|del|la|van|von|der|al|bin|of|the|for)){{0,2}} {_WORD})*")
 _POSSESSIVE = re.compile(r"['’]s?$")
@@ -32,32 +33,34 @@ el la los las un una en y pero le les une et mais der die das ein eine und aber 
 monday tuesday wednesday thursday friday saturday sunday january february march april may june july
 august september october november december today yesterday tomorrow mr mrs ms dr
 """.split())
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\"”»]\s+|\n)$")
 _APPOSITIVE = re.compile(r", ((?:the |a |an |who |el |la |le |der |die )?[^,.;:!?\"()]{3,100}?),")
 _TITLE_WORDS = re.compile(
     r"\b(minister|president|secretary|chancellor|premier|king|queen|prince|governor|mayor|ambassador|spokesman|"
     r"spokeswoman|spokesperson|senator|general|chief|director|head|leader|envoy|chairman|ceo|judge|commissioner)\b",
     re.IGNORECASE)
-_PLACE_CUE = re.compile(r"\b(?:in|at|near|from|to|en|à|au|aux|im|bei|nach|de)\s+$")
+_PLACE_CUE = re.compile(r"\b(?:in|near|en|à|au|aux|im|bei)\s+$")  # "at"/"from" precede companies as often
 # One stem per line of thought; a type without one of its words in the document is not offered.
 _TYPE_WORDS = {
     "diplomacy.meeting": "meet met talks summit visit sideline reunion reunió cumbre sommet rencontr treffen gipfel",
-    "diplomacy.statement": "said says statement announc declar told urge warn call dijo afirm declaró "
-                           "déclar affirm sagte erklärt",
+    "diplomacy.statement": "statement announc declar urge warn condemn dijo afirm declaró déclar affirm erklärt",
     "politics.election": "elect vote ballot poll candidat campaign eleccion élection wahl",
-    "politics.policy": "law bill policy reform budget tax parliament congress decree sanction ley loi gesetz",
+    "politics.policy": "law bill policy reform budget tax parliament congress decree sanction approv council "
+                       "resign regulat ordinance ley loi réforme gesetz",
     "conflict.attack": "attack strike bomb missile shell killed troops drone ataque attaque angriff",
-    "conflict.protest": "protest demonstrat rally march manifest protesta",
+    "conflict.protest": "protest demonstrat rally march manifest walkout walked picket union protesta grève",
     "justice.arrest": "arrest detain custody detenid arrêt festgenommen",
     "justice.trial": "trial court judge sentenc verdict convict juicio tribunal procès gericht",
     "disaster.natural": "earthquake flood hurricane storm wildfire tsunami drought volcan typhoon terremoto "
-                        "inundac séisme inondation",
-    "disaster.accident": "crash accident collision derail explosion fire sank accidente",
+                        "inundac lluvia tormenta riada séisme inondation",
+    "disaster.accident": "crash accident colli derail explosion fire sank capsiz injur rescue accidente",
     "business.deal": "deal acqui merger contract bought purchase agreement acuerdo",
-    "economy.report": "inflation gdp economy economic unemployment growth prices market rates econom",
+    "economy.report": "inflation gdp economy economic unemployment growth prices market rates revenue profit "
+                      "earnings quarter sales forecast econom",
     "health.outbreak": "outbreak virus epidemic pandemic vaccin disease infection brote épidémie",
     "science.discovery": "discover scientist research study telescope species científic chercheur",
-    "sports.result": "match game won beat score goal championship league tournament cup final season "
-                     "partido victoire",
+    "sports.result": "match goal championship league tournament cup medal marathon race coach striker "
+                     "partido",
 }
 
 
@@ -95,8 +98,11 @@ def offer(text: str, published: dt.date | None = None, *, limit: int = 40) -> Of
 
 def _names(text: str) -> list[str]:
     found: dict[str, None] = {}
+    lowered = set(re.findall(r"\b[^\W\d_][\w'’-]*", text)) - set(re.findall(rf"\b[{_UPPER}][\w'’-]*", text))
     for match in _NAME_RUN.finditer(text):
         words = _POSSESSIVE.sub("", match.group(0)).split(" ")
+        if len(words) == 1 and words[0].lower() in lowered and _SENTENCE_START.search(text[:match.start()]):
+            continue  # "Eleven people …": a sentence's first word, written in lower case elsewhere
         while words and _not_a_name(words[0]):
             words = words[1:]
         while words and _not_a_name(words[-1]):
@@ -161,8 +167,11 @@ def _cut(text: str, limit: int) -> str:
     return text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:")
 
 
-def _types(text: str) -> list[str]:
+def _types(text: str, best: int = 3) -> list[str]:
+    # The types whose words the document uses most (distinct stems), "other" always: a
+    # sports result needs a sports word, and an election's vocabulary outweighs one "won".
     words = set(re.findall(r"\w+", text.casefold()))
-    offered = [t for t, stems in _TYPE_WORDS.items()
-               if any(word.startswith(stem) for stem in stems.split() for word in words)]
-    return [t for t in EVENT_TYPES if t in offered or t == "other"]
+    scores = {t: sum(any(word.startswith(stem) for word in words) for stem in stems.split())
+              for t, stems in _TYPE_WORDS.items()}
+    ranked = sorted((t for t in scores if scores[t]), key=lambda t: -scores[t])[:best]
+    return [t for t in EVENT_TYPES if t in ranked or t == "other"]

@@ -274,7 +274,7 @@ class Summarizer:
         try:
             items = read_source(source, id_field=id_field, text_field=text_field, published_field=published_field,
                                 published=published)
-            sink = JsonlSink(out, retry_failed=retry_failed, input_path=source_path(source))
+            sink = JsonlSink(out, retry_failed=retry_failed, input_path=source_path(source), task=task)
             return await run_bulk(runner, items, sink, on_record)
         finally:
             if runner.cache is not None and not isinstance(cache, ResultCache):  # close only what we opened

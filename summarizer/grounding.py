@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .schemas import EventReport
 
 __all__ = [
-    "SourceIndex", "brief_warnings", "claims", "date_supported", "evidence_errors", "event_warnings",
+    "CAPITALS", "SourceIndex", "brief_warnings", "claims", "date_supported", "evidence_errors", "event_warnings",
     "lead_names",
 ]
 
@@ -30,7 +30,8 @@ _TYPOGRAPHY = str.maketrans({
 })
 _SPACES = re.compile(r"\s+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_UPPER = "A-ZÀ-ÖØ-ÞĀ-ŽА-ЯЁΑ-Ω"
+CAPITALS = "A-ZÀ-ÖØ-ÞĀ-ŽА-ЯЁΑ-Ω"  # capital letters (Latin, Cyrillic, Greek) as a regex class body
+_UPPER = CAPITALS
 _CAPITALISED = rf"[{_UPPER}][\w'’-]*"
 _CAPITALISED_WORD = re.compile(rf"\b[{_UPPER}][\w'’-]+")
 _NAME_RUN = re.compile(rf"{_CAPITALISED}(?:\s+{_CAPITALISED})*")

@@ -192,7 +192,7 @@ def run(
     Summarizer(**settings).options(words=words, language=language, strict=strict)  # check before starting Ray
     parquet_out = out.endswith(".parquet") or "://" in out or Path(out).is_dir()
     sink = ParquetOutput(out) if parquet_out else JsonlSink(out, retry_failed=retry_failed,
-                                                            input_path=source_path(source))
+                                                            input_path=source_path(source), task=task)
     try:
         return _run(source, sink, task=task, settings=settings, ray_options=ray_options, retry_failed=retry_failed,
                     on_record=on_record, fields={"id_field": id_field, "text_field": text_field,

@@ -40,7 +40,7 @@ class JsonlSink:
 
     def __init__(
         self, target: str | Path, *, retry_failed: bool = False, input_path: Path | None = None,
-        fsync_every: float = 1.0,
+        fsync_every: float = 1.0, task: str | None = None,
     ) -> None:
         self.done: dict[str, str] = {}
         self.repaired = False
@@ -62,6 +62,7 @@ class JsonlSink:
         self._lock = take_lock(path)
         try:
             if path.exists():
+                _refuse_other_task(path, task)
                 self.done, self.repaired = _prepare_existing(path, retry_failed)
             self._file = _open(path, "ab")
         except BaseException:
@@ -189,6 +190,17 @@ def _id_and_status(line: bytes) -> tuple[str, str] | None:
             and record.get("task") in ("brief", "events"):
         return record["id"], record["status"]
     return None
+
+
+def _refuse_other_task(path: Path, task: str | None) -> None:
+    # Resuming skips ids already there: an output of the other task would skip every document.
+    if task is None:
+        return
+    with _open(path, "rb") as handle:
+        match = _HEAD.match(handle.readline())
+    if match and match.group(2).decode() != task:
+        raise UsageError(f"{path} holds {match.group(2).decode()} results and this run is {task}: "
+                         "choose another --out")
 
 
 def _not_ours(path: Path, number: int) -> UsageError:

@@ -434,8 +434,12 @@ def _brief_output(
     # path (single, bulk, re-ask, combine). A character bound did not: short
     # words fit more than MAX words into MAX × 6 characters.
     low, high = options.words
+    # The grammar counts space-separated words; validation counts "45,000" and "U.S." as two and a
+    # lone dash as none: keep a tenth of the range (at least a word) clear at each end.
+    margin = max(1, (high - low) // 10)
+    min_more, max_more = min(low - 1 + margin, high - 1), max(high - 1 - margin, low - 1)
     return OutputSpec(grammar=template.grammar, grammar_values={
-        "lead_words": lead_names(parts[0].text if parts else text), "min_more": low - 1, "max_more": high - 1,
+        "lead_words": lead_names(parts[0].text if parts else text), "min_more": min_more, "max_more": max_more,
         "min_chars": low * 6, "max_chars": high * 6,  # for custom templates written for the character bound
     })
 

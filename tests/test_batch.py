@@ -190,7 +190,9 @@ def test_other_settings_on_the_same_output_are_refused(fake: FakeServer, tmp_pat
     out = tmp_path / "out.jsonl"
     assert batch(fake, str(source), "--out", str(out), "--task", "events").exit_code == 0
     again = batch(fake, str(source), "--out", str(out), "--task", "brief")
-    assert again.exit_code == 2 and "other settings" in again.stderr
+    assert again.exit_code == 2 and "holds events results and this run is brief" in again.stderr
+    other_words = batch(fake, str(source), "--out", str(out), "--task", "events", "--words", "20-30")
+    assert other_words.exit_code == 2 and "other settings" in other_words.stderr
 
 
 @pytest.mark.slow

@@ -167,6 +167,17 @@ def test_retry_failed_keeps_duplicate_records_once(fake: FakeServer, tmp_path: P
     assert [r["id"] for r in records if r["status"] == "error"] == ["doc-1#line-5"]
 
 
+def test_an_output_of_the_other_task_is_refused_not_skipped(fake: FakeServer, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", docs(3))
+    out = tmp_path / "out.jsonl"
+    assert bulk(fake, str(source), "--out", str(out), "--task", "brief", "--no-cache").exit_code == 0
+    before = out.read_bytes()
+    fake.requests.clear()
+    result = bulk(fake, str(source), "--out", str(out), "--no-cache")  # events (the default) into a brief output
+    assert result.exit_code == 2 and "holds brief results and this run is events" in result.stderr
+    assert out.read_bytes() == before and fake.requests == []
+
+
 def test_cache_makes_identical_documents_free(fake: FakeServer, tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", docs(12))
     bulk(fake, str(source), "--out", str(tmp_path / "a.jsonl"))

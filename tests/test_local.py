@@ -77,11 +77,37 @@ def test_local_brief_and_events_on_the_sample(real_local: Path) -> None:
     assert envelope["model"] == "local:SmolLM2-135M-Instruct.Q4_1"
     text = envelope["value"]["text"]
     assert "\n" not in text and 40 <= count_words(text) <= 120
-    events = runner.invoke(app, ["events", str(UNGA), "--backend", "local"])
+    events = runner.invoke(app, ["events", str(UNGA), "--backend", "local", "--json", "--published", "2024-09-28"])
     assert events.exit_code == 0, events.output
-    report = EventReport.model_validate_json(events.stdout)
+    envelope = json.loads(events.stdout)
+    report = EventReport.model_validate(envelope["value"])
+    # Valid at the first answer, everything chosen from the document, the fields a model should not
+    # write filled deterministically, and nothing for grounding to flag.
+    assert envelope["usage"]["reasks"] == 0 and envelope["warnings"] == ["dropped 8 repeated paragraph(s) from the input"]
+    assert report.language == "en"
     for event in report.events:
         assert all(quote in SOURCE for quote in event.evidence)
+        assert all(p.name in SOURCE and (p.description is None or p.description in SOURCE)
+                   for p in event.participants)
+        assert event.summary in SOURCE and report.headline in SOURCE
+        assert event.where is None or (event.where.name in SOURCE and event.where.country in (None, "US"))
+        assert event.when is None or (event.when.text in SOURCE and event.when.date in ("2024-09-27", "2024-09-25"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["spanish-floods", "french-pension-vote", "ferry-collision-dated", "football-final",
+                                  "earthquake-chile", "merger-deal"])
+def test_local_event_reports_on_eval_documents_are_valid_and_from_the_document(real_local: Path, case: str) -> None:
+    from summarizer import Summarizer
+    from summarizer.evaluation import load_cases
+    from summarizer.grounding import SourceIndex, event_warnings
+
+    document = load_cases(Path(__file__).resolve().parents[1] / "evals", [case])[0].document
+    with Summarizer(backend="local") as s:
+        result = s.events(document)
+    assert result.usage.reasks == 0
+    assert event_warnings(result.value, SourceIndex(document.text, document.published)) == []
+    assert result.value.language == {"spanish-floods": "es", "french-pension-vote": "fr"}.get(case, "en")
 
 
 def _free_port() -> int:

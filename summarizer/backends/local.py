@@ -91,8 +91,8 @@ class LocalBackend(Backend):
     def notice(self) -> str:
         label = MODEL_LABEL if self.model_path == bundled_model_path() else self.model_path.name
         return (
-            f"using the embedded local model {label}: tiny and fast, but expect rough briefs and "
-            "frequent re-asks; for real quality point summarizer at an endpoint "
+            f"using the embedded local model {label}: tiny and fast; its event reports only pick "
+            "the document's own spans, its briefs are rough; for real quality point summarizer at an endpoint "
             "(OPENAI_API_KEY, or SUMMARIZER_BASE_URL + SUMMARIZER_MODEL, or --base-url/--model)"
         )
 
@@ -148,6 +148,9 @@ class LocalBackend(Backend):
 
             gbnf = render_grammar(output.grammar, output.grammar_values)
             request["grammar"] = LlamaGrammar.from_string(gbnf, verbose=False)
+            # Prose only (JSON repeats its keys by design): a 135M model otherwise falls into
+            # loops ("2025. 2026. 2027. …") that run into max_tokens.
+            request["repeat_penalty"] = _PROSE_REPEAT_PENALTY
         return request
 
     def _complete(self, messages: list[Message], output: OutputSpec, params: dict[str, Any]) -> Completion:
@@ -199,6 +202,9 @@ class LocalBackend(Backend):
                     atexit.register(_unload)
                 _LOADED[key] = Llama(model_path=str(self.model_path), n_ctx=self.n_ctx, verbose=False)
             return _LOADED[key]
+
+
+_PROSE_REPEAT_PENALTY = 1.15
 
 
 def _unload() -> None:

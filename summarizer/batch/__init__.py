@@ -132,7 +132,7 @@ class BatchRunner:
 
     async def run(self, items: Iterator[BulkItem] | None, *, wait: bool = True) -> BatchSummary:
         """Build (``items``; None: resume only), submit, and — with ``wait`` — poll and collect to the end."""
-        sink = JsonlSink(self.out, input_path=self.input_path)
+        sink = JsonlSink(self.out, input_path=self.input_path, task=self.task)
         state = BatchState(state_path(self.out))
         client = self.backend.client()
         provider = Provider(client, self.backend.endpoint, secrets=[self.backend.api_key or ""], sleep=self._sleep,
