@@ -79,21 +79,33 @@ class Offer:
     types: list[str]
 
 
-def offer(text: str, published: dt.date | None = None, *, limit: int = 40) -> Offer:
-    """The candidates ``text`` offers, each a verbatim span of it (dates and codes derived deterministically)."""
+def offer(text: str, published: dt.date | None = None, *, limit: int = 40, lead: int = 3) -> Offer:
+    """The candidates ``text`` offers, each a verbatim span of it (dates and codes derived deterministically).
+
+    News puts the main event's who, where and when in its first sentences: names, places,
+    times and summaries found in the first ``lead`` sentences are offered alone when there
+    are any (the rest of the document still supplies evidence and descriptions).
+    """
     all_sentences = sentences(text)
-    names = _names(text)[:limit]
+    head = " ".join(all_sentences[:lead])
+    all_names = _names(text)
+    names = _within(all_names, head)[:limit]
     return Offer(
         headlines=_headlines(text, all_sentences),
-        summaries=_summaries(all_sentences),
+        summaries=_summaries(all_sentences[:lead]) or _summaries(all_sentences),
         quotes=all_sentences,
         names=names,
-        descriptions=_descriptions(text, names)[:limit],
-        places=[(name, country_of(name)) for name in _places(text, names)][:16],
-        times=[(t, *(date_of(t, published) or (None, "unknown"))) for t in time_expressions(text)],
+        descriptions=_descriptions(text, all_names)[:limit],
+        places=[(name, country_of(name)) for name in _within(_places(text, all_names), head)][:16],
+        times=[(t, *(date_of(t, published) or (None, "unknown"))) for t in _within(time_expressions(text), head)],
         language=detect_language(text),
         types=_types(text),
     )
+
+
+def _within(spans: list[str], head: str) -> list[str]:
+    inside = [span for span in spans if span in head]
+    return inside or spans
 
 
 def _names(text: str) -> list[str]:

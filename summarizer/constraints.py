@@ -65,11 +65,12 @@ def _participant(base: dict[str, Any], offer: Offer) -> dict[str, Any]:
     # Places are countries or locations, and nothing else is: the gazetteer decides which names are places.
     places = {name for name, _ in offer.places}
     others = [name for name in offer.names if name not in places]
+    located = [name for name in offer.names if name in places]
     branches = []
     if others:
         branches.append(_participant_branch(base, others, ["person", "organization", "other"], offer.descriptions))
-    if places:
-        branches.append(_participant_branch(base, [n for n in offer.names if n in places], ["country", "location"], []))
+    if located:
+        branches.append(_participant_branch(base, located, ["country", "location"], []))
     return branches[0] if len(branches) == 1 else {"anyOf": branches} if branches else _participant_branch(
         base, [""], ["other"], [])
 

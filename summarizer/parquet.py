@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .bulk import BulkSummary
-from .errors import OutputError
+from .errors import OutputError, UsageError
 from .sinks import take_lock
 
 __all__ = ["ParquetOutput"]
@@ -31,6 +31,7 @@ class ParquetOutput:
     """The ``--out DIR.parquet`` of a Ray run: ``before`` holds the part files that were there at the start."""
 
     uri: str
+    task: str | None = None  # this run's task: an output holding the other task's rows is refused
     before: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -66,8 +67,12 @@ class ParquetOutput:
     def done(self) -> dict[str, str]:
         """Id → status of every row already written."""
         done: dict[str, str] = {}
-        for path in self.before:
-            table = self._read(path, ["id", "status"])
+        for path in sorted(self.before):
+            table = self._read(path, ["id", "task", "status"])
+            other = {t for t in table.column("task").to_pylist() if t and t != self.task}
+            if self.task is not None and other:
+                raise UsageError(f"{self.uri} holds {other.pop()} results and this run is {self.task}: "
+                                 "choose another --out")
             done.update(zip(table.column("id").to_pylist(), table.column("status").to_pylist(), strict=True))
         return done
 
@@ -138,7 +143,7 @@ def _deduplicated(rows: list[dict[str, Any]], seen: set[str]) -> Iterator[dict[s
             while f"{row_id}#dup-{nth}" in seen:
                 nth += 1
             row = {**dict.fromkeys(row), "id": f"{row_id}#dup-{nth}", "status": "error",
-                   "error_code": "duplicate_id", "error_message": f"id {row_id!r} appeared earlier in the input",
+                   "task": row.get("task"), "error_code": "duplicate_id", "error_message": f"id {row_id!r} appeared earlier in the input",
                    "warnings": json.dumps([]), "cached": False, **dict.fromkeys(_USAGE, 0)}
         seen.add(row["id"])
         yield row

@@ -35,7 +35,7 @@ from .sources import MAX_LINE_BYTES, BulkItem, item_from_line, item_from_record,
 
 __all__ = ["COLUMNS", "RayOptions", "SummarizeBatch", "permits", "run"]
 
-COLUMNS = ("id", "status", "value", "error_code", "error_message", "warnings", "prompt_tokens", "completion_tokens",
+COLUMNS = ("id", "task", "status", "value", "error_code", "error_message", "warnings", "prompt_tokens", "completion_tokens",
            "requests", "retries", "reasks", "cached", "model", "prompt_version", "record")
 PERMITS_NAME = "summarizer-permits"
 _STALE_PERMIT = 0.05  # seconds between grant and send after which a permit's slot has passed
@@ -191,7 +191,7 @@ def run(
         raise UsageError("--engine ray needs --out FILE (JSONL) or --out DIR.parquet")
     Summarizer(**settings).options(words=words, language=language, strict=strict)  # check before starting Ray
     parquet_out = out.endswith(".parquet") or "://" in out or Path(out).is_dir()
-    sink = ParquetOutput(out) if parquet_out else JsonlSink(out, retry_failed=retry_failed,
+    sink = ParquetOutput(out, task=task) if parquet_out else JsonlSink(out, retry_failed=retry_failed,
                                                             input_path=source_path(source), task=task)
     try:
         return _run(source, sink, task=task, settings=settings, ray_options=ray_options, retry_failed=retry_failed,
@@ -206,6 +206,7 @@ def run(
 def _run(source: str, sink: JsonlSink | ParquetOutput, *, task: TaskName, settings: dict[str, Any],
          ray_options: RayOptions, retry_failed: bool, on_record: Callable[[Record, BulkSummary], None] | None,
          fields: dict[str, str], options: dict[str, Any]) -> BulkSummary:
+    done = dict(sink.done) if isinstance(sink, JsonlSink) else sink.done()  # refusals come before Ray starts
     ray = _ray()
     if not ray.is_initialized():
         ray.init(address=ray_options.address, include_dashboard=False, log_to_driver=False,
@@ -215,7 +216,6 @@ def _run(source: str, sink: JsonlSink | ParquetOutput, *, task: TaskName, settin
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.data\..*")
     summary = BulkSummary(concurrency=ray_options.actors * ray_options.concurrency)
-    done = dict(sink.done) if isinstance(sink, JsonlSink) else sink.done()
     skip = {doc_id for doc_id, status in done.items() if not (retry_failed and status == "error")}
     summary.skipped = len(skip)
     summary.skipped_failed = sum(1 for doc_id in skip if done[doc_id] == "error")
@@ -377,7 +377,7 @@ def _table(rows: list[dict[str, Any]]) -> Any:
 def _row(record: Record) -> dict[str, Any]:
     usage = record.usage
     return {
-        "id": record.id, "status": record.status,
+        "id": record.id, "task": record.task, "status": record.status,
         "value": record.value.model_dump_json() if record.value is not None else None,
         "error_code": record.error.code if record.error else None,
         "error_message": record.error.message if record.error else None,

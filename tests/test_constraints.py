@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import UNGA
 
 from summarizer.backends.grammar import llama_safe_schema, max_output_tokens
 from summarizer.candidates import offer
@@ -27,8 +28,7 @@ from summarizer.language import detect_language
 from summarizer.schemas import EventReport, event_report_schema
 from summarizer.validation import validate_events
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-UNGA = read_document(SAMPLES / "unga-repeated.txt") if (SAMPLES / "unga-repeated.txt").exists() else None
+UNGA_DOCUMENT = read_document(UNGA)
 CASES = Path(__file__).resolve().parents[1] / "evals" / "cases"
 SCHEMA = event_report_schema(strict=False)
 
@@ -119,13 +119,14 @@ def test_whatever_a_grammar_bound_model_picks_is_a_faithful_report(
 
 
 def test_the_seed_offers_its_people_places_and_days() -> None:
-    if UNGA is None:
-        pytest.skip("the shared samples are not beside this checkout")
-    offered = offer(UNGA.text, dt.date(2024, 9, 28))
+    offered = offer(UNGA_DOCUMENT.text, dt.date(2024, 9, 28))
     assert {"Sergei Lavrov", "UN General Assembly", "New York"} <= set(offered.names)
-    assert all(name in UNGA.text for name in offered.names)
+    assert all(name in UNGA_DOCUMENT.text for name in offered.names)
     assert offered.places == [("New York", "US")]
-    assert offered.times == [("on Friday", "2024-09-27", "day"), ("on Wednesday", "2024-09-25", "day")]
+    # The lead (first three sentences) names the main event's time; "on Wednesday" comes later.
+    assert offered.times == [("on Friday", "2024-09-27", "day")]
+    assert offer("It rained. Then it stopped. Later it snowed. On Friday the sun came out.").times == [("On Friday",
+                                                                                                       None, "unknown")]
     assert offered.language == "en" and "sports.result" not in offered.types and "other" in offered.types
     assert offered.descriptions == ["Russian Foreign Minister"]
 

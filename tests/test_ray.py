@@ -105,6 +105,10 @@ def test_parquet_in_and_parquet_out(fake: FakeServer, tmp_path: Path) -> None:
     assert final["flaky"] == ["ok"] and final["nulltext"] == ["error"] and final["p7#dup-2"] == ["error"]
     assert all(len(statuses) == 1 for statuses in final.values()) and len(final) == 204
     assert json.loads(retried.stdout)["skipped"] == 201
+    assert set(pq.read_table(out).column("task").to_pylist()) == {"events"}  # duplicate_id rows too
+
+    other = cli(fake, *args, "--task", "brief")  # would skip every id: refused before Ray starts
+    assert other.returncode == 2 and "holds events results and this run is brief" in other.stderr
 
 
 def test_one_rate_limit_for_the_whole_cluster(fake: FakeServer, tmp_path: Path) -> None:
