@@ -88,7 +88,7 @@ def offer(text: str, published: dt.date | None = None, *, limit: int = 40, lead:
     """
     all_sentences = sentences(text)
     head = " ".join(all_sentences[:lead])
-    all_names = _names(text)
+    all_names = [name for name in _names(text) if len(name) <= 120]  # the schema's bounds (Participant, Place)
     names = _within(all_names, head)[:limit]
     return Offer(
         headlines=_headlines(text, all_sentences),
@@ -97,7 +97,8 @@ def offer(text: str, published: dt.date | None = None, *, limit: int = 40, lead:
         names=names,
         descriptions=_descriptions(text, all_names)[:limit],
         places=[(name, country_of(name)) for name in _within(_places(text, all_names), head)][:16],
-        times=[(t, *(date_of(t, published) or (None, "unknown"))) for t in _within(time_expressions(text), head)],
+        times=[(t, *(date_of(t, published) or (None, "unknown")))
+               for t in _within(time_expressions(text), head) if len(t) <= 80],
         language=detect_language(text),
         types=_types(text),
     )

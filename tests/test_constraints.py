@@ -165,3 +165,23 @@ def test_repeated_events_collapse_to_one() -> None:
     report = EventReport.model_validate({"schema_version": "1", "headline": "Rain", "language": "en",
                                          "events": [event, event, {**event, "status": "reported"}]})
     assert [e.status for e in report.events] == ["occurred", "reported"]
+
+
+@pytest.mark.parametrize("text", [
+    "The " + " ".join(f"Word{i}" for i in range(60)) + " Met. It rained in Paris on Friday.",  # a 400-char name run
+    'He said "stop \\ now" in Geneva on Monday. "Quotes", she said, "everywhere."',  # what llama.cpp mis-escapes
+    "東京で金曜日に会談が行われた。外務大臣が出席した。",  # no Latin names, no spaces
+    "a. b. c.",  # almost nothing
+    "Ünïcödé Ñame met Zoë Ölund in São Paulo yesterday. Prices rose 45,000% since 2019.",
+])
+def test_hostile_documents_still_give_a_schema_whose_every_choice_is_faithful(text: str) -> None:
+    schema = llama_safe_schema(grounded_schema(SCHEMA, offer(text, dt.date(2024, 9, 28))))
+    source = SourceIndex(text, dt.date(2024, 9, 28))
+    for pick in (0, -1):
+        report, _ = validate_events(json.dumps(_choose(schema, schema["$defs"], pick)), "stop", source)
+        assert event_warnings(report, source) == []
+    assert max_output_tokens(schema) is not None
+    grammar = pytest.importorskip("llama_cpp.llama_grammar")
+    from summarizer.backends.grammar import compact_json_grammar
+
+    assert grammar.LlamaGrammar.from_string(compact_json_grammar(schema), verbose=False) is not None
