@@ -30,7 +30,7 @@ from .sinks import JsonlSink
 from .sources import BulkItem
 from .tasks import TaskOptions, run_task, task_prompts
 
-__all__ = ["BulkRunner", "BulkSummary", "failure", "run_bulk"]
+__all__ = ["BulkRunner", "BulkSummary", "Tally", "failure", "run_bulk"]
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,8 @@ _RESULT: dict[TaskName, type[Result[Any]]] = {"brief": Result[Brief], "events": 
 
 
 @dataclass
-class BulkSummary:
-    """What a bulk run did, for the final table and ``--json``."""
+class Tally:
+    """The records a run wrote and skipped, counted the same way by every driver (direct, batch, Ray)."""
 
     ok: int = 0
     failed: int = 0
@@ -49,9 +49,6 @@ class BulkSummary:
     skipped_failed: int = 0  # of the skipped, error records already in the output
     failed_by_code: dict[str, int] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
-    throttled: int = 0
-    concurrency: int = 0
-    cache_problem: str | None = None
     started: float = field(default_factory=time.monotonic)
     wall_s: float = 0.0
 
@@ -64,6 +61,23 @@ class BulkSummary:
             self.failed_by_code[code] = self.failed_by_code.get(code, 0) + 1
         self.cached += record.cached
         self.usage.add(record.usage)
+
+    def counts(self) -> dict[str, Any]:
+        """The shared head of every summary's ``--json``."""
+        return {"ok": self.ok, "failed": self.failed, "failed_by_code": self.failed_by_code, "cached": self.cached,
+                "skipped": self.skipped, "skipped_failed": self.skipped_failed, **self.usage.model_dump()}
+
+
+@dataclass
+class BulkSummary(Tally):
+    """What a bulk run did, for the final table and ``--json``."""
+
+    throttled: int = 0
+    concurrency: int = 0
+    cache_problem: str | None = None
+
+    def add(self, record: Record) -> None:
+        super().add(record)
         self.wall_s = time.monotonic() - self.started
 
     @property
@@ -81,9 +95,7 @@ class BulkSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "failed": self.failed, "failed_by_code": self.failed_by_code,
-            "cached": self.cached, "skipped": self.skipped, "skipped_failed": self.skipped_failed,
-            **self.usage.model_dump(), "throttled": self.throttled, "concurrency": self.concurrency,
+            **self.counts(), "throttled": self.throttled, "concurrency": self.concurrency,
             "cache_problem": self.cache_problem, "wall_s": round(self.wall_s, 3),
             "docs_per_s": round(self.docs_per_s, 3),
         }

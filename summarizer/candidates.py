@@ -14,15 +14,14 @@ from dataclasses import dataclass
 
 from .dates import date_of, time_expressions
 from .documents import sentences
-from .gazetteer import country_of, is_place
+from .gazetteer import country_of
 from .grounding import CAPITALS
 from .language import detect_language
 from .schemas import EVENT_TYPES, count_words
 
 __all__ = ["Offer", "offer"]
 
-_UPPER = CAPITALS
-_WORD = rf"[{_UPPER}](?:[\w'’-]|\.(?=\w))*"  # "U.S" of "U.S.": a dot only inside a word
+_WORD = rf"[{CAPITALS}](?:[\w'’-]|\.(?=\w))*"  # "U.S" of "U.S.": a dot only inside a word
 _NAME_RUN = re.compile(rf"{_WORD}(?:(?: (?:de|del|la|van|von|der|al|bin|of|the|for)){{0,2}} {_WORD})*")
 _POSSESSIVE = re.compile(r"['’]s?$")
 # Capitalised words that name no one: sentence openers, pronouns, time words.
@@ -111,7 +110,7 @@ def _within(spans: list[str], head: str) -> list[str]:
 
 def _names(text: str) -> list[str]:
     found: dict[str, None] = {}
-    lowered = set(re.findall(r"\b[^\W\d_][\w'’-]*", text)) - set(re.findall(rf"\b[{_UPPER}][\w'’-]*", text))
+    lowered = set(re.findall(r"\b[^\W\d_][\w'’-]*", text)) - set(re.findall(rf"\b[{CAPITALS}][\w'’-]*", text))
     for match in _NAME_RUN.finditer(text):
         words = _POSSESSIVE.sub("", match.group(0)).split(" ")
         if len(words) == 1 and words[0].lower() in lowered and _SENTENCE_START.search(text[:match.start()]):
@@ -149,7 +148,7 @@ def _descriptions(text: str, names: list[str]) -> list[str]:
 def _places(text: str, names: list[str]) -> list[str]:
     found: dict[str, None] = {}
     for name in names:
-        if is_place(name):
+        if country_of(name) is not None:
             found.setdefault(name, None)
     for match in _NAME_RUN.finditer(text):
         if _PLACE_CUE.search(text[max(0, match.start() - 6):match.start()]):

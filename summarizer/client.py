@@ -311,9 +311,6 @@ class Summarizer:
         options = self.options(words=words, language=language, strict=strict)
         with self._lock:
             raw = self._transport()
-        if not isinstance(raw, OpenAIBackend):
-            raise ConfigError("the Batch API needs an OpenAI-compatible endpoint (--base-url/--model), "
-                              "not the embedded model")
         store = _open_cache(cache)
         runner = BatchRunner(
             raw, self.prompts, _task(task), options, Path(out), policy=backends.retry_policy(self.settings),
@@ -340,7 +337,8 @@ class Summarizer:
         return self._call(self.abatch_to_jsonl(
             source, out, task=task, id_field=id_field, text_field=text_field, published_field=published_field,
             published=published, wait=wait, max_rounds=max_rounds, finish=finish, poll_interval=poll_interval,
-            max_poll_interval=max_poll_interval, limits=limits, cache=cache, words=words, language=language, strict=strict, on_progress=on_progress))
+            max_poll_interval=max_poll_interval, limits=limits, cache=cache, words=words, language=language,
+            strict=strict, on_progress=on_progress))
 
     def batch_cancel(self, out: str | Path) -> list[str]:
         """Cancel the batches of the run in ``out`` that are still going (their finished part is collected later)."""

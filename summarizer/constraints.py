@@ -19,19 +19,11 @@ from typing import Any
 
 from .candidates import Offer
 
-__all__ = ["GRAMMAR_LIMITS", "grounded_schema", "with_evidence_choices"]
+__all__ = ["GRAMMAR_LIMITS", "grounded_schema"]
 
 # How much a grammar-bound report may hold: a small model repeats an entry
 # until the bound, so the bounds are what it will write.
 GRAMMAR_LIMITS = {"events": 1, "participants": 2, "evidence": 1}
-
-
-def with_evidence_choices(schema: dict[str, Any], quotes: list[str]) -> dict[str, Any]:
-    """A copy of the EventReport schema whose evidence items must be one of ``quotes``."""
-    schema = copy.deepcopy(schema)
-    if quotes:
-        schema["$defs"]["Event"]["properties"]["evidence"]["items"] = {"type": "string", "enum": quotes}
-    return schema
 
 
 def grounded_schema(schema: dict[str, Any], offer: Offer, quotes: list[str] | None = None) -> dict[str, Any]:

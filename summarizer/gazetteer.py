@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["country_of", "is_place"]
+__all__ = ["country_of"]
 
 # CODE: names of the country, then its capitals and large cities.
 _TABLE = """
@@ -189,8 +189,3 @@ _COUNTRY: dict[str, str] = {
 def country_of(place: str) -> str | None:
     """The ISO 3166-1 alpha-2 code of the country ``place`` names or lies in; None if not in the table."""
     return _COUNTRY.get(_fold(place))
-
-
-def is_place(name: str) -> bool:
-    """Whether ``name`` is a place the table knows."""
-    return _fold(name) in _COUNTRY

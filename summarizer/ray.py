@@ -17,6 +17,8 @@ import datetime as dt
 import functools
 import json
 import logging
+import re
+import socket
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -26,7 +28,7 @@ from typing import Any
 
 from .bulk import BulkSummary
 from .client import Summarizer
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, InputError, UsageError
 from .limits import RateLimiter
 from .schemas import ErrorInfo, Failure, Record, TaskName
 from .parquet import ParquetOutput
@@ -209,8 +211,7 @@ def _run(source: str, sink: JsonlSink | ParquetOutput, *, task: TaskName, settin
     done = dict(sink.done) if isinstance(sink, JsonlSink) else sink.done()  # refusals come before Ray starts
     ray = _ray()
     if not ray.is_initialized():
-        ray.init(address=ray_options.address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.INFO if ray_options.progress_bars else logging.ERROR)
+        _init(ray, ray_options)
     if not ray_options.progress_bars:  # and none of Ray Data's INFO lines and planning warnings either
         ray.data.DataContext.get_current().enable_progress_bars = False  # (importing ray.data sets its logging up)
         logging.getLogger("ray.data").setLevel(logging.ERROR)
@@ -246,7 +247,11 @@ def _read(source: str, ray: Any, block_rows: int) -> tuple[Any, str]:
     if "://" in source or source.endswith(".parquet") or path.is_dir():
         # A row group can hold a million rows: split the blocks so that every actor gets work
         # and results stream (Ray Data hands a task's results on when it ends).
-        return ray.data.read_parquet(source).repartition(target_num_rows_per_block=block_rows), "records"
+        try:
+            dataset = ray.data.read_parquet(source)  # reads the files' footers now: a bad file fails here
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise InputError(f"{source}: not readable as Parquet: {str(exc).splitlines()[0]}") from None
+        return dataset.repartition(target_num_rows_per_block=block_rows), "records"
     if not path.is_file():
         raise UsageError(f"{source}: no such file or folder (--engine ray reads a JSONL file or Parquet)")
     with path.open("rb") as handle:
@@ -362,6 +367,29 @@ def _record(text: str) -> Record:
     kind = Result[Brief] if data["task"] == "brief" else Result[EventReport]
     record: Record = kind.model_validate(data)
     return record
+
+
+def _init(ray: Any, ray_options: RayOptions) -> None:
+    """Start a local Ray or join ``--address``; a bad or unreachable address is one line, exit 3."""
+    _check_reachable(ray_options.address)
+    try:
+        ray.init(address=ray_options.address, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.INFO if ray_options.progress_bars else logging.ERROR)
+    except (ValueError, ConnectionError, RuntimeError) as exc:
+        where = f"the Ray cluster at {ray_options.address!r}" if ray_options.address else "a local Ray"
+        raise ConfigError(f"cannot start or join {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                          ) from None
+
+
+def _check_reachable(address: str | None) -> None:
+    # Ray retries an unreachable GCS for minutes, printing as it goes: try the port once first.
+    match = re.fullmatch(r"\[?([^\]/]+?)\]?:(\d{1,5})", address or "")
+    if match is None:
+        return  # "auto", "ray://…" or a malformed address: ray.init decides
+    try:
+        socket.create_connection((match[1], int(match[2])), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot start or join the Ray cluster at {address!r}: {exc}") from None
 
 
 def _table(rows: list[dict[str, Any]]) -> Any:

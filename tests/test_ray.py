@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -135,3 +136,29 @@ def test_one_rate_limit_for_the_whole_cluster(fake: FakeServer, tmp_path: Path) 
     # The account's rate within 5 % over the run; a scheduling stall on 2 busy cores can bunch a few
     # arrivals (a 429 or two, retried), but two actors each pacing at the full rate would double it.
     assert rate <= 20 * 1.05 and busiest <= 26
+
+
+def _closed_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once the socket closes
+
+
+@pytest.mark.parametrize("address", ["not-an-address", "ray://", "10.0.0.1:abc", "closed-port"])
+def test_a_bad_cluster_address_is_one_line_and_exit_3(fake: FakeServer, tmp_path: Path, address: str) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": BODY}) + "\n")
+    address = _closed_port() if address == "closed-port" else address  # Ray alone would retry it for minutes
+    run = cli(fake, str(source), "--out", str(tmp_path / "out.jsonl"), "--address", address)
+    assert run.returncode == 3 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert "cannot start or join the Ray cluster at" in run.stderr and fake.requests == []
+
+
+@pytest.mark.parametrize("content", [b"garbage", b"", b"PAR1" + b"\0" * 64, None])
+def test_a_file_that_is_not_parquet_is_one_line_and_exit_2(fake: FakeServer, tmp_path: Path, content: bytes | None) -> None:
+    source = tmp_path / "in.parquet"
+    if content is not None:  # None: the file does not exist
+        source.write_bytes(content)
+    run = cli(fake, str(source), "--out", str(tmp_path / "out.jsonl"))
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert f"{source}: not readable as Parquet" in run.stderr and fake.requests == []

@@ -137,16 +137,16 @@ class LocalBackend(Backend):
             "max_tokens": params.get("max_tokens", 512),
         }
         schema = output.schema_for_grammar()
-        if schema is not None:
-            from llama_cpp.llama_grammar import LlamaGrammar
+        if schema is None and not output.grammar:
+            return request
+        from llama_cpp.llama_grammar import LlamaGrammar
 
+        if schema is not None:
             request["grammar"] = LlamaGrammar.from_string(compact_json_grammar(schema), verbose=False)
             if output.grammar_schema is not None:  # a grounded schema is bounded: the JSON always closes
                 request["max_tokens"] = max_output_tokens(schema) or request["max_tokens"]
-        elif output.grammar:
-            from llama_cpp.llama_grammar import LlamaGrammar
-
-            gbnf = render_grammar(output.grammar, output.grammar_values)
+        else:
+            gbnf = render_grammar(output.grammar or "", output.grammar_values)
             request["grammar"] = LlamaGrammar.from_string(gbnf, verbose=False)
             # Prose only (JSON repeats its keys by design): a 135M model otherwise falls into
             # loops ("2025. 2026. 2027. …") that run into max_tokens.

@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..backends.base import Backend
 from ..backends.openai import OpenAIBackend, parse_completion
 from ..backends.retry import RetryPolicy
-from ..bulk import failure
+from ..bulk import Tally, failure
 from ..cache import ResultCache, result_key
 from ..documents import Document, read_document
 from ..errors import ConfigError, OutputValidationError, ProviderError, SummarizerError, TransientError, UsageError
@@ -64,33 +65,14 @@ class BatchLimits:
 
 
 @dataclass
-class BatchSummary:
+class BatchSummary(Tally):
     """What this invocation did, and where the run stands."""
 
-    ok: int = 0
-    failed: int = 0
-    cached: int = 0
-    skipped: int = 0
-    skipped_failed: int = 0
-    failed_by_code: dict[str, int] = field(default_factory=dict)
-    usage: Usage = field(default_factory=Usage)
     submitted: int = 0  # requests put into new batches
     batches: int = 0  # batches created
     pending: int = 0  # requests still waiting for an answer
     finished: bool = False  # every document has its record in OUT
     rounds: list[dict[str, int]] = field(default_factory=list)
-    started: float = field(default_factory=time.monotonic)
-    wall_s: float = 0.0
-
-    def add(self, record: Record) -> None:
-        if record.status == "ok":
-            self.ok += 1
-        else:
-            self.failed += 1
-            code = record.error.code if record.error else "error"
-            self.failed_by_code[code] = self.failed_by_code.get(code, 0) + 1
-        self.cached += record.cached
-        self.usage.add(record.usage)
 
     @property
     def complete(self) -> bool:
@@ -98,9 +80,7 @@ class BatchSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "ok": self.ok, "failed": self.failed, "failed_by_code": self.failed_by_code, "cached": self.cached,
-            "skipped": self.skipped, "skipped_failed": self.skipped_failed, **self.usage.model_dump(),
-            "submitted": self.submitted, "batches": self.batches, "pending": self.pending, "finished": self.finished,
+            **self.counts(), "submitted": self.submitted, "batches": self.batches, "pending": self.pending, "finished": self.finished,
             "rounds": self.rounds, "wall_s": round(self.wall_s, 3),
         }
 
@@ -109,7 +89,7 @@ class BatchRunner:
     """One batch run over one output file."""
 
     def __init__(
-        self, backend: OpenAIBackend, prompts: PromptLibrary, task: TaskName, options: TaskOptions, out: Path, *,
+        self, backend: Backend, prompts: PromptLibrary, task: TaskName, options: TaskOptions, out: Path, *,
         policy: RetryPolicy, cache: ResultCache | None = None, limits: BatchLimits = BatchLimits(),
         max_rounds: int = 3, finish: Finish = "batch", poll_interval: float = 10.0, max_poll_interval: float = 60.0,
         fetch_policy: FetchPolicy | None = None, input_path: Path | None = None,
