@@ -19,9 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from summarizer import Summarizer, SummarizerError, read_document  # noqa: E402
 
-SAMPLE = ROOT.parent / "shared" / "samples" / "unga-repeated.txt"
-if not SAMPLE.is_file():
-    SAMPLE = ROOT / "tests" / "data" / "unga-repeated.txt"
+SAMPLE = ROOT / "examples" / "unga-repeated.txt"
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ from summarizer.documents import estimate_tokens  # noqa: E402
 from summarizer.prompts import PromptLibrary, message_tokens  # noqa: E402
 from summarizer.tasks import TaskRun  # noqa: E402
 
-SEED = ROOT.parent / "shared" / "samples" / "unga-repeated.txt"
+SEED = ROOT / "examples" / "unga-repeated.txt"
 MODES = [OutputMode.JSON_SCHEMA, OutputMode.JSON_OBJECT_SCHEMA, OutputMode.JSON_OBJECT, OutputMode.TEXT]
 
 

@@ -12,10 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fake_server import FakeServer  # noqa: E402
 
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-if not SAMPLES.is_dir():  # CI lays shared/ beside the clone; keep a copy for other layouts
-    SAMPLES = Path(__file__).parent / "data"
-UNGA = SAMPLES / "unga-repeated.txt"
+UNGA = Path(__file__).resolve().parents[1] / "examples" / "unga-repeated.txt"  # the quick start's sample
 SECRET = "sk-test-SECRET-0123456789"
 
 

@@ -40,6 +40,7 @@ def test_auto_prefers_a_configured_endpoint(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_cli_on_the_local_backend_prints_its_notice_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp", reason="the local extra (llama-cpp-python) is not installed")
     model = tmp_path / "tiny.gguf"
     model.write_bytes(b"GGUF")
     monkeypatch.setattr(local_module, "local_available", lambda: True)
