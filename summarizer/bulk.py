@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
@@ -19,23 +18,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .backends import Backend
-from .cache import ResultCache, result_key
-from .documents import read_document
-from .errors import SummarizerError, UsageError
-from .fetch import FetchPolicy
+from .cache import ResultCache
+from .errors import UsageError
 from .limits import Pacer
-from .prompts import PromptLibrary
-from .schemas import Brief, ErrorInfo, EventReport, Failure, Record, Result, TaskName, Usage
+from .pipeline import DocumentPipeline, failure
+from .schemas import Record, Usage
 from .sinks import JsonlSink
 from .sources import BulkItem
-from .tasks import TaskOptions, run_task, task_prompts
 
-__all__ = ["BulkRunner", "BulkSummary", "Tally", "failure", "run_bulk"]
+__all__ = ["BulkRunner", "BulkSummary", "Tally", "failure", "run_bulk"]  # failure: the pipeline's, here too
 
 log = logging.getLogger(__name__)
 
 _END = object()
-_RESULT: dict[TaskName, type[Result[Any]]] = {"brief": Result[Brief], "events": Result[EventReport]}
 
 
 @dataclass
@@ -102,20 +97,23 @@ class BulkSummary(Tally):
 
 
 class BulkRunner:
-    """Runs one task over many items with bounded concurrency and a cache."""
+    """Runs one pipeline over many items with bounded concurrency."""
 
-    def __init__(
-        self, backend: Backend, prompts: PromptLibrary, task: TaskName, options: TaskOptions, *,
-        concurrency: int = 16, cache: ResultCache | None = None, limiter: Pacer | None = None,
-        fetch_policy: FetchPolicy | None = None,
-    ) -> None:
+    def __init__(self, pipeline: DocumentPipeline, *, concurrency: int = 16, limiter: Pacer | None = None) -> None:
         if concurrency < 1:
             raise UsageError("concurrency must be at least 1")
-        self.backend, self.prompts, self.task, self.options = backend, prompts, task, options
+        self.pipeline, self.limiter = pipeline, limiter
+        self.task = pipeline.task
         self.requested_concurrency = concurrency
-        self.concurrency = min(concurrency, backend.max_concurrency or concurrency)
-        self.cache, self.limiter, self.fetch_policy = cache, limiter, fetch_policy
-        self._fingerprints = [t.fingerprint for t in task_prompts(task, prompts)]
+        self.concurrency = min(concurrency, pipeline.backend.max_concurrency or concurrency)
+
+    @property
+    def cache(self) -> ResultCache | None:
+        return self.pipeline.cache
+
+    @property
+    def backend(self) -> Backend:
+        return self.pipeline.backend
 
     async def results(self, items: Iterable[BulkItem] | AsyncIterable[BulkItem]) -> AsyncGenerator[Record, None]:
         """Records in completion order; at most ``concurrency`` documents in flight or waiting."""
@@ -160,51 +158,7 @@ class BulkRunner:
 
     async def record(self, item: BulkItem) -> Record:
         """One item's record: from the cache, from the model, or a Failure."""
-        if item.url is not None:
-            item = await self._fetched(item)
-        if item.document is None:
-            return Failure(id=item.id, task=self.task, error=item.error or ErrorInfo(code="error", message="unreadable"))
-        key = self._key(item) if self.cache is not None else None
-        if key is not None and self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                try:
-                    return _RESULT[self.task].model_validate({**hit, "id": item.id, "task": self.task, "cached": True})
-                except ValueError:
-                    pass  # an entry from an older schema: answer afresh
-        try:
-            result = await run_task(self.task, item.document, self.backend, self.prompts, self.options)
-        except SummarizerError as exc:
-            return failure(item.id, self.task, exc, self.backend.model)
-        except Exception as exc:  # a bug must cost one document, not the run
-            return Failure(id=item.id, task=self.task, model=self.backend.model,
-                           error=ErrorInfo(code="internal_error", message=f"{type(exc).__name__}: {exc}"))
-        if key is not None and self.cache is not None:
-            self.cache.put(key, result.model_dump(mode="json", include={"value", "warnings", "model", "prompt_version"}))
-        return result
-
-    async def _fetched(self, item: BulkItem) -> BulkItem:
-        """The item with its URL read (off the event loop), or the reason it could not be."""
-        assert item.url is not None
-        try:
-            document = await asyncio.to_thread(read_document, item.url, id=item.id, published=item.published,
-                                               fetch_policy=self.fetch_policy)
-        except SummarizerError as exc:
-            return BulkItem(item.id, error=ErrorInfo(code=exc.code, message=str(exc)))
-        return BulkItem(item.id, document=dataclasses.replace(document, notes=item.notes + document.notes))
-
-    def _key(self, item: BulkItem) -> str:
-        assert item.document is not None
-        return result_key(task=self.task, document=item.document.digest, backend=self.backend.identity,
-                          prompts=self._fingerprints, options=self.options.cache_parts())
-
-
-def failure(doc_id: str, task: TaskName, error: SummarizerError, model: str | None = None) -> Failure:
-    """The record of a document that failed with ``error``: code, message, usage spent, raw output."""
-    return Failure(
-        id=doc_id, task=task, model=model, usage=error.usage or Usage(),
-        error=ErrorInfo(code=error.code, message=str(error), raw_output=getattr(error, "raw_output", None)),
-    )
+        return await self.pipeline.record(item)
 
 
 async def _aiter(items: Iterable[BulkItem] | AsyncIterable[BulkItem]) -> AsyncIterator[BulkItem]:

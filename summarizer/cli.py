@@ -28,7 +28,7 @@ from .client import Summarizer
 from .documents import read_document
 from .errors import OutputError, SummarizerError, UsageError
 from .prompts import PromptLibrary
-from .schemas import Brief, Failure, Record, event_report_schema
+from .schemas import Failure, Record
 
 app = typer.Typer(
     name="summarizer",
@@ -58,11 +58,6 @@ class ModeChoice(str, Enum):
     json_object_schema = "json_object_schema"
     json_object = "json_object"
     text = "text"
-
-
-class TaskChoice(str, Enum):
-    events = "events"
-    brief = "brief"
 
 
 class EngineChoice(str, Enum):
@@ -112,6 +107,9 @@ _ENDPOINT: dict[str, Any] = {
         min=1024, metavar="TOKENS", help="Context window; longer documents are map-reduced [default: 8192].")],
     "prompts_dir": Annotated[Optional[Path], typer.Option(
         metavar="DIR", help="Directory whose <name>.toml override the built-in prompts.")],
+    "tasks_dir": Annotated[Optional[Path], typer.Option(
+        metavar="DIR", help="A folder of user-defined tasks (<name>.toml + <name>.schema.json). "
+                            "Env: SUMMARIZER_TASKS_DIR.")],
 }
 _ENDPOINT_DEFAULTS = {"server_grammar": False}
 
@@ -234,7 +232,7 @@ def _json_on_failure(doc_id: str, task: str, as_json: bool) -> Iterator[None]:
         if as_json:
             from .bulk import failure
 
-            _out(failure(doc_id, task, exc).model_dump_json(indent=2))  # type: ignore[arg-type]
+            _out(failure(doc_id, task, exc).model_dump_json(indent=2))
         raise
 
 
@@ -254,31 +252,92 @@ StrictOpt = Annotated[bool, typer.Option(
     help="Names and numbers absent from the source are errors (re-asked), not warnings.")]
 
 
-@app.command(short_help="Write a one-paragraph brief of a document.")
-@endpoint_options
-def brief(
-    document: DocumentArg, words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
-    published: PublishedOpt = None, as_json: JsonOpt = False,
-    stream: Annotated[Optional[bool], typer.Option(
-        "--stream/--no-stream", show_default=False,
-        help="Show the brief as the model writes it [default: on when stdout is a terminal, off with --json].")] = None,
-    *, endpoint: dict[str, Any],
-) -> None:
-    """Write a one-paragraph brief of DOCUMENT."""
+StreamOpt = Annotated[Optional[bool], typer.Option(
+    "--stream/--no-stream", show_default=False,
+    help="Show the answer as the model writes it [default: on when stdout is a terminal, off with --json].")]
+_TASK_OPTIONS: dict[str, tuple[str, Any, Any]] = {  # TaskOptions field -> (parameter, annotation, default)
+    "words": ("words", WordsOpt, None),
+    "language": ("language", LanguageOpt, None),
+    "strict": ("strict", StrictOpt, False),
+}
+
+
+def _run_document(task: str, document: str, *, endpoint: dict[str, Any], words: Optional[str] = None,
+                  language: Optional[str] = None, strict: bool = False, published: Optional[str] = None,
+                  as_json: bool = False, stream: Optional[bool] = None) -> None:
+    """One document through ``task``: read it, run it, print the value (or the envelope), map errors to exits."""
     word_range = _parse_words(words)
     date = _parse_date(published)
-    live = stream if stream is not None else (not as_json and sys.stdout is not None and sys.stdout.isatty())
     _log_retries(True)
     with _exit_codes():
         doc = read_document(document, published=date)  # bad input is reported before any backend is set up
-        with _summarizer(endpoint) as s, _json_on_failure(doc.id, "brief", as_json):
-            printer = _LivePrinter() if live and not as_json else None
-            result = s.brief(doc, words=word_range, language=language, strict=strict,
-                             on_event=printer.event if printer else None)
+        with _summarizer(endpoint) as s, _json_on_failure(doc.id, task, as_json):
+            spec = s.task(task)
+            live = (stream if stream is not None else sys.stdout is not None and sys.stdout.isatty()) \
+                and not as_json and not spec.structured
+            printer = _LivePrinter() if live else None
+            result = s.run(spec, doc, words=word_range, language=language, strict=strict,
+                           on_event=printer.event if printer else None)
         if printer is not None:
             printer.finish(result)
         else:
-            _print_record(result, as_json, lambda value: value.text)
+            _print_record(result, as_json, spec.text)
+
+
+def _task_command(name: str, description: str, options: tuple[str, ...], plain_text: bool) -> Callable[..., None]:
+    """The command for one registered task: the options it uses, --published, --json (and --stream for prose)."""
+
+    def command(document: str, *, endpoint: dict[str, Any], **given: Any) -> None:
+        _run_document(name, document, endpoint=endpoint, **given)
+
+    parameters = [inspect.Parameter("document", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=DocumentArg)]
+    for option in options:
+        if option in _TASK_OPTIONS:
+            parameter, annotation, default = _TASK_OPTIONS[option]
+            parameters.append(inspect.Parameter(parameter, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                                                default=default))
+    parameters.append(inspect.Parameter("published", inspect.Parameter.KEYWORD_ONLY, annotation=PublishedOpt,
+                                        default=None))
+    parameters.append(inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=JsonOpt, default=False))
+    if plain_text:
+        parameters.append(inspect.Parameter("stream", inspect.Parameter.KEYWORD_ONLY, annotation=StreamOpt,
+                                            default=None))
+    parameters.append(inspect.Parameter("endpoint", inspect.Parameter.KEYWORD_ONLY, annotation=dict[str, Any]))
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+    command.__name__ = name
+    command.__doc__ = f"{description}\n\nDOCUMENT: a file, an http(s) URL, or - for standard input."
+    return endpoint_options(command)
+
+
+def _add_task_commands() -> None:
+    """A command per task the registry holds (built-in, shipped and installed plugins')."""
+    from .catalog import default_registry
+
+    for spec in default_registry():
+        app.command(name=spec.name, short_help=_first_sentence(spec.description))(
+            _task_command(spec.name, spec.description, spec.options, not spec.structured))
+
+
+def _first_sentence(text: str) -> str:
+    return text.split(". ")[0].split("; ")[0].rstrip(".")[:72]
+
+
+_add_task_commands()
+
+
+@app.command("run", short_help="Run any task (built-in or from --tasks-dir) on a document.")
+@endpoint_options
+def run_command(
+    task: Annotated[str, typer.Argument(help="The task: brief, events, or one from --tasks-dir / a plugin.",
+                                        metavar="TASK", show_default=False)],
+    document: DocumentArg, words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
+    published: PublishedOpt = None, as_json: JsonOpt = False, stream: StreamOpt = None,
+    *, endpoint: dict[str, Any],
+) -> None:
+    """Run TASK on DOCUMENT and print its value (JSON for structured tasks, text for prose)."""
+    _run_document(task, document, endpoint=endpoint, words=words, language=language, strict=strict,
+                  published=published, as_json=as_json, stream=stream)
 
 
 class _LivePrinter:
@@ -304,29 +363,14 @@ class _LivePrinter:
             _err(f"warning: {warning}")
 
 
-@app.command(short_help="Extract an event report (JSON) from a document.")
-@endpoint_options
-def events(
-    document: DocumentArg, language: LanguageOpt = None, published: PublishedOpt = None, as_json: JsonOpt = False,
-    *, endpoint: dict[str, Any],
-) -> None:
-    """Extract an event report (JSON) from DOCUMENT, every event backed by verbatim quotes."""
-    date = _parse_date(published)
-    _log_retries(True)
-    with _exit_codes():
-        doc = read_document(document, published=date)
-        with _summarizer(endpoint) as s, _json_on_failure(doc.id, "events", as_json):
-            result = s.events(doc, language=language)
-        _print_record(result, as_json, lambda value: value.model_dump_json(indent=2))
-
-
 @app.command(short_help="Run a task over many documents into JSONL.")
 @endpoint_options
 def bulk(
     source: Annotated[str, typer.Argument(
         help='JSONL file or stream (one {"id": ..., "text": ...} per line), a folder of .txt/.md/.html '
              "files, or - for JSONL on stdin.", show_default=False, metavar="SOURCE")],
-    task: Annotated[TaskChoice, typer.Option(help="What to produce for each document.")] = TaskChoice.events,
+    task: Annotated[str, typer.Option(help="What to produce for each document: brief, events, or any "
+                                           "registered task (--tasks-dir, plugins).", metavar="TASK")] = "events",
     out: Annotated[str, typer.Option("--out", "-o", metavar="FILE",
                                      help="JSONL output file (resumed if it exists), or - for stdout.")] = "-",
     id_field: Annotated[str, typer.Option(metavar="FIELD", help="JSONL field holding the id.")] = "id",
@@ -385,13 +429,13 @@ def bulk(
         if out == "-" or retry_failed:
             raise typer.BadParameter("--via batch needs --out FILE (and cannot --retry-failed: run it again "
                                      "instead, it resumes)", param_hint="'--via'")
-        _batch(source, out, task.value, endpoint, id_field=id_field, text_field=text_field,
-               published_field=published_field, published=date, wait=wait, max_rounds=max_rounds,
+        _batch(source, out, task, endpoint, fields={"id_field": id_field, "text_field": text_field,
+                                                    "published_field": published_field, "published": date}, wait=wait, max_rounds=max_rounds,
                finish=finish.value, poll_interval=poll_interval, max_poll_interval=max_poll_interval,
                limits=(batch_max_requests, batch_max_bytes), cache=not no_cache, words=word_range,
                language=language, strict=strict, quiet=quiet, as_json=as_json)
     if engine is EngineChoice.ray:
-        _on_ray(source, out, task.value, endpoint, actors=actors, address=address, concurrency=concurrency,
+        _on_ray(source, out, task, endpoint, actors=actors, address=address, concurrency=concurrency,
                 rpm=rpm, tpm=tpm, retry_failed=retry_failed, id_field=id_field, text_field=text_field, published_field=published_field,
                 published=date, words=word_range, language=language, strict=strict, cache=not no_cache,
                 quiet=quiet, as_json=as_json)
@@ -404,8 +448,8 @@ def bulk(
                      f"--concurrency {concurrency} would only queue behind it")
             with BulkProgress(source, enabled=not quiet) as progress:
                 summary = s.bulk_to_jsonl(
-                    source, out, task=task.value, id_field=id_field, text_field=text_field,
-                    published_field=published_field, published=date,
+                    source, out, task=task, fields={"id_field": id_field, "text_field": text_field,
+                                                    "published_field": published_field, "published": date},
                     retry_failed=retry_failed, on_record=progress.update, concurrency=concurrency,
                     rpm=rpm, tpm=tpm, cache=not no_cache, words=word_range, language=language, strict=strict,
                 )
@@ -470,7 +514,7 @@ def _on_ray(source: str, out: str, task: str, endpoint: dict[str, Any], *, actor
         # JSONL is written here on the driver, record by record: our progress. Parquet is written
         # by the actors: Ray Data's own progress bars.
         with BulkProgress(source, enabled=jsonl_out and not quiet) as progress:
-            summary = run(source, out, task=task, settings=settings,  # type: ignore[arg-type]
+            summary = run(source, out, task=task, settings=settings,
                           ray_options=RayOptions(address=address, actors=actors, concurrency=concurrency, rpm=rpm,
                                                  tpm=tpm, progress_bars=not (quiet or jsonl_out)),
                           on_record=progress.update, **options)
@@ -493,7 +537,7 @@ def _batch(source: str | None, out: str, task: str, endpoint: dict[str, Any], *,
     with _exit_codes():
         with _summarizer(endpoint) as s:
             progress = BatchProgress(enabled=not quiet)
-            summary = s.batch_to_jsonl(source, out, task=task, limits=BatchLimits(*limits),  # type: ignore[arg-type]
+            summary = s.batch_to_jsonl(source, out, task=task, limits=BatchLimits(*limits),
                                        on_progress=progress.update, **options)
     if as_json:
         _out(json.dumps(summary.as_dict()))
@@ -524,7 +568,7 @@ def batch_status_command(out: OutArg, as_json: JsonOpt = False) -> None:
 @batch_app.command("collect", short_help="Collect finished batches, submit the next round, exit.")
 @endpoint_options
 def batch_collect(
-    out: OutArg, task: Annotated[TaskChoice, typer.Option(help="The run's task.")] = TaskChoice.events,
+    out: OutArg, task: Annotated[str, typer.Option(help="The run's task.", metavar="TASK")] = "events",
     max_rounds: Annotated[int, typer.Option(min=1, max=20, metavar="N")] = 3,
     finish: Annotated[FinishChoice, typer.Option()] = FinishChoice.batch,
     words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
@@ -535,7 +579,7 @@ def batch_collect(
 
     Run it again until it says the run is finished; the same options as the run that started it.
     """
-    _batch(None, out, task.value, endpoint, wait=False, max_rounds=max_rounds, finish=finish.value,
+    _batch(None, out, task, endpoint, wait=False, max_rounds=max_rounds, finish=finish.value,
            poll_interval=10, max_poll_interval=60, limits=(50_000, 190 * 1024 * 1024), cache=True, words=_parse_words(words),
            language=language, strict=strict, quiet=quiet, as_json=as_json)
 
@@ -589,15 +633,21 @@ def serve(
         run(config, settings)
 
 
-@app.command(short_help="Print the JSON Schema of an output.")
+@app.command(short_help="Print the JSON Schema of a task's output.")
 def schema(
-    name: Annotated[TaskChoice, typer.Argument(help="Which output to describe.")] = TaskChoice.events,
+    name: Annotated[str, typer.Argument(help="The task (brief, events, or any registered task).",
+                                        metavar="TASK")] = "events",
     full: Annotated[bool, typer.Option("--full", help="Keep length limits that OpenAI strict mode does not accept.")] = False,
+    tasks_dir: Annotated[Optional[Path], typer.Option(metavar="DIR", help="A folder of user-defined tasks.")] = None,
 ) -> None:
-    """Print the JSON Schema of an output (strict-mode compatible by default)."""
-    document = event_report_schema(strict=not full) if name is TaskChoice.events else Brief.model_json_schema()
+    """Print the JSON Schema of a task's output (strict-mode compatible by default)."""
+    from .catalog import default_registry
+    from .schemas import strict_schema
+
     with _exit_codes():
-        _out(json.dumps(document, indent=2))
+        spec = default_registry((tasks_dir,) if tasks_dir else ()).get(name)
+        document = spec.schema or spec.value_model.model_json_schema()
+        _out(json.dumps(document if full or not spec.strict_schema else strict_schema(document), indent=2))
 
 
 PromptsDirOpt = Annotated[Optional[Path], typer.Option(

@@ -17,41 +17,77 @@ import datetime as dt
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack, overload
 
 from . import backends
 from .backends import Backend, OutputMode, Paced, Retrying
-from .backends.openai import OpenAIBackend
-from .batch import BatchLimits, BatchRunner, BatchSummary, cancel_batches
+from .backends.layer import Observed
 from .bulk import BulkRunner, BulkSummary, run_bulk
 from .cache import ResultCache
 from .config import Settings, load_settings
 from .documents import Document, read_document
-from .errors import ConfigError, UsageError
+from .errors import UsageError
 from .fetch import FetchPolicy
 from .limits import Pacer, RateLimiter
+from .observe import RunObserver
+from .options import TaskOptions
+from .pipeline import DocumentPipeline
 from .prompts import PromptLibrary
-from .schemas import DEFAULT_WORDS, Brief, EventReport, Record, Result, TaskName
+from .catalog import default_registry
+from .registry import TaskRegistry, TaskSpec
+from .schemas import DEFAULT_WORDS, Brief, EventReport, Record, Result
 from .sinks import JsonlSink
 from .sources import as_items, read_source, source_path
-from .tasks import StreamEvent, TaskOptions, run_task
+from .tasks import StreamEvent, run_task
 
-__all__ = ["DocumentLike", "Summarizer"]
+if TYPE_CHECKING:
+    from .batch import BatchLimits, BatchRunner, BatchSummary
+
+__all__ = ["BulkSettings", "DocumentLike", "OptionSettings", "SourceSettings", "Summarizer"]
 
 T = TypeVar("T")
 DocumentLike = str | Document
 CacheChoice = bool | ResultCache | str | Path
 EventCallback = Callable[[StreamEvent], None]
+TaskLike = str | TaskSpec[Any]
+
+
+class OptionSettings(TypedDict, total=False):
+    """Per-call task options (``TaskOptions``): each task uses the ones it names."""
+
+    words: tuple[int, int] | None
+    language: str | None
+    strict: bool
+
+
+class BulkSettings(OptionSettings, total=False):
+    """How a bulk run goes: documents in flight, RPM/TPM pacing, the result cache."""
+
+    concurrency: int
+    rpm: float | None
+    tpm: float | None
+    cache: CacheChoice
+    pacer: Pacer | None  # a limiter shared wider than this run (a cluster's), instead of rpm/tpm
+
+
+class SourceSettings(TypedDict, total=False):
+    """Where each document's id, text and publication date are in a JSONL input."""
+
+    id_field: str
+    text_field: str
+    published_field: str
+    published: dt.date | None  # for documents that carry no date of their own
 
 
 class Summarizer:
-    """Briefs and event reports from any OpenAI-compatible endpoint, or the embedded model.
+    """Briefs, event reports and any registered task, from any OpenAI-compatible endpoint or the embedded model.
 
     >>> s = Summarizer(model="gpt-4o-mini")          # or from env / summarizer.toml
     >>> s.brief(text).value.text
 
     Unset arguments fall back to the environment, then the config file.
     ``backend`` is "auto", "openai", "local", or a ready Backend object.
+    ``observer`` sees every step of every run (``summarizer.otel.OtelObserver`` for OpenTelemetry).
     """
 
     def __init__(
@@ -61,22 +97,25 @@ class Summarizer:
         max_reasks: int | None = None, context_tokens: int | None = None, chunk_concurrency: int | None = None,
         temperature: float | None = None, output_mode: OutputMode | str | None = None,
         server_grammar: bool | None = None, prompts_dir: str | Path | None = None,
-        model_path: str | Path | None = None, settings: Settings | None = None,
-        fetch_policy: FetchPolicy | None = None,
+        tasks_dir: str | Path | None = None, model_path: str | Path | None = None,
+        settings: Settings | None = None, fetch_policy: FetchPolicy | None = None,
+        observer: RunObserver | None = None, tasks: TaskRegistry | None = None,
     ) -> None:
         given = {
             "model": model, "base_url": base_url, "api_key": api_key, "timeout": timeout,
             "max_attempts": max_attempts, "max_retry_wait": max_retry_wait, "max_reasks": max_reasks,
             "context_tokens": context_tokens, "chunk_concurrency": chunk_concurrency, "temperature": temperature,
             "output_mode": output_mode.value if isinstance(output_mode, OutputMode) else output_mode,
-            "server_grammar": server_grammar, "prompts_dir": prompts_dir, "model_path": model_path,
-            "backend": backend if isinstance(backend, str) else None,
+            "server_grammar": server_grammar, "prompts_dir": prompts_dir, "tasks_dir": tasks_dir,
+            "model_path": model_path, "backend": backend if isinstance(backend, str) else None,
         }
         if settings is not None and any(v is not None for v in given.values()):
             raise TypeError("pass either settings= or individual settings, not both")
         self.settings = settings or load_settings(**given)
         self.prompts = PromptLibrary(self.settings.prompts_dir)
+        self.tasks = tasks or default_registry(self.settings.tasks_dirs)
         self.fetch_policy = fetch_policy or FetchPolicy()  # how URLs (s.read, bulk "url" records) are fetched
+        self.observer = observer
         self._raw: Backend | None = None if isinstance(backend, str) or backend is None else backend
         self._backend: Backend | None = None
         self._lock = threading.Lock()
@@ -89,14 +128,13 @@ class Summarizer:
         """The backend single calls use (with retries). Built on first use: constructing never fails on config."""
         with self._lock:
             if self._backend is None:
-                self._backend = Retrying(self._transport(), backends.retry_policy(self.settings))
+                self._backend = Retrying(Observed(self._transport()), backends.retry_policy(self.settings))
             return self._backend
 
     @property
     def notice(self) -> str | None:
         """What the backend wants a person to know once (the embedded model says what it is)."""
-        notice = getattr(self.backend_unwrapped, "notice", None)
-        return notice if isinstance(notice, str) else None
+        return self.backend_unwrapped.notice
 
     @property
     def backend_unwrapped(self) -> Backend:
@@ -109,85 +147,97 @@ class Summarizer:
             self._raw = backends.from_settings(self.settings)
         return self._raw
 
+    def task(self, task: TaskLike) -> TaskSpec[Any]:
+        """The spec of ``task``: a name in this Summarizer's registry (UsageError naming the known ones), or a spec."""
+        return task if isinstance(task, TaskSpec) else self.tasks.get(task)
+
     def options(
         self, *, words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
     ) -> TaskOptions:
         """Per-call options, checked now (before any request)."""
         return TaskOptions(
-            words=_words(words),
+            words=DEFAULT_WORDS if words is None else words,
             language=language, strict=strict, max_reasks=self.settings.max_reasks,
             context_tokens=self.settings.context_tokens, chunk_concurrency=self.settings.chunk_concurrency,
         )
 
+    def pipeline(
+        self, task: TaskLike = "brief", options: TaskOptions | None = None, *, cache: ResultCache | None = None,
+        pacer: Pacer | None = None, cache_scope: str = "",
+    ) -> DocumentPipeline:
+        """One document through ``task``, the way every driver runs it; paced by ``pacer`` when given."""
+        if pacer is None:
+            backend = self.backend
+        else:
+            with self._lock:
+                raw = self._transport()
+            backend = Retrying(Paced(Observed(raw), pacer), backends.retry_policy(self.settings))
+        return DocumentPipeline(self.task(task), options or self.options(), backend, self.prompts, cache=cache,
+                                fetch_policy=self.fetch_policy, observer=self.observer, cache_scope=cache_scope)
+
     # -- one document ------------------------------------------------------------------------
 
     @overload
-    async def arun(self, task: Literal["brief"], document: DocumentLike, *, words: tuple[int, int] | None = ...,
-                   language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
-                   ) -> Result[Brief]: ...
+    async def arun(self, task: Literal["brief"], document: DocumentLike, *, on_event: EventCallback | None = ...,
+                   **options: Unpack[OptionSettings]) -> Result[Brief]: ...
 
     @overload
-    async def arun(self, task: Literal["events"], document: DocumentLike, *, words: tuple[int, int] | None = ...,
-                   language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
-                   ) -> Result[EventReport]: ...
+    async def arun(self, task: Literal["events"], document: DocumentLike, *, on_event: EventCallback | None = ...,
+                   **options: Unpack[OptionSettings]) -> Result[EventReport]: ...
 
     @overload
-    async def arun(self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = ...,
-                   language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
-                   ) -> Result[Brief] | Result[EventReport]: ...
+    async def arun(self, task: TaskLike, document: DocumentLike, *, on_event: EventCallback | None = ...,
+                   **options: Unpack[OptionSettings]) -> Result[Any]: ...
 
     async def arun(
-        self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = None,
-        language: str | None = None, strict: bool = False, on_event: EventCallback | None = None,
-    ) -> Result[Brief] | Result[EventReport]:
-        """Run ``task`` ("brief" or "events") on one document; raise SummarizerError on failure."""
-        options = self.options(words=words, language=language, strict=strict)
-        doc = _as_document(document)
-        result: Result[Brief] | Result[EventReport] = await run_task(
-            _task(task), doc, self.backend, self.prompts, options, on_event=on_event)
-        return result
+        self, task: TaskLike, document: DocumentLike, *, on_event: EventCallback | None = None,
+        **options: Unpack[OptionSettings],
+    ) -> Result[Any]:
+        """Run ``task`` (a registered name or a TaskSpec) on one document; raise SummarizerError on failure.
 
-    async def abrief(
-        self, document: DocumentLike, *, words: tuple[int, int] | None = None, language: str | None = None,
-        strict: bool = False, on_event: EventCallback | None = None,
-    ) -> Result[Brief]:
+        ``on_event`` receives a plain-text answer's deltas as the model writes (and a Reask when
+        it must be asked again); structured answers arrive whole.
+        """
+        spec, checked, doc = self.task(task), self.options(**options), _as_document(document)
+        from . import observe
+
+        with observe.using(self.observer) as observer, observer.document(spec.name, doc.id):
+            result = await run_task(spec, doc, self.backend, self.prompts, checked, on_event=on_event)
+            observer.document_done(result)
+            return result
+
+    async def abrief(self, document: DocumentLike, *, on_event: EventCallback | None = None,
+                     **options: Unpack[OptionSettings]) -> Result[Brief]:
         """One-paragraph brief; ``on_event`` receives its deltas as the model writes."""
-        return await self.arun("brief", document, words=words, language=language, strict=strict, on_event=on_event)
+        return await self.arun("brief", document, on_event=on_event, **options)
 
     async def aevents(self, document: DocumentLike, *, language: str | None = None) -> Result[EventReport]:
         """Event report grounded in verbatim quotes."""
         return await self.arun("events", document, language=language)
 
     @overload
-    def run(self, task: Literal["brief"], document: DocumentLike, *, words: tuple[int, int] | None = ...,
-            language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
-            ) -> Result[Brief]: ...
+    def run(self, task: Literal["brief"], document: DocumentLike, *, on_event: EventCallback | None = ...,
+            **options: Unpack[OptionSettings]) -> Result[Brief]: ...
 
     @overload
-    def run(self, task: Literal["events"], document: DocumentLike, *, words: tuple[int, int] | None = ...,
-            language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
-            ) -> Result[EventReport]: ...
+    def run(self, task: Literal["events"], document: DocumentLike, *, on_event: EventCallback | None = ...,
+            **options: Unpack[OptionSettings]) -> Result[EventReport]: ...
 
     @overload
-    def run(self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = ...,
-            language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
-            ) -> Result[Brief] | Result[EventReport]: ...
+    def run(self, task: TaskLike, document: DocumentLike, *, on_event: EventCallback | None = ...,
+            **options: Unpack[OptionSettings]) -> Result[Any]: ...
 
     def run(
-        self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = None,
-        language: str | None = None, strict: bool = False, on_event: EventCallback | None = None,
-    ) -> Result[Brief] | Result[EventReport]:
-        options = self.options(words=words, language=language, strict=strict)
-        doc = _as_document(document)
-        result: Result[Brief] | Result[EventReport] = self._call(
-            run_task(_task(task), doc, self.backend, self.prompts, options, on_event=on_event))
+        self, task: TaskLike, document: DocumentLike, *, on_event: EventCallback | None = None,
+        **options: Unpack[OptionSettings],
+    ) -> Result[Any]:
+        self.options(**options)  # checked here: a bad argument never reaches the loop thread
+        result: Result[Any] = self._call(self.arun(task, document, on_event=on_event, **options))
         return result
 
-    def brief(
-        self, document: DocumentLike, *, words: tuple[int, int] | None = None, language: str | None = None,
-        strict: bool = False, on_event: EventCallback | None = None,
-    ) -> Result[Brief]:
-        return self.run("brief", document, words=words, language=language, strict=strict, on_event=on_event)
+    def brief(self, document: DocumentLike, *, on_event: EventCallback | None = None,
+              **options: Unpack[OptionSettings]) -> Result[Brief]:
+        return self.run("brief", document, on_event=on_event, **options)
 
     def events(self, document: DocumentLike, *, language: str | None = None) -> Result[EventReport]:
         return self.run("events", document, language=language)
@@ -196,59 +246,63 @@ class Summarizer:
         """Read and normalise a file, a URL (fetched within ``fetch_policy``), or stdin (``-``)."""
         return read_document(path, published=published, fetch_policy=self.fetch_policy)
 
-    # -- many documents ---------------------------------------------------------------------
+    # -- many documents: the drivers ---------------------------------------------------------------
 
-    def bulk_runner(
-        self, task: TaskName = "brief", *, concurrency: int = 16, rpm: float | None = None,
-        tpm: float | None = None, cache: CacheChoice = True, words: tuple[int, int] | None = None,
-        language: str | None = None, strict: bool = False, pacer: Pacer | None = None,
-    ) -> BulkRunner:
+    def bulk_runner(self, task: TaskLike = "brief", **settings: Unpack[BulkSettings]) -> BulkRunner:
         """A runner for many documents: bounded concurrency, RPM/TPM pacing, result cache.
 
         ``pacer`` replaces the runner's own RPM/TPM limiter with one shared wider
         (several processes of a cluster pacing against one account's limits).
         """
-        options = self.options(words=words, language=language, strict=strict)
+        options = self.options(words=settings.get("words"), language=settings.get("language"),
+                               strict=settings.get("strict", False))
+        concurrency = settings.get("concurrency", 16)
         if concurrency < 1:
             raise UsageError("concurrency must be at least 1")
-        limiter: Pacer = pacer or RateLimiter(rpm, tpm)
+        limiter: Pacer = settings.get("pacer") or RateLimiter(settings.get("rpm"), settings.get("tpm"))
+        pipeline = self.pipeline(task, options, cache=_open_cache(settings.get("cache", True)), pacer=limiter)
+        return BulkRunner(pipeline, concurrency=concurrency, limiter=limiter)
+
+    def batch_runner(
+        self, out: str | Path, task: TaskLike = "events", *, limits: BatchLimits | None = None, max_rounds: int = 3,
+        finish: Literal["batch", "direct"] = "batch", poll_interval: float = 10.0, max_poll_interval: float = 60.0,
+        input_path: Path | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None,
+        **options: Unpack[OptionSettings],
+    ) -> BatchRunner:
+        """A run through the provider's Batch API into ``out``, for backends that offer one (capabilities.batch)."""
+        from .batch import BatchLimits, BatchRunner
+
+        checked = self.options(**options)
         with self._lock:
             raw = self._transport()
-        paced = Retrying(Paced(raw, limiter), backends.retry_policy(self.settings))
-        return BulkRunner(paced, self.prompts, _task(task), options, concurrency=concurrency,
-                          cache=_open_cache(cache), limiter=limiter, fetch_policy=self.fetch_policy)
+        return BatchRunner(
+            raw, self.prompts, self.task(task), checked, Path(out), policy=backends.retry_policy(self.settings),
+            cache=None, limits=limits or BatchLimits(), max_rounds=max_rounds, finish=finish,
+            poll_interval=poll_interval, max_poll_interval=max_poll_interval, fetch_policy=self.fetch_policy,
+            input_path=input_path, on_progress=on_progress,
+        )
 
     async def abulk(
-        self, documents: Iterable[Any], *, task: TaskName = "brief", concurrency: int = 16,
-        rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
-        words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
-        pacer: Pacer | None = None,
+        self, documents: Iterable[Any], *, task: TaskLike = "brief", **settings: Unpack[BulkSettings],
     ) -> AsyncGenerator[Record, None]:
         """``async for record in s.abulk(docs, task="events", concurrency=64)``: records as they finish.
 
         ``documents``: Documents, strings, ``(id, text)`` pairs or ``{"id", "text"}`` dicts. Anything
         that cannot be summarised (None, a number, an empty text) is a Failure record; the run goes on.
         """
-        runner = self.bulk_runner(task, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache,
-                                  words=words, language=language, strict=strict, pacer=pacer)
+        runner = self.bulk_runner(task, **settings)
         try:
             async with contextlib.aclosing(runner.results(as_items(documents))) as records:
                 async for record in records:
                     yield record
         finally:
-            if runner.cache is not None and not isinstance(cache, ResultCache):  # close only what we opened
-                runner.cache.close()
+            _close_opened(runner.cache, settings.get("cache", True))
 
     def bulk(
-        self, documents: Iterable[Any], *, task: TaskName = "brief", concurrency: int = 16,
-        rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
-        words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
-        pacer: Pacer | None = None,
+        self, documents: Iterable[Any], *, task: TaskLike = "brief", **settings: Unpack[BulkSettings],
     ) -> Iterator[Record]:
         """The records of ``abulk``, for code without an event loop."""
-        stream: AsyncGenerator[Record, None] = self.abulk(
-            documents, task=task, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache, words=words,
-            language=language, strict=strict, pacer=pacer)
+        stream: AsyncGenerator[Record, None] = self.abulk(documents, task=task, **settings)
         try:
             while True:
                 try:
@@ -259,94 +313,65 @@ class Summarizer:
             self._call(stream.aclose())
 
     async def abulk_to_jsonl(
-        self, source: str | Path, out: str | Path, *, task: TaskName = "brief", id_field: str = "id",
-        text_field: str = "text", published_field: str = "published", published: dt.date | None = None,
-        retry_failed: bool = False, on_record: Callable[[Record, BulkSummary], None] | None = None,
-        concurrency: int = 16, rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
-        words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
+        self, source: str | Path, out: str | Path, *, task: TaskLike = "brief", retry_failed: bool = False,
+        on_record: Callable[[Record, BulkSummary], None] | None = None, fields: SourceSettings | None = None,
+        **settings: Unpack[BulkSettings],
     ) -> BulkSummary:
         """Run ``task`` over a JSONL file or stream, ``-`` or a folder into JSONL ``out``; resumable.
 
-        ``published`` dates the documents that carry no date of their own (``published_field``).
+        ``fields`` says where a JSONL record's id, text and date are (and the date of those without one).
         """
-        runner = self.bulk_runner(task, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache,
-                                  words=words, language=language, strict=strict)
+        runner = self.bulk_runner(task, **settings)
         try:
-            items = read_source(source, id_field=id_field, text_field=text_field, published_field=published_field,
-                                published=published)
-            sink = JsonlSink(out, retry_failed=retry_failed, input_path=source_path(source), task=task)
+            items = read_source(source, **(fields or {}))
+            sink = JsonlSink(out, retry_failed=retry_failed, input_path=source_path(source), task=runner.task)
             return await run_bulk(runner, items, sink, on_record)
         finally:
-            if runner.cache is not None and not isinstance(cache, ResultCache):  # close only what we opened
-                runner.cache.close()
+            _close_opened(runner.cache, settings.get("cache", True))
 
     def bulk_to_jsonl(
-        self, source: str | Path, out: str | Path, *, task: TaskName = "brief", id_field: str = "id",
-        text_field: str = "text", published_field: str = "published", published: dt.date | None = None,
-        retry_failed: bool = False, on_record: Callable[[Record, BulkSummary], None] | None = None,
-        concurrency: int = 16, rpm: float | None = None, tpm: float | None = None, cache: CacheChoice = True,
-        words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
+        self, source: str | Path, out: str | Path, *, task: TaskLike = "brief", retry_failed: bool = False,
+        on_record: Callable[[Record, BulkSummary], None] | None = None, fields: SourceSettings | None = None,
+        **settings: Unpack[BulkSettings],
     ) -> BulkSummary:
-        return self._call(self.abulk_to_jsonl(
-            source, out, task=task, id_field=id_field, text_field=text_field, published_field=published_field,
-            published=published, retry_failed=retry_failed,
-            on_record=on_record, concurrency=concurrency, rpm=rpm, tpm=tpm, cache=cache, words=words,
-            language=language, strict=strict))
+        return self._call(self.abulk_to_jsonl(source, out, task=task, retry_failed=retry_failed,
+                                              on_record=on_record, fields=fields, **settings))
 
     # -- through the provider's Batch API ----------------------------------------------------------
 
     async def abatch_to_jsonl(
-        self, source: str | Path | None, out: str | Path, *, task: TaskName = "events", id_field: str = "id",
-        text_field: str = "text", published_field: str = "published", published: dt.date | None = None,
-        wait: bool = True, max_rounds: int = 3, finish: Literal["batch", "direct"] = "batch",
-        poll_interval: float = 10.0, max_poll_interval: float = 60.0, limits: BatchLimits | None = None,
-        cache: CacheChoice = True, words: tuple[int, int] | None = None, language: str | None = None,
-        strict: bool = False, on_progress: Callable[[dict[str, Any]], None] | None = None,
+        self, source: str | Path | None, out: str | Path, *, task: TaskLike = "events", wait: bool = True,
+        cache: CacheChoice = True, fields: SourceSettings | None = None, **batch: Any,
     ) -> BatchSummary:
         """Run ``task`` over ``source`` through the provider's Batch API into ``out`` (the Result JSONL).
 
         Resumable: run it again (``source=None`` only collects and resubmits) and it polls the
-        batches it made instead of making new ones. ``wait=False`` submits and returns.
+        batches it made instead of making new ones. ``wait=False`` submits and returns. ``batch``:
+        ``batch_runner``'s settings (limits, max_rounds, finish, poll intervals, on_progress, options).
         """
-        options = self.options(words=words, language=language, strict=strict)
-        with self._lock:
-            raw = self._transport()
-        store = _open_cache(cache)
-        runner = BatchRunner(
-            raw, self.prompts, _task(task), options, Path(out), policy=backends.retry_policy(self.settings),
-            cache=store, limits=limits or BatchLimits(), max_rounds=max_rounds, finish=finish,
-            poll_interval=poll_interval, max_poll_interval=max_poll_interval, fetch_policy=self.fetch_policy,
-            input_path=source_path(source) if source is not None else None, on_progress=on_progress,
-        )
+        input_path = source_path(source) if source is not None else None
+        runner = self.batch_runner(out, task, input_path=input_path, **batch)
+        store = runner.cache = _open_cache(cache)
         try:
-            items = read_source(source, id_field=id_field, text_field=text_field, published_field=published_field,
-                                published=published) if source is not None else None
+            items = read_source(source, **(fields or {})) if source is not None else None
             return await runner.run(items, wait=wait)
         finally:
-            if store is not None and not isinstance(cache, ResultCache):
-                store.close()
+            _close_opened(store, cache)
 
     def batch_to_jsonl(
-        self, source: str | Path | None, out: str | Path, *, task: TaskName = "events", id_field: str = "id",
-        text_field: str = "text", published_field: str = "published", published: dt.date | None = None,
-        wait: bool = True, max_rounds: int = 3, finish: Literal["batch", "direct"] = "batch",
-        poll_interval: float = 10.0, max_poll_interval: float = 60.0, limits: BatchLimits | None = None,
-        cache: CacheChoice = True, words: tuple[int, int] | None = None, language: str | None = None,
-        strict: bool = False, on_progress: Callable[[dict[str, Any]], None] | None = None,
+        self, source: str | Path | None, out: str | Path, *, task: TaskLike = "events", wait: bool = True,
+        cache: CacheChoice = True, fields: SourceSettings | None = None, **batch: Any,
     ) -> BatchSummary:
-        return self._call(self.abatch_to_jsonl(
-            source, out, task=task, id_field=id_field, text_field=text_field, published_field=published_field,
-            published=published, wait=wait, max_rounds=max_rounds, finish=finish, poll_interval=poll_interval,
-            max_poll_interval=max_poll_interval, limits=limits, cache=cache, words=words, language=language,
-            strict=strict, on_progress=on_progress))
+        return self._call(self.abatch_to_jsonl(source, out, task=task, wait=wait, cache=cache, fields=fields,
+                                               **batch))
 
     def batch_cancel(self, out: str | Path) -> list[str]:
         """Cancel the batches of the run in ``out`` that are still going (their finished part is collected later)."""
+        from .batch import cancel_batches
+
         with self._lock:
             raw = self._transport()
-        if not isinstance(raw, OpenAIBackend):
-            raise ConfigError("the Batch API needs an OpenAI-compatible endpoint")
-        return self._call(cancel_batches(raw, Path(out)))
+        return self._call(cancel_batches(raw.batch_endpoint(), Path(out)))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -420,22 +445,6 @@ def _as_document(document: object) -> Document:
     raise UsageError(f"a document is a str or a Document, not {type(document).__name__}")
 
 
-def _words(words: object) -> tuple[int, int]:
-    if words is None:
-        return DEFAULT_WORDS
-    if isinstance(words, (tuple, list)) and len(words) == 2 and all(type(w) is int for w in words):
-        return (words[0], words[1])
-    raise UsageError(f"words must be a (MIN, MAX) pair of whole numbers, not {words!r}")
-
-
-def _task(task: object) -> TaskName:
-    if task == "brief":
-        return "brief"
-    if task == "events":
-        return "events"
-    raise UsageError(f"task must be 'brief' or 'events', not {task!r}")
-
-
 def _open_cache(cache: CacheChoice) -> ResultCache | None:
     if isinstance(cache, ResultCache):
         return cache
@@ -444,3 +453,8 @@ def _open_cache(cache: CacheChoice) -> ResultCache | None:
     if cache is False:
         return None
     return ResultCache(cache)
+
+
+def _close_opened(cache: ResultCache | None, choice: CacheChoice) -> None:
+    if cache is not None and not isinstance(choice, ResultCache):  # close only what we opened
+        cache.close()

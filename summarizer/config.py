@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     server_grammar: bool = Field(
         False, description="Send GBNF grammars with plain-text requests (llama.cpp servers accept `grammar`).")
     prompts_dir: Path | None = None
+    tasks_dir: Path | None = Field(None, description="A folder of user-defined tasks (<name>.toml + <name>.schema.json).")
     model_path: Path | None = Field(None, description="GGUF file for the local backend; default: the bundled model.")
 
     @field_validator("base_url")
@@ -93,6 +94,11 @@ class Settings(BaseSettings):
     @property
     def endpoint_configured(self) -> bool:
         return self.base_url is not None or self.api_key is not None
+
+    @property
+    def tasks_dirs(self) -> tuple[Path, ...]:
+        """The folders whose tasks join the built-in ones."""
+        return (self.tasks_dir,) if self.tasks_dir is not None else ()
 
     @property
     def resolved_model(self) -> str | None:

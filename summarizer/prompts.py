@@ -112,9 +112,10 @@ class PromptLibrary:
             raise ConfigError(f"prompts directory {self.directory} does not exist")
         self._cache: dict[str, PromptTemplate] = {}
 
-    def get(self, name: str) -> PromptTemplate:
+    def get(self, name: str, default: PromptTemplate | None = None) -> PromptTemplate:
+        """The template ``name``: the override directory's, else ``default`` (a task's own), else the shipped one."""
         if name not in self._cache:
-            self._cache[name] = self._load(name)
+            self._cache[name] = self._load(name, default)
         return self._cache[name]
 
     def names(self) -> list[str]:
@@ -126,10 +127,12 @@ class PromptLibrary:
     def all(self) -> list[PromptTemplate]:
         return [self.get(name) for name in self.names()]
 
-    def _load(self, name: str) -> PromptTemplate:
+    def _load(self, name: str, default: PromptTemplate | None) -> PromptTemplate:
         if self.directory is not None and (self.directory / f"{name}.toml").is_file():
             path = self.directory / f"{name}.toml"
             return _parse(name, path.read_bytes(), str(path))
+        if default is not None:
+            return default
         packaged = shipped_dir("prompts") / f"{name}.toml"
         if not packaged.is_file():
             raise UsageError(f"no prompt named {name!r}; see `summarizer prompts list`")
@@ -143,6 +146,11 @@ def _parse(name: str, raw: bytes, origin: str) -> PromptTemplate:
         raise ConfigError(f"prompt {origin} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"prompt {origin} is not valid TOML: {exc}") from None
+    return template_from_data(name, data, origin)
+
+
+def template_from_data(name: str, data: dict[str, Any], origin: str) -> PromptTemplate:
+    """A template from parsed TOML data, checked as a file would be (ConfigError naming ``origin``)."""
     try:
         checked = _TemplateFile.model_validate(data)
     except ValidationError as exc:

@@ -36,8 +36,9 @@ __all__ = [
     "strict_schema",
 ]
 
-TaskName = Literal["brief", "events"]
-TASK_NAMES: tuple[TaskName, ...] = ("brief", "events")
+TaskName = str
+"""A task in the registry: "brief", "events", or one a user or plugin defines (``registry.TaskSpec``)."""
+TASK_NAMES: tuple[TaskName, ...] = ("brief", "events")  # the built-in tasks
 DEFAULT_WORDS = (40, 120)  # a brief's word range unless the caller says otherwise
 
 EventType = Literal[
@@ -166,16 +167,16 @@ class ErrorInfo(BaseModel):
     raw_output: str | None = None
 
 
-T = TypeVar("T", Brief, EventReport)
+T = TypeVar("T", bound=BaseModel)
 
 
 class _Envelope(BaseModel):
     # The field order is the JSONL line's order: resume reads id, task and status
     # from the head of each line without parsing the rest.
     id: str
-    task: TaskName
+    task: TaskName = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
     status: Literal["ok", "error"]
-    value: Brief | EventReport | None = None
+    value: Any = None
     error: ErrorInfo | None = None
     warnings: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
@@ -186,7 +187,7 @@ class _Envelope(BaseModel):
 
 
 class Result(_Envelope, Generic[T]):
-    """A success: ``value`` is always there (a Brief or an EventReport)."""
+    """A success: ``value`` is always there (a Brief, an EventReport, or a user task's value)."""
 
     status: Literal["ok"] = "ok"
     value: T
@@ -201,7 +202,7 @@ class Failure(_Envelope):
     error: ErrorInfo
 
 
-Record = Result[Brief] | Result[EventReport] | Failure
+Record = Result[Any] | Failure
 """One line of a bulk output: the same envelope for a success and a failure."""
 
 

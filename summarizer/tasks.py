@@ -18,64 +18,39 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar, cast
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
+from pydantic import BaseModel
+
+from . import observe
 from .backends import Backend, Completion, Delta, Message, OutputSpec
-from .candidates import offer
-from .constraints import grounded_schema
 from .dates import describe
 from .documents import Document, estimate_tokens, split_into_chunks
-from .errors import ConfigError, OutputValidationError, SummarizerError, UsageError
-from .grounding import SourceIndex, lead_names
+from .errors import ConfigError, OutputValidationError, SummarizerError
+from .grounding import SourceIndex
+from .options import TaskOptions
 from .prompts import PromptLibrary, PromptTemplate, message_tokens
-from .schemas import DEFAULT_WORDS, EVENT_TYPES, Brief, EventReport, Result, TaskName, Usage, event_report_schema
-from .validation import Invalid, validate_brief, validate_events
+from .catalog import default_registry
+from .registry import OutputContext, TaskRegistry, TaskSpec
+from .schemas import EVENT_TYPES, Result, Usage
+from .validation import Invalid
 
-__all__ = ["Reask", "Request", "StreamEvent", "TaskOptions", "TaskRun", "run_task", "task_prompts"]
+__all__ = ["Reask", "Request", "StreamEvent", "TaskOptions", "TaskRun", "resolve_task", "run_task", "task_prompts"]
 
-V = TypeVar("V", Brief, EventReport)
+V = TypeVar("V", bound=BaseModel)
 
-# Built once: the schema is sent with every events request. Backends get the
-# full form (bounds included) and adapt it: strict mode drops the bounds, a
-# local grammar enforces them.
-_SCHEMA = event_report_schema(strict=False)
-_SCHEMA_JSON = json.dumps(_SCHEMA, separators=(",", ":"))  # for custom prompts that still place $schema
 _TYPES = "|".join(f'"{t}"' for t in EVENT_TYPES)
 # The tokens a template costs before any text, by (template, words, language): the same for every document.
 _OVERHEAD: dict[tuple[str, tuple[int, int], str | None, Any], int] = {}
+TaskLike = "str | TaskSpec[Any]"
 
 
-@dataclass(frozen=True)
-class TaskOptions:
-    """What a caller may tune per call; checked when made, before any request."""
-
-    words: tuple[int, int] = DEFAULT_WORDS
-    language: str | None = None
-    strict: bool = False
-    max_reasks: int = 2
-    context_tokens: int = 8192
-    chunk_concurrency: int = 4
-
-    def __post_init__(self) -> None:
-        low, high = self.words
-        if not (isinstance(low, int) and isinstance(high, int) and 0 < low <= high <= 2000):
-            raise UsageError(f"words must be (MIN, MAX) with 0 < MIN <= MAX <= 2000, not {self.words!r}")
-        if self.language is not None and not (isinstance(self.language, str) and 0 < len(self.language.strip()) <= 40):
-            raise UsageError(f"language must be an ISO 639-1 code or a language name, not {self.language!r}")
-        if self.max_reasks < 0 or self.chunk_concurrency < 1 or self.context_tokens < 1024:
-            raise UsageError("max_reasks must be >= 0, chunk_concurrency >= 1 and context_tokens >= 1024")
-
-    @property
-    def language_phrase(self) -> str:
-        if not self.language:
-            return "the same language as the document"
-        code = self.language.strip()
-        return f"the language with ISO 639-1 code '{code}'" if len(code) == 2 else code
-
-    def cache_parts(self) -> list[Any]:
-        """The options that shape an answer (the cache key's share of them)."""
-        return [list(self.words), self.language, self.strict, self.context_tokens]
+def resolve_task(task: str | TaskSpec[Any], registry: TaskRegistry | None = None) -> TaskSpec[Any]:
+    """The spec of ``task`` (a name looked up in ``registry``, default: the built-in tasks and plugins')."""
+    if isinstance(task, TaskSpec):
+        return task
+    return (registry or default_registry()).get(task)
 
 
 @dataclass(frozen=True)
@@ -113,9 +88,11 @@ class Request:
                 if self.source.published else None, "reasks": self.reasks, "final": self.final}
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], prompts: PromptLibrary) -> Request:
+    def from_state(cls, state: dict[str, Any], prompts: PromptLibrary, spec: TaskSpec[Any] | None = None) -> Request:
         published = dt.date.fromisoformat(state["published"]) if state.get("published") else None
-        return cls(state["stage"], state["index"], prompts.get(state["template"]), state["messages"], OutputSpec(),
+        name = state["template"]
+        template = prompts.get(name, spec.templates.get(name) if spec is not None else None)
+        return cls(state["stage"], state["index"], template, state["messages"], OutputSpec(),
                    SourceIndex(state["source"], published), reasks=state["reasks"], final=state["final"])
 
 
@@ -129,25 +106,16 @@ class Reask:
 StreamEvent = Delta | Reask
 
 
-@dataclass(frozen=True)
-class _Spec(Generic[V]):
-    """How one task renders, validates and combines."""
-
-    prompt: str
-    combine_prompt: str
-    validate: Callable[[str, str | None, SourceIndex, TaskOptions], tuple[V, list[str]]]
-    as_part: Callable[[V, int], str]
-    output: Callable[[PromptTemplate, str, list[V], TaskOptions, SourceIndex], OutputSpec]
-
-
 class TaskRun(Generic[V]):
     """One task on one document, as a state machine that a driver feeds answers to."""
 
     def __init__(
-        self, task: TaskName, document: Document, prompts: PromptLibrary, options: TaskOptions, *, model: str = "",
+        self, task: str | TaskSpec[Any], document: Document, prompts: PromptLibrary, options: TaskOptions, *,
+        model: str = "",
     ) -> None:
-        self.task, self.document, self.prompts, self.options = task, document, prompts, options
-        self.spec: _Spec[V] = cast(_Spec[V], _SPECS[task])
+        self.spec: TaskSpec[Any] = resolve_task(task)
+        self.task = self.spec.name
+        self.document, self.prompts, self.options = document, prompts, options
         self.usage = Usage()
         self.model = model
         self.warnings: list[str] = []
@@ -170,7 +138,7 @@ class TaskRun(Generic[V]):
 
     def start(self) -> list[Request]:
         """The first requests: the whole document, or its parts when it is over the budget."""
-        template = self.prompts.get(self.spec.prompt)
+        template = self._template(self.spec.prompt_name)
         budget = self._budget(template)
         text = self.document.text
         chunks = [text] if estimate_tokens(text) <= budget else split_into_chunks(self.document.paragraphs, budget)
@@ -195,8 +163,10 @@ class TaskRun(Generic[V]):
         except Invalid as exc:
             if request.reasks < self.options.max_reasks:
                 self.usage.reasks += 1
+                observe.current().reask(exc.errors, request.reasks + 1)
                 return [request.reask(completion.text, exc.errors)]
             errors = exc.errors
+            observe.current().validation_failed(errors)
             more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
             raise OutputValidationError(
                 f"model output still invalid after {self.options.max_reasks} re-ask(s): {errors[0]}{more}",
@@ -212,13 +182,14 @@ class TaskRun(Generic[V]):
 
     @classmethod
     def restore(
-        cls, task: TaskName, document: Document, prompts: PromptLibrary, options: TaskOptions, state: dict[str, Any],
+        cls, task: str | TaskSpec[Any], document: Document, prompts: PromptLibrary, options: TaskOptions,
+        state: dict[str, Any],
     ) -> TaskRun[Any]:
         run: TaskRun[Any] = cls(task, document, prompts, options, model=state["model"])
         run.usage = Usage.model_validate(state["usage"])
         run.warnings, run._used = list(state["warnings"]), list(state["used"])
         run._round, run._expected = state["round"], state["expected"]
-        kind: type[Brief] | type[EventReport] = Brief if task == "brief" else EventReport
+        kind = run.spec.value_model
         run._values = {int(i): (kind.model_validate(value), list(found)) for i, (value, found) in state["values"].items()}
         return run
 
@@ -226,7 +197,12 @@ class TaskRun(Generic[V]):
         if self.value is None:
             raise RuntimeError("the run has no value yet")
         value, found = self.value
-        return Result[V](
+        if self.spec.finish is not None:
+            value, more = self.spec.finish(value, SourceIndex(self.document.text, self.document.published),
+                                           self.options)
+            found = [*found, *more]
+        observe.current().grounding(found)
+        return Result[Any](
             id=self.document.id, task=self.task, value=value, warnings=self.warnings + found, usage=self.usage,
             model=self.model, prompt_version=self.prompt_version, latency_ms=latency_ms,
         )
@@ -246,10 +222,10 @@ class TaskRun(Generic[V]):
 
     def _combine(self, parts: list[V]) -> list[Request]:
         """Combine partial results, in groups that fit the budget; the next round combines those."""
-        template = self.prompts.get(self.spec.combine_prompt)
+        template = self._template(self.spec.combine_name)
         budget = self._budget(template)
         self._round += 1
-        texts = [self.spec.as_part(part, i + 1) for i, part in enumerate(parts)]
+        texts = [self.spec.part_text(part, i + 1) for i, part in enumerate(parts)]
         costs = [estimate_tokens(t) + 2 for t in texts]
         groups = _groups_that_fit(list(range(len(parts))), costs, budget)
         if len(groups) == len(parts):  # no two parts fit one combine request: it could never finish
@@ -258,6 +234,7 @@ class TaskRun(Generic[V]):
                 f"a context of {self.options.context_tokens} tokens cannot combine the parts of this document "
                 f"(two part answers take ~{sum(sorted(costs)[:2])} tokens): raise --context-tokens to at least {need}")
         self._expected = len(groups)
+        observe.current().combine(self._round, len(groups), len(parts))
         source = SourceIndex(self.document.text, self.document.published)
         return [
             self._request(
@@ -276,7 +253,7 @@ class TaskRun(Generic[V]):
             self._used.append(template.id)
         variables = {**self._variables(), **values}
         messages = template.messages(**variables)
-        output = self.spec.output(template, text, parts, self.options, source)
+        output = self.spec.output_spec(OutputContext(template, text, parts, self.options, source))
         if template.format_guide:
             output = replace(output, format_guide=template.guide(**variables))
         return Request(stage, index, template, messages, output, source, final=final)
@@ -284,8 +261,11 @@ class TaskRun(Generic[V]):
     def _variables(self) -> dict[str, Any]:
         low, high = self.options.words
         return {"min_words": low, "max_words": high, "language": self.options.language_phrase,
-                "schema": _SCHEMA_JSON, "types": _TYPES, "date_rule": _date_rule(self.document),
+                "schema": _schema_json(self.spec), "types": _TYPES, "date_rule": _date_rule(self.document),
                 "document": "", "parts": "", "count": 0}
+
+    def _template(self, name: str) -> PromptTemplate:
+        return self.prompts.get(name, self.spec.templates.get(name))
 
     def _budget(self, template: PromptTemplate) -> int:
         """Tokens left for the text once the prompt and the answer are paid for."""
@@ -302,6 +282,17 @@ class TaskRun(Generic[V]):
                 f"to at least {overhead + answer + 1024}"
             )
         return budget
+
+
+_SCHEMA_TEXT: dict[int, tuple[Any, str]] = {}
+
+
+def _schema_json(spec: TaskSpec[Any]) -> str:
+    """The task's schema as compact JSON, for templates that place ``$schema`` (made once per schema)."""
+    known = _SCHEMA_TEXT.get(id(spec.schema))
+    if known is None or known[0] is not spec.schema:
+        known = _SCHEMA_TEXT[id(spec.schema)] = (spec.schema, json.dumps(spec.schema or {}, separators=(",", ":")))
+    return known[1]
 
 
 def _date_rule(document: Document) -> str:
@@ -330,7 +321,7 @@ def _groups_that_fit(items: list[int], costs: list[int], budget: int) -> list[li
 
 
 async def run_task(
-    task: TaskName, document: Document, backend: Backend, prompts: PromptLibrary, options: TaskOptions,
+    task: str | TaskSpec[Any], document: Document, backend: Backend, prompts: PromptLibrary, options: TaskOptions,
     *, on_event: Callable[[StreamEvent], None] | None = None,
 ) -> Result[Any]:
     """Run ``task`` on ``document``; raise SummarizerError (usage attached) on failure.
@@ -407,61 +398,7 @@ def _first(group: BaseExceptionGroup[Any]) -> BaseException:
     return error
 
 
-def task_prompts(task: TaskName, prompts: PromptLibrary) -> list[PromptTemplate]:
+def task_prompts(task: str | TaskSpec[Any], prompts: PromptLibrary) -> list[PromptTemplate]:
     """The templates a task may use (for cache keys and listings)."""
-    spec = _SPECS[task]
-    return [prompts.get(spec.prompt), prompts.get(spec.combine_prompt)]
-
-
-# --- the two tasks -------------------------------------------------------------------------
-
-
-def _validate_brief(raw: str, finish: str | None, source: SourceIndex, options: TaskOptions) -> tuple[Brief, list[str]]:
-    return validate_brief(raw, finish, source, words=options.words, strict=options.strict)
-
-
-def _validate_events(
-    raw: str, finish: str | None, source: SourceIndex, options: TaskOptions,
-) -> tuple[EventReport, list[str]]:
-    return validate_events(raw, finish, source)
-
-
-def _brief_output(
-    template: PromptTemplate, text: str, parts: list[Brief], options: TaskOptions, source: SourceIndex,
-) -> OutputSpec:
-    # A grammar decoder must open on a name from the text (no preamble) and keep
-    # to the word range: the grammar counts words, so the bound holds on every
-    # path (single, bulk, re-ask, combine). A character bound did not: short
-    # words fit more than MAX words into MAX × 6 characters.
-    low, high = options.words
-    # The grammar counts space-separated words; validation counts "45,000" and "U.S." as two and a
-    # lone dash as none: keep a tenth of the range (at least a word) clear at each end.
-    margin = max(1, (high - low) // 10)
-    min_more, max_more = min(low - 1 + margin, high - 1), max(high - 1 - margin, low - 1)
-    return OutputSpec(grammar=template.grammar, grammar_values={
-        "lead_words": lead_names(parts[0].text if parts else text), "min_more": min_more, "max_more": max_more,
-        "min_chars": low * 6, "max_chars": high * 6,  # for custom templates written for the character bound
-    })
-
-
-def _events_output(
-    template: PromptTemplate, text: str, parts: list[EventReport], options: TaskOptions, source: SourceIndex,
-) -> OutputSpec:
-    # Grammar decoders choose among the document's own spans (names, places,
-    # times, sentences); they may only quote the text in front of them: the
-    # document (or part), or for a combine step the quotes the part reports carry.
-    def grounded() -> dict[str, Any]:
-        quotes = [q for report in parts for event in report.events for q in event.evidence] if parts else None
-        offered = offer(source.text if parts else text, source.published)
-        return grounded_schema(_SCHEMA, offered, list(dict.fromkeys(quotes)) if quotes else None)
-
-    return OutputSpec(json_schema=_SCHEMA, name="event_report", grammar_schema=grounded)
-
-
-_SPECS: dict[TaskName, _Spec[Any]] = {
-    "brief": _Spec[Brief]("brief", "brief_combine", _validate_brief,
-                          lambda value, n: f"Part {n}: {value.text}", _brief_output),
-    "events": _Spec[EventReport]("events", "events_combine", _validate_events,
-                                 lambda value, n: f"Part {n}: " + value.model_dump_json(exclude={"schema_version"}),
-                                 _events_output),
-}
+    spec = resolve_task(task)
+    return [prompts.get(name, spec.templates.get(name)) for name in (spec.prompt_name, spec.combine_name)]

@@ -17,13 +17,17 @@ LAYERS: list[set[str]] = [
     {"serve", "ray", "evaluation"},
     {"client"},
     {"bulk", "batch", "parquet"},
+    {"pipeline"},
     {"sinks", "sources"},
     {"tasks"},
+    {"catalog"},
+    {"brief", "events", "user_tasks"},
+    {"registry"},
     {"validation", "constraints", "backends"},
     {"grounding", "candidates"},
-    {"cache", "prompts", "documents", "limits", "config"},
+    {"cache", "prompts", "documents", "limits", "config", "options", "otel"},
     {"extract", "fetch", "dates", "language", "gazetteer"},
-    {"schemas", "errors", "_resources", "_version"},
+    {"schemas", "errors", "observe", "_resources", "_version"},
 ]
 
 
@@ -105,4 +109,4 @@ def test_no_import_cycles() -> None:
 
 def test_the_check_sees_imports() -> None:
     graph = _graph()
-    assert "tasks" in graph["bulk"] and "backends" in graph["tasks"] and "backends.base" in graph["backends.openai"]
+    assert "pipeline" in graph["bulk"] and "backends" in graph["tasks"] and "backends.base" in graph["backends.openai"]

@@ -10,12 +10,15 @@ backend from Settings and imports it only when chosen.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ..config import Settings
 from ..errors import ConfigError
 from .base import TEXT, Backend, Completion, Delta, Message, OutputMode, OutputSpec
 from .paced import Paced
 from .retry import RetryPolicy, Retrying, Sleep
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 __all__ = [
     "TEXT", "Backend", "Completion", "Delta", "Message", "OutputMode", "OutputSpec", "Paced", "RetryPolicy",

@@ -12,11 +12,11 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ..schemas import Usage
 
-__all__ = ["TEXT", "Backend", "Completion", "Delta", "Message", "OutputMode", "OutputSpec"]
+__all__ = ["TEXT", "Backend", "BatchEndpoint", "Capabilities", "Completion", "Delta", "Message", "OutputMode", "OutputSpec"]
 
 Message = dict[str, str]
 
@@ -41,6 +41,7 @@ class OutputSpec:
 
     json_schema: dict[str, Any] | None = None  # full schema, bounds included; None: plain text
     name: str = "output"
+    strict: bool = True  # the schema suits OpenAI's strict mode (every property required, no extras)
     # A tighter schema for grammar decoders (e.g. evidence limited to the
     # document's own sentences), built only when a grammar decoder asks.
     grammar_schema: Callable[[], dict[str, Any]] | None = None
@@ -78,6 +79,44 @@ class Delta:
     text: str
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, declared (callers ask, never probe with isinstance or getattr)."""
+
+    streaming: bool = False  # deltas as the model writes (else ``stream`` yields the whole answer once)
+    grammar: bool = False  # a grammar-bound decoder: honours GBNF grammars and grounded schemas
+    json_schema: bool = False  # takes a JSON Schema for structured answers (strict or as json_object)
+    batch: bool = False  # offers the provider's Batch API (``batch_endpoint``)
+
+
+class BatchEndpoint(Protocol):
+    """What the Batch API driver needs of a backend that declares ``capabilities.batch``."""
+
+    endpoint: str  # the base URL, without credentials (for messages)
+
+    @property
+    def secrets(self) -> list[str]:
+        """What to mask in any text the provider sends back."""
+        ...
+
+    def request_body(self, messages: list[Message], *, output: OutputSpec = ...,
+                     params: Mapping[str, Any] | None = ...) -> dict[str, Any]:
+        """The exact JSON body a direct request would carry: a batch line's ``body``."""
+        ...
+
+    def parse(self, data: Any, body: dict[str, Any]) -> Completion:
+        """A batch line's response body (a chat completion) as a Completion."""
+        ...
+
+    def client(self) -> Any:
+        """A client of the provider's Files and Batches APIs (``openai.AsyncOpenAI``); the caller closes it."""
+        ...
+
+    async def send_body(self, body: dict[str, Any]) -> Completion:
+        """Send a batch line's body directly: one attempt."""
+        ...
+
+
 class Backend:
     """A model. Subclass it and implement ``complete``; the rest has working defaults."""
 
@@ -85,6 +124,21 @@ class Backend:
     # At most this many requests at once make sense (one for an in-process model);
     # None: as many as the caller likes.
     max_concurrency: int | None = None
+    provider: str = "custom"  # who serves the model (OpenTelemetry's gen_ai.provider.name)
+    server: str | None = None  # where: an HTTP endpoint's base URL without credentials; None in-process
+    capabilities: Capabilities = Capabilities()
+
+    @property
+    def notice(self) -> str | None:
+        """What a person should be told once about this backend (the embedded model says what it is)."""
+        return None
+
+    def batch_endpoint(self) -> BatchEndpoint:
+        """The provider's Batch API; only for backends whose ``capabilities.batch`` is true."""
+        from ..errors import ConfigError
+
+        raise ConfigError("the Batch API needs an OpenAI-compatible endpoint (--base-url/--model), "
+                          "not the embedded model")
 
     @property
     def identity(self) -> str:
@@ -105,7 +159,11 @@ class Backend:
         yield completion
 
     async def prime(self) -> None:
-        """One-time set-up ahead of the first request (a bulk run calls it before it starts pacing)."""
+        """One-time set-up ahead of the first request (loading a model, building a client pool).
+
+        A bulk run calls it before it starts pacing; the service calls it at start-up so that
+        ``/readyz`` can say when the backend is ready.
+        """
         return None
 
     async def aclose(self) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..errors import ConfigError, ProviderError
 from ..schemas import Usage
-from .base import TEXT, Backend, Completion, Delta, Message, OutputSpec
+from .base import TEXT, Backend, Capabilities, Completion, Delta, Message, OutputSpec
 from .grammar import compact_json_grammar, max_output_tokens, render_grammar
 
 __all__ = ["INSTALL_HINT", "LocalBackend", "bundled_model_path", "install_hint", "local_available"]
@@ -36,6 +36,9 @@ INSTALL_HINT = "pip install 'summarizer[local]'"
 
 _LOADED: dict[tuple[str, int], Any] = {}
 _LOAD_LOCK = threading.Lock()
+# One generation at a time per process: the loaded Llama is shared by every LocalBackend
+# (a lock per instance let two instances drive one llama.cpp context at once).
+_GENERATING = threading.Lock()
 _END = object()
 
 
@@ -69,6 +72,8 @@ class LocalBackend(Backend):
     """llama.cpp in this process; one generation at a time (a context is not thread-safe)."""
 
     max_concurrency = 1
+    provider = "llama.cpp"
+    capabilities = Capabilities(streaming=True, grammar=True, json_schema=True)
 
     def __init__(self, *, model_path: Path | None = None, context_tokens: int = 8192,
                  temperature: float | None = None) -> None:
@@ -81,14 +86,13 @@ class LocalBackend(Backend):
         self.model = f"local:{self.model_path.stem}"
         self.n_ctx = context_tokens
         self.temperature = temperature
-        self._lock = threading.Lock()
 
     @property
     def identity(self) -> str:
         return f"local:{self.model_path.name}:{self.model_path.stat().st_size}:t={self.temperature}"
 
     @property
-    def notice(self) -> str:
+    def notice(self) -> str | None:
         label = MODEL_LABEL if self.model_path == bundled_model_path() else self.model_path.name
         return (
             f"using the embedded local model {label}: tiny and fast; its event reports only pick "
@@ -130,6 +134,9 @@ class LocalBackend(Backend):
         """Load the model now (the first call would otherwise)."""
         self._llama()
 
+    async def prime(self) -> None:
+        await asyncio.to_thread(self._llama)
+
     def _request(self, messages: list[Message], output: OutputSpec, params: dict[str, Any]) -> dict[str, Any]:
         request: dict[str, Any] = {
             "messages": messages,
@@ -156,7 +163,7 @@ class LocalBackend(Backend):
     def _complete(self, messages: list[Message], output: OutputSpec, params: dict[str, Any]) -> Completion:
         llama = self._llama()
         request = self._request(messages, output, params)
-        with self._lock:
+        with _GENERATING:
             try:
                 out = llama.create_chat_completion(**request)
             except ValueError as exc:  # e.g. the prompt does not fit the context
@@ -173,7 +180,7 @@ class LocalBackend(Backend):
         request = self._request(messages, output, params)
         parts: list[str] = []
         finish = None
-        with self._lock:
+        with _GENERATING:
             try:
                 chunks = llama.create_chat_completion(**request, stream=True)
                 for chunk in chunks:

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .. import observe
 from ..config import OPENAI_URL, check_api_key, check_base_url, safe_url
 from ..errors import ConfigError, ProviderError, SummarizerError, TransientError, redact
 from ..schemas import Usage, strict_schema
-from .base import FALLBACK_ORDER, TEXT, Backend, Completion, Delta, Message, OutputMode, OutputSpec
+from .base import FALLBACK_ORDER, TEXT, Backend, Capabilities, Completion, Delta, Message, OutputMode, OutputSpec
 from .grammar import llama_safe_schema, max_output_tokens, render_grammar
 from .retry import retry_after_seconds
 
@@ -43,6 +44,8 @@ _FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|structured 
 class OpenAIBackend(Backend):
     """A chat-completions endpoint: OpenAI, Azure OpenAI, vLLM, Ollama, llama.cpp server, LM Studio, …"""
 
+    provider = "openai"  # the API spoken (gen_ai.provider.name); the server behind it may be anyone's
+
     def __init__(
         self, *, model: str, base_url: str = OPENAI_URL, api_key: str | None = None, timeout: float = 60.0,
         output_mode: OutputMode = OutputMode.AUTO, temperature: float | None = None, server_grammar: bool = False,
@@ -56,7 +59,8 @@ class OpenAIBackend(Backend):
         self.base_url = check_base_url(base_url)
         self.api_key = check_api_key(api_key) if api_key is not None else None
         self.model, self.timeout = model, timeout
-        self.endpoint = safe_url(self.base_url)
+        self.endpoint = self.server = safe_url(self.base_url)
+        self.capabilities = Capabilities(streaming=True, grammar=server_grammar, json_schema=True, batch=True)
         self.output_mode, self.temperature, self.server_grammar = output_mode, temperature, server_grammar
         self._mode = FALLBACK_ORDER[0] if output_mode is OutputMode.AUTO else output_mode
         self._transport = transport
@@ -67,6 +71,17 @@ class OpenAIBackend(Backend):
     @property
     def identity(self) -> str:
         return f"openai:{self.endpoint}:{self.model}:t={self.temperature}"
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self.api_key] if self.api_key else []
+
+    def batch_endpoint(self) -> OpenAIBackend:
+        return self  # Files and Batches live beside chat completions, on the same client
+
+    def parse(self, data: Any, body: dict[str, Any]) -> Completion:
+        """A chat completion the provider returned for ``body`` (a batch line's answer)."""
+        return parse_completion(data, self.endpoint, self.model, _mode_of(body))
 
     @property
     def mode(self) -> OutputMode:
@@ -158,9 +173,10 @@ class OpenAIBackend(Backend):
         if self.temperature is not None:
             body["temperature"] = self.temperature
         if mode is OutputMode.JSON_SCHEMA:
+            schema = self._strict(output.json_schema) if output.strict else output.json_schema
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": output.name, "schema": self._strict(output.json_schema), "strict": True},
+                "json_schema": {"name": output.name, "schema": schema, "strict": output.strict},
             }
         elif mode is OutputMode.JSON_OBJECT_SCHEMA:
             schema = output.schema_for_grammar() or {}
@@ -231,6 +247,7 @@ class OpenAIBackend(Backend):
                 return ConfigError(f"{self.endpoint} rejected output mode {mode.value} (HTTP {status}): {detail}")
             if self._mode is mode:  # concurrent rejections of one mode step down once
                 self._mode = FALLBACK_ORDER[FALLBACK_ORDER.index(mode) + 1]
+                observe.current().mode_stepdown(self.endpoint, mode.value, self._mode.value)
             return _FormatRejected()
         if status in _CONFIG_STATUS:
             hint = " (check --api-key / OPENAI_API_KEY)" if status in (401, 403) else " (check --model and --base-url)"

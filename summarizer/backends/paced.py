@@ -13,55 +13,43 @@ from typing import Any
 from ..errors import TransientError
 from ..limits import Pacer
 from ..prompts import message_tokens
-from .base import TEXT, Backend, Completion, Delta, Message, OutputSpec
+from .base import Backend, Completion, Delta, Message
+from .layer import Attempt, Layer, StreamAttempt
 
 __all__ = ["Paced", "estimate_request_tokens"]
 
 
-class Paced(Backend):
+class Paced(Layer):
     """``inner`` whose attempts start no faster than ``limiter`` allows."""
 
     def __init__(self, inner: Backend, limiter: Pacer) -> None:
-        self.inner, self.limiter = inner, limiter
-        self.model = inner.model
-        self.max_concurrency = inner.max_concurrency
+        super().__init__(inner)
+        self.limiter = limiter
 
-    @property
-    def identity(self) -> str:
-        return self.inner.identity
-
-    async def complete(
-        self, messages: list[Message], *, output: OutputSpec = TEXT, params: Mapping[str, Any] | None = None,
-    ) -> Completion:
+    async def wrap(self, attempt: Attempt, messages: list[Message], params: Mapping[str, Any] | None) -> Completion:
         estimate = estimate_request_tokens(messages, params)
         await self.limiter.acquire(estimate)
         try:
-            completion = await self.inner.complete(messages, output=output, params=params)
+            completion = await attempt()
         except TransientError as exc:
             self._throttled(exc)
             raise
         self._settle(estimate, completion)
         return completion
 
-    async def stream(
-        self, messages: list[Message], *, output: OutputSpec = TEXT, params: Mapping[str, Any] | None = None,
+    async def wrap_stream(
+        self, attempt: StreamAttempt, messages: list[Message], params: Mapping[str, Any] | None,
     ) -> AsyncIterator[Delta | Completion]:
         estimate = estimate_request_tokens(messages, params)
         await self.limiter.acquire(estimate)
         try:
-            async for event in self.inner.stream(messages, output=output, params=params):
+            async for event in super().wrap_stream(attempt, messages, params):
                 if isinstance(event, Completion):
                     self._settle(estimate, event)
                 yield event
         except TransientError as exc:
             self._throttled(exc)
             raise
-
-    async def prime(self) -> None:
-        await self.inner.prime()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
     def _settle(self, estimate: int, completion: Completion) -> None:
         used = completion.usage.prompt_tokens + completion.usage.completion_tokens

@@ -20,9 +20,11 @@ from typing import Any
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+from .. import observe
 from ..errors import ProviderError, TransientError
 from ..schemas import Usage
-from .base import TEXT, Backend, Completion, Delta, Message, OutputSpec
+from .base import Backend, Completion, Delta, Message
+from .layer import Attempt, Layer, StreamAttempt
 
 __all__ = ["RetryPolicy", "Retrying", "retry_after_seconds"]
 
@@ -51,30 +53,22 @@ class RetryPolicy:
         return float(wait_random_exponential(multiplier=0.5, max=min(self.max_wait, 20.0))(state))
 
 
-class Retrying(Backend):
+class Retrying(Layer):
     """``inner`` with transport retries; usage counts every attempt."""
 
     def __init__(self, inner: Backend, policy: RetryPolicy | None = None) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.policy = policy or RetryPolicy()
-        self.model = inner.model
-        self.max_concurrency = inner.max_concurrency
 
-    @property
-    def identity(self) -> str:
-        return self.inner.identity
-
-    async def complete(
-        self, messages: list[Message], *, output: OutputSpec = TEXT, params: Mapping[str, Any] | None = None,
-    ) -> Completion:
+    async def wrap(self, attempt: Attempt, messages: list[Message], params: Mapping[str, Any] | None) -> Completion:
         if self.policy.max_attempts == 1:  # nothing to retry: skip the machinery (replays, bulk tests)
-            return await self.inner.complete(messages, output=output, params=params)
+            return await attempt()
         spent = Usage()
         try:
-            async for attempt in self.policy.retrying():
-                with attempt:
+            async for trying in self.policy.retrying():
+                with trying:
                     try:
-                        completion = await self.inner.complete(messages, output=output, params=params)
+                        completion = await attempt()
                     except TransientError as exc:
                         _count(spent, exc.usage)
                         raise
@@ -83,17 +77,17 @@ class Retrying(Backend):
             raise _exhausted(exc, spent) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def stream(
-        self, messages: list[Message], *, output: OutputSpec = TEXT, params: Mapping[str, Any] | None = None,
+    async def wrap_stream(
+        self, attempt: StreamAttempt, messages: list[Message], params: Mapping[str, Any] | None,
     ) -> AsyncIterator[Delta | Completion]:
         # Retried only until the first delta: after that the reader has seen text.
         spent = Usage()
         started = False
         try:
-            async for attempt in self.policy.retrying():
-                with attempt:
+            async for trying in self.policy.retrying():
+                with trying:
                     try:
-                        async for event in self.inner.stream(messages, output=output, params=params):
+                        async for event in super().wrap_stream(attempt, messages, params):
                             started = True
                             yield _settled(event, spent) if isinstance(event, Completion) else event
                     except TransientError as exc:
@@ -105,17 +99,13 @@ class Retrying(Backend):
         except TransientError as exc:
             raise _exhausted(exc, spent) from None
 
-    async def prime(self) -> None:
-        await self.inner.prime()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
 
 def _log_retry(state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome else None
     delay = state.next_action.sleep if state.next_action else 0.0
     log.warning("%s; retrying in %.1f s (attempt %d)", error, delay, state.attempt_number + 1)
+    if error is not None:
+        observe.current().retry(error, state.attempt_number + 1, delay)
 
 
 def _count(spent: Usage, used: Usage | None) -> None:

@@ -31,19 +31,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..backends.base import Backend
-from ..backends.openai import OpenAIBackend, parse_completion
+from ..backends.base import Backend, BatchEndpoint
 from ..backends.retry import RetryPolicy
-from ..bulk import Tally, failure
-from ..cache import ResultCache, result_key
-from ..documents import Document, read_document
-from ..errors import ConfigError, OutputValidationError, ProviderError, SummarizerError, TransientError, UsageError
+from ..bulk import Tally
+from ..cache import ResultCache
+from ..documents import Document
+from ..errors import OutputValidationError, ProviderError, SummarizerError, TransientError, UsageError
 from ..fetch import FetchPolicy
+from ..options import TaskOptions
+from ..pipeline import DocumentPipeline, failure
 from ..prompts import PromptLibrary
-from ..schemas import Brief, ErrorInfo, EventReport, Failure, Record, Result, TaskName, Usage
+from ..registry import TaskSpec
+from ..schemas import Failure, Record, Result, Usage
 from ..sinks import JsonlSink
 from ..sources import BulkItem
-from ..tasks import Request, TaskOptions, TaskRun, task_prompts
+from ..tasks import Request, TaskRun
 from .provider import Provider
 from .state import BatchState, RequestRow, state_path
 
@@ -52,7 +54,6 @@ __all__ = ["BatchLimits", "BatchRunner", "BatchSummary", "batch_status", "cancel
 Finish = Literal["batch", "direct"]
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,40}")
 _RETRYABLE = frozenset({408, 409, 429}) | frozenset(range(500, 600))
-_RESULT: dict[TaskName, type[Result[Any]]] = {"brief": Result[Brief], "events": Result[EventReport]}
 _CHUNK = 500  # lines per state transaction while collecting
 
 
@@ -89,7 +90,7 @@ class BatchRunner:
     """One batch run over one output file."""
 
     def __init__(
-        self, backend: Backend, prompts: PromptLibrary, task: TaskName, options: TaskOptions, out: Path, *,
+        self, backend: Backend, prompts: PromptLibrary, task: TaskSpec[Any] | str, options: TaskOptions, out: Path, *,
         policy: RetryPolicy, cache: ResultCache | None = None, limits: BatchLimits = BatchLimits(),
         max_rounds: int = 3, finish: Finish = "batch", poll_interval: float = 10.0, max_poll_interval: float = 60.0,
         fetch_policy: FetchPolicy | None = None, input_path: Path | None = None,
@@ -98,24 +99,31 @@ class BatchRunner:
     ) -> None:
         if max_rounds < 1:
             raise UsageError("max_rounds must be at least 1")
-        if not isinstance(backend, OpenAIBackend):
-            raise ConfigError("the Batch API needs an OpenAI-compatible endpoint (--base-url/--model), "
-                              "not the embedded model")
-        self.backend, self.prompts, self.task, self.options, self.out = backend, prompts, task, options, out
-        self.policy, self.cache, self.limits = policy, cache, limits
+        self.endpoint: BatchEndpoint = backend.batch_endpoint()  # ConfigError for a backend without one
+        self.pipeline = DocumentPipeline(task, options, backend, prompts, cache=cache, fetch_policy=fetch_policy)
+        self.spec, self.task = self.pipeline.spec, self.pipeline.task
+        self.backend, self.prompts, self.options, self.out = backend, prompts, options, out
+        self.policy, self.limits = policy, limits
         self.max_rounds, self.finish = max_rounds, finish
         self.poll_interval, self.max_poll_interval = poll_interval, max_poll_interval
         self.fetch_policy, self.input_path = fetch_policy, input_path
         self.on_progress, self._sleep = on_progress, sleep
         self.summary = BatchSummary()
-        self._fingerprints = [t.fingerprint for t in task_prompts(task, prompts)]
+
+    @property
+    def cache(self) -> ResultCache | None:
+        return self.pipeline.cache
+
+    @cache.setter
+    def cache(self, cache: ResultCache | None) -> None:
+        self.pipeline.cache = cache
 
     async def run(self, items: Iterator[BulkItem] | None, *, wait: bool = True) -> BatchSummary:
         """Build (``items``; None: resume only), submit, and — with ``wait`` — poll and collect to the end."""
         sink = JsonlSink(self.out, input_path=self.input_path, task=self.task)
         state = BatchState(state_path(self.out))
-        client = self.backend.client()
-        provider = Provider(client, self.backend.endpoint, secrets=[self.backend.api_key or ""], sleep=self._sleep,
+        client = self.endpoint.client()
+        provider = Provider(client, self.endpoint.endpoint, secrets=self.endpoint.secrets, sleep=self._sleep,
                             refused_wait=self.max_poll_interval)
         try:
             self._begin(state)
@@ -135,7 +143,7 @@ class BatchRunner:
     # -- the run's identity -------------------------------------------------------------------------
 
     def _begin(self, state: BatchState) -> None:
-        identity = {"task": self.task, "options": self.options.cache_parts(), "backend": self.backend.identity}
+        identity = {"task": self.task, "options": self.spec.cache_parts(self.options), "backend": self.backend.identity}
         known = state.get("identity")
         if known is None:
             state.set("run_id", "sum_" + secrets.token_hex(6))
@@ -157,13 +165,11 @@ class BatchRunner:
                 continue
             if state.has_doc(item.id):
                 continue  # queued by an earlier, interrupted build
-            if item.url is not None:
-                item = await self._fetched(item)
+            item = await self.pipeline.prepared(item)
             if item.document is None:
-                self._write(sink, Failure(id=item.id, task=self.task, error=item.error or ErrorInfo(
-                    code="error", message="unreadable")))
+                self._write(sink, self.pipeline.unreadable(item))
                 continue
-            hit = self._cached(item.document)
+            hit = self.pipeline.cached(item.id, item.document)
             if hit is not None:
                 self._write(sink, hit)
                 continue
@@ -176,7 +182,7 @@ class BatchRunner:
     def _queue(self, chunk: list[tuple[BulkItem, Document]], state: BatchState, sink: JsonlSink) -> None:
         with state.transaction():
             for item, document in chunk:
-                run: TaskRun[Any] = TaskRun(self.task, document, self.prompts, self.options, model=self.backend.model)
+                run = self.pipeline.start(document)
                 try:
                     requests = run.start()
                 except SummarizerError as exc:
@@ -185,29 +191,6 @@ class BatchRunner:
                 state.add_doc(item.id, _document_state(document), run.snapshot())
                 for request in requests:
                     self._add_request(state, item.id, request, self._body(request), round_=1)
-
-    async def _fetched(self, item: BulkItem) -> BulkItem:
-        assert item.url is not None
-        try:
-            document = await asyncio.to_thread(read_document, item.url, id=item.id, published=item.published,
-                                               fetch_policy=self.fetch_policy)
-        except SummarizerError as exc:
-            return BulkItem(item.id, error=ErrorInfo(code=exc.code, message=str(exc)))
-        return BulkItem(item.id, document=dataclasses.replace(document, notes=item.notes + document.notes))
-
-    def _cached(self, document: Document) -> Result[Any] | None:
-        if self.cache is None:
-            return None
-        hit = self.cache.get(self._key(document))
-        if hit is None:
-            return None
-        with contextlib.suppress(ValueError):
-            return _RESULT[self.task].model_validate({**hit, "id": document.id, "task": self.task, "cached": True})
-        return None
-
-    def _key(self, document: Document) -> str:
-        return result_key(task=self.task, document=document.digest, backend=self.backend.identity,
-                          prompts=self._fingerprints, options=self.options.cache_parts())
 
     # -- rounds -----------------------------------------------------------------------------------------
 
@@ -312,8 +295,7 @@ class BatchRunner:
         status = response.get("status_code")
         if status == 200:
             try:
-                completion = parse_completion(response.get("body"), self.backend.endpoint, self.backend.model,
-                                              _mode(row.body))
+                completion = self.endpoint.parse(response.get("body"), row.body)
             except ProviderError as exc:
                 self._resend(row, round_, state, sink, reason=str(exc))
                 return
@@ -324,7 +306,7 @@ class BatchRunner:
         elif isinstance(status, int) and status not in _RETRYABLE:
             state.tally(round_, failed=1)
             message = _error_message(response, line)
-            self._fail(row, ProviderError(f"{self.backend.endpoint} answered HTTP {status} in the batch: {message}"),
+            self._fail(row, ProviderError(f"{self.endpoint.endpoint} answered HTTP {status} in the batch: {message}"),
                        state, sink)
         else:
             self._resend(row, round_, state, sink, reason=f"HTTP {status} in the batch: {_error_message(response, line)}")
@@ -336,7 +318,7 @@ class BatchRunner:
             state.set_request(row.custom_id, status="answered")
             return
         run = restored
-        request = Request.from_state(row.state, self.prompts)
+        request = Request.from_state(row.state, self.prompts, self.spec)
         try:
             follow_ups = run.receive(request, completion)
         except OutputValidationError as exc:
@@ -345,11 +327,7 @@ class BatchRunner:
             return
         state.set_request(row.custom_id, status="answered")
         if run.done:
-            result = run.result()
-            if self.cache is not None:
-                self.cache.put(self._key(run.document), result.model_dump(
-                    mode="json", include={"value", "warnings", "model", "prompt_version"}))
-            self._finish_doc(row.doc_id, result, state, sink)
+            self._finish_doc(row.doc_id, self.pipeline.accepted(run.result(), run.document), state, sink)
             return
         for follow_up in follow_ups:
             body = _reasked(row.body, follow_up) if follow_up.reasks > request.reasks and follow_up.stage == \
@@ -387,7 +365,7 @@ class BatchRunner:
         if found is None:
             return None
         document, run = found
-        return TaskRun.restore(self.task, _document(doc_id, document), self.prompts, self.options, run)
+        return TaskRun.restore(self.spec, _document(doc_id, document), self.prompts, self.options, run)
 
     async def _finish(self, state: BatchState, sink: JsonlSink) -> None:
         """After the last round: stragglers become error records, or go direct."""
@@ -414,7 +392,7 @@ class BatchRunner:
                     try:
                         async for attempt in self.policy.retrying():
                             with attempt:
-                                return row, await self.backend.send_body(row.body)
+                                return row, await self.endpoint.send_body(row.body)
                     except SummarizerError as exc:
                         return row, exc
                 raise AssertionError("unreachable")  # pragma: no cover
@@ -430,7 +408,7 @@ class BatchRunner:
     # -- requests ---------------------------------------------------------------------------------------
 
     def _body(self, request: Request) -> dict[str, Any]:
-        return self.backend.request_body(request.messages, output=request.output, params=request.params)
+        return self.endpoint.request_body(request.messages, output=request.output, params=request.params)
 
     def _add_request(self, state: BatchState, doc_id: str, request: Request, body: dict[str, Any], *,
                      round_: int) -> None:
@@ -461,11 +439,11 @@ def batch_status(out: Path) -> dict[str, Any]:
         state.close()
 
 
-async def cancel_batches(backend: OpenAIBackend, out: Path) -> list[str]:
+async def cancel_batches(endpoint: BatchEndpoint, out: Path) -> list[str]:
     """Cancel every batch of the run that is still going; return their ids."""
     state = BatchState(state_path(out))
-    client = backend.client()
-    provider = Provider(client, backend.endpoint, secrets=[backend.api_key or ""])
+    client = endpoint.client()
+    provider = Provider(client, endpoint.endpoint, secrets=endpoint.secrets)
     try:
         cancelled = []
         for batch in state.batches(uncollected=True):
@@ -521,12 +499,6 @@ def _reasked(body: dict[str, Any], request: Request) -> dict[str, Any]:
     if body["messages"] and body["messages"][0].get("role") == "system" and messages[0].get("role") == "system":
         messages[0] = body["messages"][0]  # keep a format guide the backend appended
     return {**body, "messages": messages}
-
-
-def _mode(body: dict[str, Any]) -> Any:
-    from ..backends.openai import _mode_of
-
-    return _mode_of(body)
 
 
 def _error_message(response: dict[str, Any], line: dict[str, Any]) -> str:
