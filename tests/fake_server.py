@@ -328,7 +328,11 @@ def _document(body: dict[str, Any]) -> tuple[str, str]:
 def _completion(body: dict[str, Any], behaviour: str) -> dict[str, Any]:
     task = _task(body)
     kind, text = _document(body)
-    content = _events(kind, text) if task == "events" else _brief(body, kind, text)
+    schema = _other_schema(body)
+    if schema is not None:  # a task defined by a JSON Schema: an answer filled from the document's own words
+        content = json.dumps(_fill(schema, _SENTENCE.split(" ".join(text.split()))[0].strip() or "text"))
+    else:
+        content = _events(kind, text) if task == "events" else _brief(body, kind, text)
     content, finish, refusal = _spoil(content, behaviour, task)
     prompt_tokens = sum(len(m.get("content") or "") for m in body.get("messages", [])) // 4
     return {
@@ -338,6 +342,33 @@ def _completion(body: dict[str, Any], behaviour: str) -> dict[str, Any]:
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(content or "") // 4,
                   "total_tokens": prompt_tokens + len(content or "") // 4},
     }
+
+
+def _other_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    fmt = body.get("response_format") or {}
+    spec = fmt.get("json_schema") or {}
+    if fmt.get("type") == "json_schema" and spec.get("name") != "event_report":
+        return spec.get("schema") or {}
+    return None
+
+
+def _fill(schema: dict[str, Any], sentence: str) -> Any:
+    """A value of ``schema`` whose every string is (a prefix of) the document's first sentence."""
+    kind = schema.get("type")
+    kind = next((k for k in kind if k != "null"), "null") if isinstance(kind, list) else kind
+    if "enum" in schema:
+        return schema["enum"][0]
+    if kind == "object":
+        return {name: _fill(sub, sentence) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [_fill(schema.get("items") or {}, sentence) for _ in range(max(1, schema.get("minItems", 1)))]
+    if kind == "string":
+        return sentence[: schema.get("maxLength", len(sentence))]
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 1)
+    if kind == "boolean":
+        return True
+    return None
 
 
 def _brief(body: dict[str, Any], kind: str, text: str) -> str:
