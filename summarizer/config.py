@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     def _valid_url(cls, value: str | None) -> str | None:
         return None if value is None else check_base_url(value, error=ValueError)
 
+    @field_validator("tasks_dir")
+    @classmethod
+    def _existing_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"tasks directory {value} does not exist")
+        return value
+
     @field_validator("api_key")
     @classmethod
     def _valid_key(cls, value: SecretStr | None) -> SecretStr | None:

@@ -28,7 +28,9 @@ from .schemas import Failure, Result
 __all__ = ["JsonlSink", "lock_path", "scan_output", "take_lock"]
 
 _DUPLICATE = b'"error":{"code":"duplicate_id"'  # unescaped quotes: only the record's own structure
-_HEAD = re.compile(rb'^\{"id":("(?:[^"\\]|\\.)*"),"task":"(brief|events)","status":"(ok|error)"')
+# Any task's records: a task name is lower-case letters, digits and _ (``registry.task_name_pattern``).
+_HEAD = re.compile(rb'^\{"id":("(?:[^"\\]|\\.)*"),"task":"([a-z][a-z0-9_]{0,39})","status":"(ok|error)"')
+_TASK = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
 def lock_path(path: Path) -> Path:
@@ -187,13 +189,13 @@ def _id_and_status(line: bytes) -> tuple[str, str] | None:
     except ValueError:
         return None
     if isinstance(record, dict) and isinstance(record.get("id"), str) and record.get("status") in ("ok", "error") \
-            and record.get("task") in ("brief", "events"):
+            and isinstance(record.get("task"), str) and _TASK.match(record["task"]):
         return record["id"], record["status"]
     return None
 
 
 def _refuse_other_task(path: Path, task: str | None) -> None:
-    # Resuming skips ids already there: an output of the other task would skip every document.
+    # Resuming skips ids already there: an output of another task would skip every document.
     if task is None:
         return
     with _open(path, "rb") as handle:

@@ -363,7 +363,7 @@ def _fill(schema: dict[str, Any], sentence: str) -> Any:
     if kind == "array":
         return [_fill(schema.get("items") or {}, sentence) for _ in range(max(1, schema.get("minItems", 1)))]
     if kind == "string":
-        return sentence[: schema.get("maxLength", len(sentence))]
+        return sentence[: schema.get("maxLength", 50)]  # strict mode strips maxLength: stay short
     if kind in ("integer", "number"):
         return schema.get("minimum", 1)
     if kind == "boolean":
@@ -421,6 +421,8 @@ def _spoil(content: str, behaviour: str, task: str) -> tuple[str | None, str, st
         "twoparas": lambda c: c.replace(". ", ".\n\n", 1),
         "badnumber": lambda c: c.rstrip(".") + " at a cost of 987654 dollars.",
     }
+    if behaviour.startswith("content:"):  # a scripted answer, word for word
+        return behaviour.removeprefix("content:"), "stop", None
     if behaviour == "truncated":
         return content[: len(content) // 2], "length", None
     if behaviour == "refusal":

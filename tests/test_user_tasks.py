@@ -1,0 +1,188 @@
+"""A task is one prompt file and one JSON Schema: it runs through every driver without a line of code.
+
+The task here is written to a temp folder by the test; the shipped example (tasks/key_quotes) is
+added the same way. Both go through `summarizer run`, `bulk`, `bulk --via batch` (the fake Batch
+API) and the library, with the same validation, re-asks, verbatim-evidence grounding and cache.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import SECRET, UNGA
+from fake_server import FakeServer
+from typer.testing import CliRunner
+
+from summarizer import Summarizer, TaskSpec, default_registry
+from summarizer.cli import app
+from summarizer.errors import ConfigError
+
+runner = CliRunner()
+BODY = UNGA.read_text().split("\n")[0]
+PROMPT = '''
+version = "2"
+description = "Who is named in the document, and one sentence that names them."
+system = """Name the people in the document. Reply with JSON. Write in $language."""
+user = """<document>
+$document
+</document>"""
+reask = """Not valid:
+$errors
+Try again."""
+[task]
+evidence = ["people[].sentence"]
+'''
+SCHEMA = {
+    "type": "object",
+    "properties": {"people": {"type": "array", "items": {
+        "type": "object", "properties": {"name": {"type": "string", "maxLength": 60},
+                                         "sentence": {"type": "string"}},
+        "required": ["name", "sentence"], "additionalProperties": False}}},
+    "required": ["people"], "additionalProperties": False,
+}
+
+
+@pytest.fixture
+def tasks_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "people.toml").write_text(PROMPT)
+    (folder / "people.schema.json").write_text(json.dumps(SCHEMA))
+    return folder
+
+
+def endpoint(fake: FakeServer, tasks_dir: Path, *extra: str) -> list[str]:
+    return ["--base-url", fake.base_url, "--model", "m", "--api-key", SECRET, "--tasks-dir", str(tasks_dir), *extra]
+
+
+def test_run_sends_the_tasks_prompt_and_schema_and_prints_the_grounded_value(fake: FakeServer, tasks_dir: Path) -> None:
+    result = runner.invoke(app, ["run", "people", str(UNGA), *endpoint(fake, tasks_dir)])
+    assert result.exit_code == 0, result.output
+    value = json.loads(result.stdout)
+    assert value["people"] and all(p["sentence"] in UNGA.read_text() for p in value["people"])
+    body = fake.requests[-1]
+    assert body["messages"][0]["content"] == "Name the people in the document. Reply with JSON. Write in the same " \
+                                              "language as the document."
+    assert body["response_format"]["json_schema"]["name"] == "people"
+    assert body["response_format"]["json_schema"]["strict"] is True  # every property required, objects closed
+
+
+def test_a_quote_not_in_the_document_is_sent_back_and_the_envelope_says_so(fake: FakeServer, tasks_dir: Path) -> None:
+    text = "Ana Ortiz opened the bridge on Monday. The bridge cost 4 million euros."
+    invented = json.dumps({"people": [{"name": "Ana Ortiz", "sentence": "Ana Ortiz resigned in disgrace."}]})
+    fake.script.extend([f"content:{invented}"])
+    result = runner.invoke(app, ["run", "people", "-", "--json", *endpoint(fake, tasks_dir)], input=text)
+    assert result.exit_code == 0, result.output
+    envelope = json.loads(result.stdout)
+    assert envelope["task"] == "people" and envelope["usage"]["reasks"] == 1
+    assert envelope["prompt_version"] == "people@2"
+    reask = fake.requests[1]["messages"][-1]["content"]
+    assert "people[0].sentence is not a verbatim quote" in reask and "resigned in disgrace" in reask
+
+
+def test_bulk_runs_it_caches_it_and_resumes_it(fake: FakeServer, tasks_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": f"d{i}", "text": f"Report {i}. {BODY}"}) + "\n" for i in range(5)))
+    out = tmp_path / "out.jsonl"
+    args = ["bulk", str(source), "--task", "people", "--out", str(out), "-q", *endpoint(fake, tasks_dir)]
+    assert runner.invoke(app, args).exit_code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert Counter(r["id"] for r in records) == Counter(f"d{i}" for i in range(5))
+    assert all(r["task"] == "people" and r["status"] == "ok" and r["value"]["people"] for r in records)
+    sent = len(fake.requests)
+    again = runner.invoke(app, args)  # resumed: every id is done
+    assert again.exit_code == 0 and len(fake.requests) == sent
+    out.unlink()
+    assert runner.invoke(app, args).exit_code == 0  # from the cache
+    assert len(fake.requests) == sent
+    assert all(json.loads(line)["cached"] for line in out.read_text().splitlines())
+
+
+def test_the_batch_api_runs_it(fake: FakeServer, tasks_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": f"d{i}", "text": f"Report {i}. {BODY}"}) + "\n" for i in range(4)))
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["bulk", str(source), "--task", "people", "--out", str(out), "--via", "batch", "-q",
+                                 "--no-cache", "--poll-interval", "0.02", "--max-poll-interval", "0.05",
+                                 *endpoint(fake, tasks_dir)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == [f"d{i}" for i in range(4)]
+    assert all(r["status"] == "ok" and r["usage"]["batched"] == 1 for r in records)
+
+
+def test_the_library_takes_a_task_folder_or_a_spec(fake: FakeServer, tasks_dir: Path) -> None:
+    with Summarizer(base_url=fake.base_url, model="m", api_key=SECRET, tasks_dir=tasks_dir) as s:
+        assert "people" in s.tasks.names()
+        result = s.run("people", BODY)
+        assert result.task == "people" and result.value.root["people"]
+        spec = s.task("people")
+        assert isinstance(spec, TaskSpec) and spec.evidence == ("people[].sentence",)
+
+
+def test_the_shipped_example_is_a_task_like_any_other(fake: FakeServer) -> None:
+    assert "key_quotes" in default_registry().names()
+    result = runner.invoke(app, ["key_quotes", str(UNGA), "--base-url", fake.base_url, "--model", "m",
+                                 "--api-key", SECRET])
+    assert result.exit_code == 0, result.output
+    quotes = json.loads(result.stdout)["quotes"]
+    assert quotes and all(q["quote"] in UNGA.read_text() for q in quotes)
+    schema = runner.invoke(app, ["schema", "key_quotes"])
+    assert json.loads(schema.stdout)["properties"]["quotes"]["type"] == "array"
+
+
+BAD_TASKS = [
+    ("not TOML", "people.toml", b"version = [", "is not valid TOML"),
+    ("binary", "people.toml", b"\x00\xff\xfe" * 50, "is not UTF-8 text"),
+    ("no schema", None, None, "its schema people.schema.json does not exist"),
+    ("schema not JSON", "people.schema.json", b"{nope", "is not JSON"),
+    ("schema not an object", "people.schema.json", b'{"type": "array"}', "must describe a JSON object"),
+    ("schema invalid", "people.schema.json", b'{"type": "object", "properties": 3}', "not a valid JSON Schema"),
+    ("no $document", "people.toml", PROMPT.replace("$document", "").encode(), "never places $document"),
+    ("reask without $errors", "people.toml", PROMPT.replace("$errors", "").encode(), "never places $errors"),
+    ("unknown [task] key", "people.toml", (PROMPT + 'colour = "red"\n').encode(), "unknown key(s) colour"),
+    ("evidence not a list", "people.toml", PROMPT.replace('evidence = ["people[].sentence"]', 'evidence = 3').encode(),
+     "evidence must be a list"),
+    ("huge", "people.toml", b"#" * (2 * 1024 * 1024), "larger than 1 MiB"),
+    ("bad name", "People Task.toml", PROMPT.encode(), "a task name is lower-case letters"),
+    ("clashes with a built-in", "brief.toml", PROMPT.encode(), "is already defined"),
+]
+
+
+@pytest.mark.parametrize(("case", "name", "content", "message"), BAD_TASKS, ids=[c[0] for c in BAD_TASKS])
+def test_a_bad_task_file_is_one_line_and_exit_3(tasks_dir: Path, case: str, name: str | None, content: bytes | None,
+                                                message: str) -> None:
+    if name is None:
+        (tasks_dir / "people.schema.json").unlink()
+    else:
+        if name != "people.toml" and name.endswith(".toml"):
+            (tasks_dir / "people.toml").unlink()
+            (tasks_dir / name.replace(".toml", ".schema.json")).write_text(json.dumps(SCHEMA))
+        (tasks_dir / name).write_bytes(content or b"")
+    result = runner.invoke(app, ["run", "people", "-", "--tasks-dir", str(tasks_dir), "--base-url",
+                                 "http://127.0.0.1:9/v1", "--model", "m"], input="Some text here.")
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("summarizer: error: ") and message in lines[0], result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_missing_tasks_folder_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "people", "-", "--tasks-dir", str(tmp_path / "nope"), "--base-url",
+                                 "http://127.0.0.1:9/v1", "--model", "m"], input="Some text here.")
+    assert result.exit_code == 2 and "does not exist" in result.stderr and "Traceback" not in result.output
+
+
+def test_an_unknown_task_names_the_known_ones() -> None:
+    result = runner.invoke(app, ["run", "nope", "-", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"],
+                           input="Some text here.")
+    assert result.exit_code == 2 and "no task named 'nope'" in result.stderr and "key_quotes" in result.stderr
+
+
+def test_a_registry_refuses_a_second_task_of_the_same_name() -> None:
+    registry = default_registry()
+    with pytest.raises(ConfigError, match="already defined"):
+        registry.register(registry.get("brief"))
