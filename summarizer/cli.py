@@ -134,9 +134,11 @@ def endpoint_options(command: F) -> F:
 
 def _summarizer(endpoint: dict[str, Any], **extra: Any) -> Summarizer:
     """A Summarizer from the endpoint options a command was given (unset ones left to env/config)."""
+    from .otel import observer_from_env
+
     settings = {k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()}
     settings["server_grammar"] = settings["server_grammar"] or None  # unset: env/config decide
-    s = Summarizer(**settings, **extra)
+    s = Summarizer(**settings, **extra, observer=observer_from_env())
     if s.notice:  # the local model says what it is, once
         _err(s.notice)
     return s

@@ -14,32 +14,20 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ..backends import TEXT, Backend, Completion, Delta, Message, OutputSpec
+from ..backends import Backend, Completion, Delta, Message
+from ..backends.layer import Attempt, Layer, StreamAttempt
 
 __all__ = ["Door", "Gated"]
 
 
-class Gated(Backend):
+class Gated(Layer):
     """``inner`` with at most ``limit`` calls at once; ``waiting`` counts the calls queued for a place."""
 
     def __init__(self, inner: Backend, limit: int) -> None:
-        self.inner = inner
-        self.model, self.max_concurrency = inner.model, inner.max_concurrency
+        super().__init__(inner)
         self._gate = asyncio.Semaphore(limit)
         self.waiting = 0
         self.in_flight = 0
-
-    @property
-    def identity(self) -> str:
-        return self.inner.identity
-
-    @property
-    def notice(self) -> str | None:
-        notice = getattr(self.inner, "notice", None)
-        return notice if isinstance(notice, str) else None
-
-    async def prime(self) -> None:
-        await self.inner.prime()
 
     @asynccontextmanager
     async def _place(self) -> AsyncIterator[None]:
@@ -55,21 +43,16 @@ class Gated(Backend):
             self.in_flight -= 1
             self._gate.release()
 
-    async def complete(
-        self, messages: list[Message], *, output: OutputSpec = TEXT, params: Mapping[str, Any] | None = None,
-    ) -> Completion:
+    async def wrap(self, attempt: Attempt, messages: list[Message], params: Mapping[str, Any] | None) -> Completion:
         async with self._place():
-            return await self.inner.complete(messages, output=output, params=params)
+            return await attempt()
 
-    async def stream(
-        self, messages: list[Message], *, output: OutputSpec = TEXT, params: Mapping[str, Any] | None = None,
+    async def wrap_stream(
+        self, attempt: StreamAttempt, messages: list[Message], params: Mapping[str, Any] | None,
     ) -> AsyncIterator[Delta | Completion]:
         async with self._place():
-            async for event in self.inner.stream(messages, output=output, params=params):
+            async for event in super().wrap_stream(attempt, messages, params):
                 yield event
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 class Door:

@@ -282,11 +282,7 @@ async def _warm_up(summarizer: Summarizer, state: dict[str, Any]) -> None:
     if state["problem"]:
         return
     try:
-        backend = summarizer.backend_unwrapped
-        inner = getattr(backend, "inner", backend)
-        load = getattr(inner, "load", None)
-        if callable(load):
-            await asyncio.to_thread(load)
+        await summarizer.backend_unwrapped.prime()  # the embedded model loads here, off the event loop
         state["ready"] = True
     except SummarizerError as exc:
         state["problem"] = str(exc)
