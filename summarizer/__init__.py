@@ -1,10 +1,12 @@
 """summarizer: grounded briefs and event reports from any OpenAI-compatible endpoint."""
 
 from ._version import __version__
+from .align import Aligner, Alignment, Span
 from .backends import Backend, Completion, Delta, OutputMode, OutputSpec, Paced, RetryPolicy, Retrying, make_backend
 from .backends.openai import OpenAIBackend
 from .bulk import BulkRunner, BulkSummary
 from .cache import ResultCache
+from .check import Check, CheckedSentence, Issue, check
 from .client import DocumentLike, Summarizer
 from .config import Settings, load_settings
 from .documents import Document, read_document
@@ -23,11 +25,12 @@ from .tasks import Reask, StreamEvent, TaskOptions, TaskRun, run_task
 
 
 __all__ = [
-    "EVENT_TYPES", "__version__", "Backend", "Brief", "BulkItem", "BulkRunner", "BulkSummary", "Completion", "ConfigError", "Delta",
-    "Document", "DocumentLike", "ErrorInfo", "Event", "EventReport", "Failure", "InputError", "OpenAIBackend",
+    "EVENT_TYPES", "__version__", "Aligner", "Alignment", "Backend", "Brief", "BulkItem", "BulkRunner", "BulkSummary",
+    "Check", "CheckedSentence", "Completion", "ConfigError", "Delta",
+    "Document", "DocumentLike", "ErrorInfo", "Event", "EventReport", "Failure", "InputError", "Issue", "OpenAIBackend",
     "OutputError", "OutputMode", "OutputSpec", "OutputValidationError", "Paced", "Participant", "Place",
     "PromptLibrary", "PromptTemplate", "ProviderError", "RateLimiter", "Reask", "Record", "Result", "ResultCache",
-    "RetryPolicy", "Retrying", "Settings", "StreamEvent", "Summarizer", "SummarizerError", "TaskName",
-    "TaskOptions", "TaskRun", "TransientError", "Usage", "UsageError", "When", "event_report_schema",
+    "RetryPolicy", "Retrying", "Settings", "Span", "StreamEvent", "Summarizer", "SummarizerError", "TaskName",
+    "TaskOptions", "TaskRun", "TransientError", "Usage", "UsageError", "When", "check", "event_report_schema",
     "load_settings", "make_backend", "read_document", "run_task",
 ]

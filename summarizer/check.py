@@ -326,7 +326,7 @@ def _quantity_issues(claim: Facts, window: _Window, src: _Source) -> list[_Findi
         shown = f"; the sentences backing it say {', '.join(repr(b.text) for b in rivals[:3])}" if rivals else ""
         if any(same_quantity(q, b) and b.dimension == q.dimension for b in src.quantities):
             issue = Issue(kind="number", text=q.text, detail=f"{q.text!r} is elsewhere in the source{shown}")
-            out.append(_Finding(issue, bool(rivals)))
+            out.append(_Finding(issue, False))
             continue
         other = next((b for b in near if b.mantissa == q.mantissa and b.value != q.value), None)
         if other is not None:

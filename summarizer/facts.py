@@ -222,6 +222,8 @@ _WORD_QUANTITY = re.compile(
     re.IGNORECASE,
 )
 _POINT_FRACTION = re.compile(r"\b(quarter|half)(?: of)? (?:a )?percentage point", re.I)
+_TENS_UNITS = re.compile(r"\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[- ](two|three|four|five|six|"
+                         r"seven|eight|nine)\b", re.I)
 _UNIT_WORDS = frozenset({"mw", "km", "kg", "hpa", "mph", "ha", "ft", "bn", "mn"})
 _FOLD_WORD = re.compile(r"\b(thirty|twenty|forty|fifty|hundred|two|three|ten)fold\b", re.IGNORECASE)
 _CLOCK = re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?\b")
@@ -277,6 +279,10 @@ def quantities(text: str, continental: bool = False) -> list[Quantity]:
         if parsed is None:
             continue
         found.append(_quantity(text, m, parsed[0], parsed[1], m.group("cur")))
+        taken.append(m.span())
+    for m in _TENS_UNITS.finditer(text):
+        value = float(_NUMBER_WORDS[m.group(1).casefold()] + _NUMBER_WORDS[m.group(2).casefold()])
+        found.append(Quantity(m.group(), m.start(), value, mantissa=value, count=value, word=True))
         taken.append(m.span())
     for m in _WORD_QUANTITY.finditer(text):
         if any(a <= m.start() < b for a, b in taken) or _not_a_number(text, m):
@@ -381,7 +387,8 @@ _NEGATION = frozenset(
 )
 PRIVATIVE = frozenset("lost lose loses lack lacks lacking missing absent short failed unable without zero".split())
 _CLAUSE_END = re.compile(r"[,;:()\"“”]|\s(?:but|and|while|whereas|although|pero|mais|aber)\s")
-_NEGATION_PHRASES = re.compile(r"\b(?:no one|not yet|no longer|has yet to|have yet to|ruled out)\b", re.I)
+_NEGATION_PHRASES = re.compile(r"\b(?:no one|not yet|no longer|has yet to|have yet to|ruled out|rather than|"
+                               r"instead of)\b", re.I)
 _WORD = re.compile(rf"[{WIDE_RANGES}]|[^\W_{WIDE_RANGES}]+(?:['’]t)?")
 PRONOUNS = frozenset("he she him his her hers they them their it its this these the company firm minister "
                      "president ministry group officials police il elle ils elles er sie".split())
@@ -459,7 +466,7 @@ def _names(text: str, sentence_start: bool) -> list[Name]:
         keys = tuple(k for k in (_name_key(w) for w in words) if k and k not in _STOP and k not in _MONTHS_WEEKDAYS
                      and not _TITLE.fullmatch(k))
         if keys:
-            out.append(Name(" ".join(words), start, keys))
+            out.append(Name(" ".join(words).rstrip("."), start, keys))
     return out
 
 

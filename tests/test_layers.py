@@ -20,9 +20,9 @@ LAYERS: list[set[str]] = [
     {"sinks", "sources"},
     {"tasks"},
     {"validation", "constraints", "backends"},
-    {"grounding", "candidates"},
+    {"grounding", "candidates", "check", "facts"},
     {"cache", "prompts", "documents", "limits", "config"},
-    {"extract", "fetch", "dates", "language", "gazetteer"},
+    {"extract", "fetch", "dates", "language", "gazetteer", "align"},
     {"schemas", "errors", "_resources", "_version"},
 ]
 
