@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, computed_field
 
 from .align import Span, fold, sentence_spans
 from .facts import (
-    CONTINENTAL, PRIVATIVE, PRONOUNS, TITLE_WORDS, Facts, Quantity, TimeRef, antonym_of, close, facts_of,
+    CONTINENTAL, Name, PRIVATIVE, PRONOUNS, TITLE_WORDS, Facts, Quantity, TimeRef, antonym_of, close, facts_of,
     is_content, is_generic, negated, number_word, same_quantity, stem,
 )
 from .language import detect_language
@@ -44,6 +44,7 @@ Support = Literal["supported", "partial", "unsupported"]
 _HARD: frozenset[str] = frozenset({"name", "number", "date", "quantity", "negation", "place", "role"})
 _MAX_CITATIONS = 3
 _NOVEL_HARD = 4  # out-of-article content words in one sentence that make it unsupported (and 40% of its words)
+_PLACE_NOUNS = frozenset("town city village province region state port island county district capital".split())
 _CONNECTORS = frozenset("of de del la and for the y et und für".split())
 _LOCATIVE = frozenset("in at near from to off into across outside inside en à dans aus im bei nach".split())
 _DEMONYMS = {
@@ -58,7 +59,7 @@ _DEMONYMS = {
 _TITLE_SAME = {"ceo": "chief executive", "chief executive officer": "chief executive", "boss": "chief executive",
                "cfo": "chief financial officer", "kanzler": "bundeskanzler", "premier": "prime minister"}
 _LOOSE_TITLES = frozenset({"head", "leader", "boss", "director", "secretary", "engineer", "manager", "founder",
-                           "president", "minister", "captain", "pilot"})
+                           "captain", "pilot"})
 
 
 class Issue(BaseModel):
@@ -202,18 +203,18 @@ def _score(claim: Facts, backing: Facts, src: _Source) -> tuple[float, set[str]]
 
 
 def _substantive(element: str, claim: Facts) -> bool:
-    """Whether a shared element says something: not a name, a title or a generic word."""
-    return element.startswith("#") or (element not in claim.name_keys and element not in TITLE_WORDS
-                                       and not is_generic(element))
+    """Whether a shared element says something of its own: not a name, a title, a number or a generic word."""
+    return not element.startswith("#") and element not in claim.name_keys and element not in TITLE_WORDS \
+        and not is_generic(element)
 
 
 def _cite(claim: Facts, src: _Source) -> list[int]:
     """The source sentences that back ``claim``: the best one, then up to two that add what it lacks.
 
     A sentence is added only for two or more new elements, one of them
-    substantive (a content word or a number, not a name or a title): a name
-    alone never pulls a sentence in, so a name swapped in from elsewhere in
-    the source stays unbacked.
+    substantive (a content word: not a name, a title or a number): a name or
+    a number alone never pulls a sentence in, so one swapped in from
+    elsewhere in the source stays unbacked.
     """
     scored = [_score(claim, s.facts, src) for s in src.sentences]
     if not scored:
@@ -270,7 +271,7 @@ def _name_issues(claim: Facts, window: _Window, src: _Source) -> list[_Finding]:
     near = {k for f in window.name_facts for k in f.name_keys} | {w for f in window.name_facts for w, _ in f.words}
     mentioned = claim.name_keys | {w for w, _ in claim.words}
     rivals = [(n.text, _name_kind(f.text, n.start)) for f in window.facts for n in f.names
-              if not any(_known(k, mentioned, src) for k in n.keys)]
+              if not any(_known(k, mentioned, src) for k in n.keys) and not _demonym(n)]
     out = []
     for name in claim.names:
         missing = [k for k in name.keys if not _known(k, near, src)]
@@ -280,7 +281,7 @@ def _name_issues(claim: Facts, window: _Window, src: _Source) -> list[_Finding]:
         same_kind = [text for text, k in rivals if k == kind]
         if not all(_known(k, src.words, src) for k in missing):
             out.append(_Finding(Issue(kind=kind, text=name.text, detail=f"{name.text!r} is not in the source"), True))
-        elif same_kind:
+        elif same_kind and not _appositive(claim, name):
             detail = (f"{name.text!r} is elsewhere in the source; the sentences backing this one name "
                       f"{', '.join(repr(r) for r in same_kind[:3])}")
             out.append(_Finding(Issue(kind=kind, text=name.text, detail=detail), True))
@@ -288,8 +289,22 @@ def _name_issues(claim: Facts, window: _Window, src: _Source) -> list[_Finding]:
 
 
 def _name_kind(text: str, start: int) -> IssueKind:
-    before = text[:start].split()[-1:]
-    return "place" if before and fold(before[0]) in _LOCATIVE else "name"
+    before = [w for w in text[:start].split()[-3:] if fold(w) not in ("the", "a", "an", "la", "el", "le", "der")]
+    if len(before) >= 2 and fold(before[-1]) == "of" and fold(before[-2]) in _PLACE_NOUNS:
+        return "place"
+    return "place" if before and fold(before[-1]) in _LOCATIVE else "name"
+
+
+def _demonym(name: Name) -> bool:
+    """"Basque", "Kenyan", "Chinese": an adjective, not a rival for a person or a place."""
+    key = name.keys[-1]
+    return len(name.keys) == 1 and (key in _DEMONYMS or key.endswith(("an", "ese", "ish", "que")))
+
+
+def _appositive(claim: Facts, name: Name) -> bool:
+    """"Shift4 founder Jared Isaacman": a name that only qualifies a title (checked by the title rule)."""
+    following = claim.text[name.start + len(name.text):].split()[:2]
+    return any(fold(w).strip(",.'’s") in TITLE_WORDS for w in following)
 
 
 def _known(key: str, words: set[str], src: _Source) -> bool:
@@ -326,7 +341,7 @@ def _quantity_issues(claim: Facts, window: _Window, src: _Source) -> list[_Findi
         shown = f"; the sentences backing it say {', '.join(repr(b.text) for b in rivals[:3])}" if rivals else ""
         if any(same_quantity(q, b) and b.dimension == q.dimension for b in src.quantities):
             issue = Issue(kind="number", text=q.text, detail=f"{q.text!r} is elsewhere in the source{shown}")
-            out.append(_Finding(issue, False))
+            out.append(_Finding(issue, False))  # precision: a fused sentence often draws numbers from afar
             continue
         other = next((b for b in near if b.mantissa == q.mantissa and b.value != q.value), None)
         if other is not None:
@@ -352,7 +367,8 @@ def _time_issues(claim: Facts, window: _Window, src: _Source) -> list[_Finding]:
             continue
         if any(_same_time(t, b) for b in near) or (t.dates and t.dates <= years):
             continue
-        rivals = [b for b in near if (b.weekday is not None) == (t.weekday is not None)]
+        rivals = [b for b in near if (b.weekday is not None) == (t.weekday is not None)
+                  and not any(_same_time(other, b) for other in claim.times)]
         if not rivals and any(_same_time(t, b) for b in src.times):
             continue
         said = ", ".join(repr(b.text) for b in rivals[:3])

@@ -122,7 +122,7 @@ def stem(word: str) -> str:
         word = word[:-2]
     if len(word) > 4:
         for suffix in _SUFFIXES:
-            if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
                 word = word[: -len(suffix)]
                 break
     return word[:7]
@@ -205,7 +205,7 @@ _WIDE = re.compile(f"[{WIDE_RANGES}]")
 _WIDE_RUN = re.compile(f"[{WIDE_RANGES}]+")
 _NUM = r"\d+(?:[.,]\d+)*"
 _QUANTITY = re.compile(
-    rf"(?P<cur>US\$|C\$|A\$|[$€£¥])?\s?(?P<num>{_NUM})(?!\d)"
+    rf"(?<![^\W\d_{WIDE_RANGES}])(?P<cur>US\$|C\$|A\$|[$€£¥])?\s?(?P<num>{_NUM})(?!\d)"
     r"(?:\s?-?\s?(?P<scale>thousand|millions?|billions?|trillion|bn|mn|tn|m|b|k|millón|millones|Millionen|Mio\.?|"
     r"milliards?|Milliarden?|Mrd\.?|万|亿|千|lakh|crore)(?![a-zA-Z]))?"
     r"(?:\s?-?\s?(?P<unit>%|per ?cent|percentage points?|basis points?|bps|pct|km/h|kph|mph|square miles?|"
@@ -244,6 +244,7 @@ class Quantity:
     mantissa: float = 0.0  # the digits as written ("1.4" of "1.4 billion")
     year: bool = False
     count: float = 0.0  # value without its unit ("11,000" of "11,000 hours")
+    count_step: float = 1.0  # the precision of ``count``
     word: bool = False  # written as a word ("two")
 
 
@@ -329,7 +330,7 @@ def _quantity(text: str, m: re.Match[str], number: float, step: float, currency:
     whole = number * scale * factor
     year = dimension is None and cur is None and scale == 1.0 and step == 1.0 and 1900 <= number <= 2100
     return Quantity(m.group().strip(), m.start(), whole, dimension, cur, step * scale * factor, hedged, number,
-                    year, number * scale, not m.group("num")[:1].isdigit())
+                    year, number * scale, step * scale, not m.group("num")[:1].isdigit())
 
 
 def same_quantity(claim: Quantity, backing: Quantity) -> bool:
@@ -341,17 +342,18 @@ def same_quantity(claim: Quantity, backing: Quantity) -> bool:
     if claim.currency and backing.currency and claim.currency != backing.currency:
         return False
     if not (claim.dimension and backing.dimension):
-        return close(claim, backing.count, claim.count)
+        return close(claim, backing.count, claim.count, claim.count_step)
     return close(claim, backing.value)
 
 
-def close(claim: Quantity, value: float, own: float | None = None) -> bool:
+def close(claim: Quantity, value: float, own: float | None = None, step: float | None = None) -> bool:
     """Whether ``value`` rounds to ``claim`` (its written precision), or is near it when the claim hedges."""
     target = claim.value if own is None else own
+    step = claim.step if step is None else step
     if value == target:
         return True
-    slack = max(claim.step / 2, abs(target) * 0.005)
-    if claim.hedged or claim.step > 1:
+    slack = max(step / 2, abs(target) * 0.005)
+    if claim.hedged or step > 1:
         slack = max(slack, abs(target) * 0.12)
     return abs(value - target) <= slack
 
@@ -390,8 +392,7 @@ _CLAUSE_END = re.compile(r"[,;:()\"“”]|\s(?:but|and|while|whereas|although|p
 _NEGATION_PHRASES = re.compile(r"\b(?:no one|not yet|no longer|has yet to|have yet to|ruled out|rather than|"
                                r"instead of)\b", re.I)
 _WORD = re.compile(rf"[{WIDE_RANGES}]|[^\W_{WIDE_RANGES}]+(?:['’]t)?")
-PRONOUNS = frozenset("he she him his her hers they them their it its this these the company firm minister "
-                     "president ministry group officials police il elle ils elles er sie".split())
+PRONOUNS = frozenset("he she him his her hers they them their it its il elle ils elles er sie".split())
 
 
 @dataclass(frozen=True)
@@ -430,10 +431,15 @@ def facts_of(text: str, *, continental: bool = False, published: dt.date | None 
     """The facts of one sentence: words, concepts, names, titles, quantities, times, negations."""
     f = Facts(text)
     f.words = [(fold(m.group()), m.start()) for m in _WORD.finditer(text)]
+    if names and not _WIDE.search(text):
+        f.names = _names(text, sentence_start)
+        f.name_keys = {k for n in f.names for k in n.keys}
+        f.titles = _titles(text, f.names)
     for i, (word, offset) in enumerate(f.words):
         if word in _NEGATION or word.endswith("n't"):
             f.negations.append(i)
-        if is_content(word) and word not in _MONTHS_WEEKDAYS:
+        if is_content(word) and word not in _MONTHS_WEEKDAYS and word not in f.name_keys \
+                and word not in _NUMBER_WORDS:
             c = concept(word)
             f.concepts.add(c)
             f.content.append((word, c, offset))
@@ -441,10 +447,6 @@ def facts_of(text: str, *, continental: bool = False, published: dt.date | None 
         f.negations.append(-1)
     for run in _WIDE_RUN.findall(text):
         f.concepts |= {run[i:i + 2] for i in range(len(run) - 1)}
-    if names and not _WIDE.search(text):
-        f.names = _names(text, sentence_start)
-        f.name_keys = {k for n in f.names for k in n.keys}
-        f.titles = _titles(text, f.names)
     f.quantities = quantities(text, continental)
     f.times = _times(text, published)
     date_spans = [(t.start, t.start + len(t.text)) for t in f.times]
@@ -482,7 +484,7 @@ def _titles(text: str, names: list[Name]) -> list[tuple[str, str]]:
     pairs = []
     for m in _TITLE.finditer(text):
         title = fold(m.group())
-        after = [n for n in names if 0 <= n.start - m.end() <= 3]
+        after = [n for n in names if 0 <= n.start - m.end() <= 3 or n.start == m.start()]
         before = [n for n in names if 0 < m.start() - (n.start + len(n.text)) <= 30
                   and re.fullmatch(r",\s*(?:the|a|an|its|his|her|[\w’'-]+['’]s|\w+)?\s*(?:[\w-]+\s+){0,2}",
                                    text[n.start + len(n.text):m.start()])]
@@ -491,7 +493,15 @@ def _titles(text: str, names: list[Name]) -> list[tuple[str, str]]:
     return pairs
 
 
+_TIME_HINT = re.compile(r"\d|day|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|week|month|year|tonight|morning|"
+                        r"yesterday|tomorrow|hier|demain|ayer|gestern|morgen|heute|hoy|lunes|martes|jueves|viernes|"
+                        r"sábado|domingo|lundi|mardi|jeudi|vendredi|samedi|dimanche|tag|woch|jahr|mes|año|mois|ans",
+                        re.I)
+
+
 def _times(text: str, published: dt.date | None) -> list[TimeRef]:
+    if not _TIME_HINT.search(text):  # time_expressions folds every character: skip sentences with no hint of a date
+        return []
     out = []
     for expression in time_expressions(text):
         for m in re.finditer(re.escape(expression), text):
