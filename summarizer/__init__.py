@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from .align import Aligner, Alignment, Span
     from .backends import Backend, Completion, Delta, OutputMode, OutputSpec, Paced, RetryPolicy, Retrying, make_backend
     from .backends.base import Capabilities
     from .backends.layer import Layer, Observed
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from .catalog import default_registry
     from .client import BulkSettings, DocumentLike, OptionSettings, SourceSettings, Summarizer
     from .config import Settings, load_settings
+    from .faithfulness import Check, CheckedSentence, Issue, check
     from .documents import Document, read_document
     from .errors import (
         ConfigError, InputError, OutputError, OutputValidationError, ProviderError, SummarizerError, TransientError,
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from .user_tasks import Extraction, model_task
 
 _WHERE = {
+    "align": ["Aligner", "Alignment", "Span"],
+    "faithfulness": ["Check", "CheckedSentence", "Issue", "check"],
     "backends": ["Backend", "Completion", "Delta", "OutputMode", "OutputSpec", "Paced", "RetryPolicy", "Retrying",
                  "make_backend"],
     "backends.base": ["Capabilities"],
@@ -69,16 +73,16 @@ _WHERE = {
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 
 __all__ = [
-    "Backend", "Brief", "BulkItem", "BulkRunner", "BulkSettings", "BulkSummary", "CallWatch", "Capabilities",
-    "Completion", "ConfigError", "Delta", "Document", "DocumentLike", "DocumentPipeline", "EVENT_TYPES",
-    "ErrorInfo", "Event", "EventReport", "Extraction", "Failure", "InputError", "Layer", "ModelCall", "Observed",
-    "Observers", "OpenAIBackend", "OptionSettings", "OutputContext", "OutputError", "OutputMode", "OutputSpec",
-    "OutputValidationError", "Paced", "Participant", "Place", "PromptLibrary", "PromptTemplate", "ProviderError",
-    "RateLimiter", "Reask", "Record", "Result", "ResultCache", "RetryPolicy", "Retrying", "RunObserver",
-    "Settings", "SourceSettings", "StreamEvent", "Summarizer", "SummarizerError", "TaskName", "TaskOptions",
-    "TaskRegistry", "TaskRun", "TaskSpec", "TransientError", "Usage", "UsageError", "When", "__version__",
-    "default_registry", "event_report_schema", "load_settings", "make_backend", "model_task", "read_document",
-    "run_task",
+    "Aligner", "Alignment", "Backend", "Brief", "BulkItem", "BulkRunner", "BulkSettings", "BulkSummary",
+    "CallWatch", "Capabilities", "Check", "CheckedSentence", "Completion", "ConfigError", "Delta", "Document",
+    "DocumentLike", "DocumentPipeline", "EVENT_TYPES", "ErrorInfo", "Event", "EventReport", "Extraction",
+    "Failure", "InputError", "Issue", "Layer", "ModelCall", "Observed", "Observers", "OpenAIBackend",
+    "OptionSettings", "OutputContext", "OutputError", "OutputMode", "OutputSpec", "OutputValidationError",
+    "Paced", "Participant", "Place", "PromptLibrary", "PromptTemplate", "ProviderError", "RateLimiter", "Reask",
+    "Record", "Result", "ResultCache", "RetryPolicy", "Retrying", "RunObserver", "Settings", "SourceSettings",
+    "Span", "StreamEvent", "Summarizer", "SummarizerError", "TaskName", "TaskOptions", "TaskRegistry", "TaskRun",
+    "TaskSpec", "TransientError", "Usage", "UsageError", "When", "__version__", "check", "default_registry",
+    "event_report_schema", "load_settings", "make_backend", "model_task", "read_document", "run_task",
 ]
 
 

@@ -12,6 +12,8 @@ Layout of the eval set: ``evals/README.md``.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import re
 import tomllib
@@ -33,7 +35,10 @@ from .validation import extract_json
 if TYPE_CHECKING:
     from .client import Summarizer
 
-__all__ = ["EvalCase", "EvalReport", "TaskOutcome", "default_evals_dir", "load_cases", "run_eval"]
+__all__ = [
+    "CheckPair", "EvalCase", "EvalReport", "TaskOutcome", "default_evals_dir", "load_cases", "load_check_pairs",
+    "run_eval", "score_checker",
+]
 
 REPLAY_URL = "http://recorded.eval.invalid/v1"
 
@@ -132,6 +137,7 @@ class EvalReport:
     regressions: list[str]
     mode: str
     notes: list[str] = field(default_factory=list)  # what the run did not do, or wrote
+    checker: dict[str, Any] | None = None  # the faithfulness checker on evals/check (score_checker)
 
     @property
     def passed(self) -> bool:
@@ -140,7 +146,7 @@ class EvalReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode, "passed": self.passed, "metrics": self.metrics, "lead3_baseline": self.baseline,
-            "slipped": self.slipped, "regressions": self.regressions, "notes": self.notes,
+            "slipped": self.slipped, "regressions": self.regressions, "notes": self.notes, "checker": self.checker,
             "cases": [{"case": o.case, "task": o.task, "status": o.status, "reasks": o.reasks,
                        "requests": o.requests, "warnings": o.warnings, "flaw": o.flaw, "problems": o.problems}
                       for o in self.outcomes],
@@ -171,6 +177,9 @@ def run_eval(
     if record:
         notes += [f"wrote {path}" for path in _save_recordings(directory, outcomes)]
     metrics, baseline = _score(cases, outcomes)
+    checker = None if names else score_checker(directory, cases)
+    if checker is not None:
+        metrics["check"] = {k: checker[k] for k in ("precision", "recall", "balanced_accuracy")}
     slipped = [] if live or record else [f"{o.case}/{o.task}: {p}" for o in outcomes for p in o.problems]
     if names:
         notes.append("thresholds not checked: --case runs a subset of the set")
@@ -178,7 +187,7 @@ def run_eval(
     else:
         regressions = _check_thresholds(metrics, directory / "thresholds.toml")
     return EvalReport(outcomes, metrics, baseline, slipped, regressions,
-                      "record" if record else "live" if live else "replay", notes)
+                      "record" if record else "live" if live else "replay", notes, checker)
 
 
 def _call(summarizer: Summarizer, case: EvalCase, task: TaskName) -> tuple[str, Result[Any] | None, Usage | None]:
@@ -508,3 +517,91 @@ def _check_thresholds(metrics: dict[str, dict[str, float | None]], path: Path) -
             elif "max" in bound and value > bound["max"]:
                 failures.append(f"{task}.{name} = {value:.3f}, above the maximum {bound['max']}")
     return failures
+
+
+# --- the faithfulness checker's labelled set -----------------------------------------------------
+
+
+@dataclass
+class CheckPair:
+    """One labelled source/summary pair of ``evals/check/<article>.toml``."""
+
+    article: str
+    split: str  # "dev" or "test": by a hash of the article's name, never chosen by hand
+    source: str
+    published: dt.date | None
+    summary: str
+    faithful: bool
+    error: str | None  # the error type of an unfaithful summary
+
+
+def load_check_pairs(directory: Path) -> list[CheckPair]:
+    """The pairs of ``directory/check``; empty when the eval set has none."""
+    pairs = []
+    for path in sorted((directory / "check").glob("*.toml")):
+        try:
+            data = tomllib.loads(path.read_text("utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"checker pairs {path}: {exc}") from None
+        split = "test" if int(hashlib.sha256(path.stem.encode()).hexdigest(), 16) % 3 == 0 else "dev"
+        published = dt.date.fromisoformat(data["published"]) if data.get("published") else None
+        for item in data["summaries"]:
+            faithful = item["label"] == "faithful"
+            pairs.append(CheckPair(path.stem, split, data["source"], published, " ".join(item["text"].split()),
+                                   faithful, None if faithful else item["error"]))
+    return pairs
+
+
+def score_checker(directory: Path, cases: list[EvalCase]) -> dict[str, Any] | None:
+    """Precision, recall and balanced accuracy of ``check`` on the labelled pairs, overall, per split, per error
+    type; and whether the deliberately flawed briefs of the recordings are flagged."""
+    from .faithfulness import check
+
+    pairs = load_check_pairs(directory)
+    if not pairs:
+        return None
+    flagged = [check(p.summary, p.source, published=p.published).flagged for p in pairs]
+    rows = list(zip(pairs, flagged))
+    scores = _confusion(rows)
+    scores["pairs"] = len(pairs)
+    for split in ("dev", "test"):
+        scores[split] = _confusion([(p, f) for p, f in rows if p.split == split])
+    types = sorted({p.error for p in pairs if p.error})
+    scores["recall_by_type"] = {t: [sum(f for p, f in rows if p.error == t), sum(p.error == t for p in pairs)]
+                                for t in types}
+    scores.update(_recorded_briefs(cases))
+    return scores
+
+
+def _confusion(rows: list[tuple[CheckPair, bool]]) -> dict[str, Any]:
+    tp = sum(f and not p.faithful for p, f in rows)
+    fp = sum(f and p.faithful for p, f in rows)
+    fn = sum(not f and not p.faithful for p, f in rows)
+    tn = sum(not f and p.faithful for p, f in rows)
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    specificity = tn / (tn + fp) if tn + fp else 0.0
+    return {"pairs": len(rows), "precision": tp / (tp + fp) if tp + fp else 0.0, "recall": recall,
+            "balanced_accuracy": (recall + specificity) / 2, "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+
+
+def _recorded_briefs(cases: list[EvalCase]) -> dict[str, Any]:
+    """``check`` on the recorded briefs: the ones flawed in content (they expect a warning) and the clean ones."""
+    from .faithfulness import check
+
+    flawed, clean = [], []
+    for case in cases:
+        recording = case.recordings.get("brief")
+        if recording is None or not recording.responses:
+            continue
+        if recording.flaw and recording.expect.get("warnings"):
+            text = recording.responses[0].get("content") or ""
+            result = check(text, case.document.text, published=case.document.published)
+            issues = [f"{i.kind} {i.text!r}" for s in result.sentences for i in s.issues
+                      if s.support == "unsupported"]
+            flawed.append({"case": case.name, "flaw": recording.flaw, "flagged": result.flagged, "issues": issues})
+        elif recording.expect.get("outcome", "ok") == "ok":
+            text = recording.responses[-1].get("content") or ""
+            result = check(text, case.document.text, published=case.document.published)
+            clean.append({"case": case.name, "flagged": result.flagged})
+    return {"flawed_briefs": flawed, "clean_briefs": len(clean),
+            "clean_briefs_flagged": [c["case"] for c in clean if c["flagged"]]}

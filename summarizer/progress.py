@@ -124,6 +124,9 @@ def print_scorecard(report: Any) -> None:
     if report.mode == "replay":
         caught = sum(1 for o in flawed if not o.unmet)
         out.print(f"deliberate flaws caught: {caught}/{len(flawed)}", highlight=False)
+    if getattr(report, "checker", None):
+        for line in _checker_lines(report.checker):
+            out.print(line, highlight=False, soft_wrap=True)
     for line in report.slipped:
         out.print(f"[red]check failed[/red] {line}", highlight=False, soft_wrap=True)
     for line in report.regressions:
@@ -131,6 +134,24 @@ def print_scorecard(report: Any) -> None:
     for line in report.notes:
         out.print(f"note: {line}", highlight=False, soft_wrap=True)
     out.print("[green]PASS[/green]" if report.passed else "[red]FAIL[/red]")
+
+
+def _checker_lines(c: dict[str, Any]) -> list[str]:
+    def prb(d: dict[str, Any]) -> str:
+        return f"precision {d['precision']:.3f} · recall {d['recall']:.3f} · balanced accuracy {d['balanced_accuracy']:.3f}"
+
+    by_type = ", ".join(f"{t} {hit}/{n}" for t, (hit, n) in c["recall_by_type"].items())
+    flawed = c["flawed_briefs"]
+    caught = "; ".join(f"{f['case']}: {', '.join(f['issues']) or 'not flagged'}" for f in flawed)
+    return [
+        f"checker (evals/check, {c['pairs']} pairs): {prb(c)}",
+        f"  dev ({c['dev']['pairs']} pairs): {prb(c['dev'])}",
+        f"  test ({c['test']['pairs']} pairs): {prb(c['test'])}",
+        f"  recall by error type: {by_type}",
+        f"  flawed recorded briefs flagged: {sum(f['flagged'] for f in flawed)}/{len(flawed)} ({caught})",
+        f"  clean recorded briefs flagged: {len(c['clean_briefs_flagged'])}/{c['clean_briefs']}"
+        + (f" ({', '.join(c['clean_briefs_flagged'])})" if c["clean_briefs_flagged"] else ""),
+    ]
 
 
 def _fmt(value: Any, key: str) -> str:

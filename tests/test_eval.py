@@ -34,7 +34,8 @@ def test_shipped_set_passes_and_catches_every_flaw() -> None:
 def test_scorecard_table() -> None:
     result = runner.invoke(app, ["eval", "--evals-dir", str(EVALS)])
     assert result.exit_code == 0
-    for label in ("ROUGE-1 F", "Lead-3", "evidence grounding", "expected-fact recall", "deliberate flaws caught"):
+    for label in ("ROUGE-1 F", "Lead-3", "evidence grounding", "expected-fact recall", "deliberate flaws caught",
+                  "checker (evals/check", "flawed recorded briefs flagged: 2/2"):
         assert label in result.stdout
     assert result.stdout.strip().endswith("PASS")
 
@@ -108,3 +109,13 @@ def test_dated_cases_resolve_dates_and_a_wrong_resolution_is_caught(monkeypatch:
     monkeypatch.setattr(grounding, "date_supported", lambda *args: True)  # the date check gone
     weakened = run_eval(EVALS, names=["council-vote-dated"])
     assert not weakened.passed and any("does not follow from" in s for s in weakened.slipped)
+
+
+def test_a_weakened_checker_fails_the_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    checker = importlib.import_module("summarizer.faithfulness")
+    monkeypatch.setattr(checker, "_quantity_issues", lambda *args: [])  # numbers no longer checked
+    report = run_eval(EVALS)
+    assert not report.passed
+    assert any(r.startswith("check.recall") for r in report.regressions)

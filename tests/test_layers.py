@@ -24,9 +24,9 @@ LAYERS: list[set[str]] = [
     {"brief", "events", "user_tasks"},
     {"registry"},
     {"validation", "constraints", "backends"},
-    {"grounding", "candidates"},
+    {"grounding", "candidates", "faithfulness", "facts"},
     {"cache", "prompts", "documents", "limits", "config", "options", "otel"},
-    {"extract", "fetch", "dates", "language", "gazetteer"},
+    {"extract", "fetch", "dates", "language", "gazetteer", "align"},
     {"schemas", "errors", "observe", "_resources", "_version"},
 ]
 
