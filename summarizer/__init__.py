@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .align import Aligner, Alignment, Span
+    from .align import Aligner, Alignment
     from .backends import Backend, Completion, Delta, OutputMode, OutputSpec, Paced, RetryPolicy, Retrying, make_backend
     from .backends.base import Capabilities
     from .backends.layer import Layer, Observed
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .catalog import default_registry
     from .client import BulkSettings, DocumentLike, OptionSettings, SourceSettings, Summarizer
     from .config import Settings, load_settings
-    from .faithfulness import Check, CheckedSentence, Issue, check
+    from .faithfulness import Check, check
     from .documents import Document, read_document
     from .errors import (
         ConfigError, InputError, OutputError, OutputValidationError, ProviderError, SummarizerError, TransientError,
@@ -35,16 +35,16 @@ if TYPE_CHECKING:
     from .prompts import PromptLibrary, PromptTemplate
     from .registry import OutputContext, TaskRegistry, TaskSpec
     from .schemas import (
-        EVENT_TYPES, Brief, ErrorInfo, Event, EventReport, Failure, Participant, Place, Record, Result, TaskName,
-        Usage, When, event_report_schema,
+        EVENT_TYPES, Brief, CheckedSentence, ErrorInfo, Event, EventReport, Evidence, Failure, Issue, Participant,
+        Place, Record, Result, SourceText, Span, TaskName, Usage, When, event_report_schema,
     )
     from .sources import BulkItem
     from .tasks import Reask, StreamEvent, TaskRun, run_task
     from .user_tasks import Extraction, model_task
 
 _WHERE = {
-    "align": ["Aligner", "Alignment", "Span"],
-    "faithfulness": ["Check", "CheckedSentence", "Issue", "check"],
+    "align": ["Aligner", "Alignment"],
+    "faithfulness": ["Check", "check"],
     "backends": ["Backend", "Completion", "Delta", "OutputMode", "OutputSpec", "Paced", "RetryPolicy", "Retrying",
                  "make_backend"],
     "backends.base": ["Capabilities"],
@@ -64,7 +64,8 @@ _WHERE = {
     "prompts": ["PromptLibrary", "PromptTemplate"],
     "catalog": ["default_registry"],
     "registry": ["OutputContext", "TaskRegistry", "TaskSpec"],
-    "schemas": ["EVENT_TYPES", "Brief", "ErrorInfo", "Event", "EventReport", "Failure", "Participant", "Place",
+    "schemas": ["EVENT_TYPES", "Brief", "CheckedSentence", "ErrorInfo", "Event", "EventReport", "Evidence", "Failure",
+                "Issue", "Participant", "Place", "SourceText", "Span",
                 "Record", "Result", "TaskName", "Usage", "When", "event_report_schema"],
     "sources": ["BulkItem"],
     "tasks": ["Reask", "StreamEvent", "TaskRun", "run_task"],
@@ -75,14 +76,15 @@ _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names
 __all__ = [
     "Aligner", "Alignment", "Backend", "Brief", "BulkItem", "BulkRunner", "BulkSettings", "BulkSummary",
     "CallWatch", "Capabilities", "Check", "CheckedSentence", "Completion", "ConfigError", "Delta", "Document",
-    "DocumentLike", "DocumentPipeline", "EVENT_TYPES", "ErrorInfo", "Event", "EventReport", "Extraction",
-    "Failure", "InputError", "Issue", "Layer", "ModelCall", "Observed", "Observers", "OpenAIBackend",
-    "OptionSettings", "OutputContext", "OutputError", "OutputMode", "OutputSpec", "OutputValidationError",
-    "Paced", "Participant", "Place", "PromptLibrary", "PromptTemplate", "ProviderError", "RateLimiter", "Reask",
-    "Record", "Result", "ResultCache", "RetryPolicy", "Retrying", "RunObserver", "Settings", "SourceSettings",
-    "Span", "StreamEvent", "Summarizer", "SummarizerError", "TaskName", "TaskOptions", "TaskRegistry", "TaskRun",
-    "TaskSpec", "TransientError", "Usage", "UsageError", "When", "__version__", "check", "default_registry",
-    "event_report_schema", "load_settings", "make_backend", "model_task", "read_document", "run_task",
+    "DocumentLike", "DocumentPipeline", "EVENT_TYPES", "ErrorInfo", "Event", "EventReport", "Evidence",
+    "Extraction", "Failure", "InputError", "Issue", "Layer", "ModelCall", "Observed", "Observers",
+    "OpenAIBackend", "OptionSettings", "OutputContext", "OutputError", "OutputMode", "OutputSpec",
+    "OutputValidationError", "Paced", "Participant", "Place", "PromptLibrary", "PromptTemplate", "ProviderError",
+    "RateLimiter", "Reask", "Record", "Result", "ResultCache", "RetryPolicy", "Retrying", "RunObserver",
+    "Settings", "SourceSettings", "SourceText", "Span", "StreamEvent", "Summarizer", "SummarizerError",
+    "TaskName", "TaskOptions", "TaskRegistry", "TaskRun", "TaskSpec", "TransientError", "Usage", "UsageError",
+    "When", "__version__", "check", "default_registry", "event_report_schema", "load_settings", "make_backend",
+    "model_task", "read_document", "run_task",
 ]
 
 

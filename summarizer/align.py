@@ -14,7 +14,9 @@ prepares a source once and finds each quote in it:
   ``fuzzy_alignment_threshold`` (the share of the quote's tokens that must
   match); we also hold the span to it (langextract's density gate is 1/3),
   so a fuzzy span reads as the quote rather than a window the quote is
-  scattered over. Below it: None.
+  scattered over. Below it: None. A quote may also leave at most
+  ``max(2, tokens // 10)`` of its tokens unmatched: an invented clause glued
+  onto a real sentence scores high on a long quote, but is not a quote.
 
 Scripts written without spaces (Chinese, Japanese, Thai, …) are tokenised by
 character. Finding a quote is linear-ish: exact and normalised matches are
@@ -31,6 +33,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from .schemas import Span
 
 __all__ = ["FUZZY_THRESHOLD", "Aligner", "Alignment", "Span", "fold", "sentence_spans", "tokens"]
 
@@ -49,18 +53,6 @@ WIDE_RANGES = (
 _TOKEN = re.compile(rf"[{WIDE_RANGES}]|[^\W_{WIDE_RANGES}]+")
 _MAX_ANCHORS = 8  # distinct quote tokens that vote for a position
 _CANDIDATES = 3  # best-voted positions aligned in full
-
-
-class Span(BaseModel):
-    """``[start, end)``: Python string indices into the text it belongs to."""
-
-    model_config = ConfigDict(frozen=True)
-
-    start: int
-    end: int
-
-    def of(self, text: str) -> str:
-        return text[self.start:self.end]
 
 
 class Alignment(BaseModel):
@@ -159,6 +151,8 @@ class Aligner:
         if best is None or best[0] < FUZZY_THRESHOLD:
             return None
         score, first, last = best
+        if len(wanted) - round(score * max(len(wanted), last - first + 1)) > _unmatched_allowed(len(wanted)):
+            return None  # a few words differ at most: a sentence glued onto a real one is not a quote
         return Alignment(span=Span(start=index.starts[first], end=index.ends[last]), match="fuzzy",
                          score=round(score, 3))
 
@@ -171,6 +165,11 @@ class Aligner:
             self._index = _Index([k for k, _, _ in found], [s for _, s, _ in found], [e for _, _, e in found],
                                  positions)
         return self._index
+
+
+def _unmatched_allowed(count: int) -> int:
+    """Quote tokens that may find no partner in the span: a dropped or changed word or two, a tenth of a long quote."""
+    return max(2, count // 10)
 
 
 def _diagonals(wanted: list[str], positions: dict[str, list[int]]) -> list[int]:

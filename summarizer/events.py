@@ -1,14 +1,19 @@
 """The events task: an event report (who did what, when, where), every event backed by verbatim quotes.
 
-Its answer is JSON in the EventReport schema; a quote the source lacks makes
-it invalid (re-asked), unsupported dates and participants are warnings.
-Grammar-bound decoders get a schema narrowed to the document's own spans
-(``candidates`` and ``constraints``).
+A model answers in the answer schema (``ReportAnswer``: quotes and values as
+plain strings); a quote the source does not hold — exactly, or fuzzily above
+the alignment threshold — makes it invalid (re-asked), unsupported dates and
+participants are warnings. Once the document is done, ``_locate`` ties every
+quote and value to its place in the source: the EventReport (schema 2) carries
+``{"quote", "start", "end", "match"}`` evidence and a ``span`` on names,
+descriptions, places and time expressions. Grammar-bound decoders get a schema
+narrowed to the document's own spans (``candidates`` and ``constraints``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .backends.base import OutputSpec
@@ -17,7 +22,9 @@ from .constraints import grounded_schema
 from .grounding import SourceIndex
 from .options import TaskOptions
 from .registry import OutputContext, TaskSpec
-from .schemas import EventReport, event_report_schema
+from .schemas import (
+    Event, EventAnswer, EventReport, Evidence, Participant, Place, ReportAnswer, Span, When, event_report_schema,
+)
 from .validation import validate_events
 
 __all__ = ["SCHEMA", "SPEC"]
@@ -28,11 +35,54 @@ SCHEMA = event_report_schema(strict=False)
 SCHEMA_JSON = json.dumps(SCHEMA, separators=(",", ":"))  # for custom prompts that still place $schema
 
 
-def _validate(raw: str, finish: str | None, source: SourceIndex, options: TaskOptions) -> tuple[EventReport, list[str]]:
+def _validate(raw: str, finish: str | None, source: SourceIndex, options: TaskOptions) -> tuple[ReportAnswer, list[str]]:
     return validate_events(raw, finish, source)
 
 
-def _output(context: OutputContext[EventReport]) -> OutputSpec:
+def _locate(answer: ReportAnswer, source: SourceIndex, options: TaskOptions) -> tuple[EventReport, list[str]]:
+    """The answer with every quote and value tied to its place in ``source.text``."""
+    events = [_located_event(event, source) for event in answer.events]
+    report = EventReport(headline=answer.headline, language=answer.language, events=events)
+    return report, []
+
+
+def _located_event(event: EventAnswer, source: SourceIndex) -> Event:
+    evidence = []
+    for quote in event.evidence:
+        found = source.locate(quote)
+        if found is None:  # validation refuses these; a combine step's answer is checked against the whole text
+            continue
+        evidence.append(Evidence(quote=quote, start=found.span.start, end=found.span.end, match=found.match))
+    near = evidence[0].start if evidence else 0
+    participants = [
+        Participant(**p.model_dump(), span=_value_span(p.name, source, near),
+                    description_span=_value_span(p.description, source, near) if p.description else None)
+        for p in event.participants
+    ]
+    where = Place(**event.where.model_dump(), span=_value_span(event.where.name, source, near)) if event.where else None
+    when = When(**event.when.model_dump(), span=_value_span(event.when.text, source, near)) if event.when else None
+    return Event(type=event.type, summary=event.summary, participants=participants, where=where, when=when,
+                 status=event.status, evidence=evidence)
+
+
+def _value_span(value: str, source: SourceIndex, near: int) -> Span | None:
+    """Where a name, place or time expression is: its occurrence nearest the event's evidence.
+
+    Values are short: only an exact occurrence, or one that differs in case, spacing or
+    typography, counts (a fuzzy match of two words would point at anything).
+    """
+    text = value.strip()
+    if not text:
+        return None
+    occurrences = [m.start() for m in re.finditer(re.escape(text), source.text)]
+    if occurrences:
+        start = min(occurrences, key=lambda at: abs(at - near))
+        return Span(start=start, end=start + len(text))
+    found = source.locate(text)
+    return found.span if found is not None and found.score >= 1.0 else None
+
+
+def _output(context: OutputContext[ReportAnswer]) -> OutputSpec:
     # Grammar decoders choose among the document's own spans (names, places,
     # times, sentences); they may only quote the text in front of them: the
     # document (or part), or for a combine step the quotes the part reports carry.
@@ -47,9 +97,10 @@ def _output(context: OutputContext[EventReport]) -> OutputSpec:
 
 
 SPEC: TaskSpec[EventReport] = TaskSpec(
-    name="events", value_model=EventReport, validate=_validate, output=_output, schema=SCHEMA,
+    name="events", value_model=EventReport, answer_model=ReportAnswer, validate=_validate, finish=_locate,
+    output=_output, schema=SCHEMA, version="2",
     description="Extract an event report (JSON) from a document; every event backed by verbatim quotes.",
     options=("language",), evidence=("events[].evidence[]",),
-    as_part=lambda value, n: f"Part {n}: " + value.model_dump_json(exclude={"schema_version"}),
+    as_part=lambda answer, n: f"Part {n}: " + answer.model_dump_json(exclude={"schema_version"}),
     render=lambda value: value.model_dump_json(indent=2),
 )

@@ -30,7 +30,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
-from .align import Span, fold, sentence_spans
+from .align import fold, sentence_spans
+from .schemas import CheckedSentence, Issue, Span
 from .facts import (
     CONTINENTAL, Name, PRIVATIVE, PRONOUNS, TITLE_WORDS, Facts, Quantity, TimeRef, antonym_of, close, facts_of,
     is_content, is_generic, negated, number_word, same_quantity, stem,
@@ -60,27 +61,6 @@ _TITLE_SAME = {"ceo": "chief executive", "chief executive officer": "chief execu
                "cfo": "chief financial officer", "kanzler": "bundeskanzler", "premier": "prime minister"}
 _LOOSE_TITLES = frozenset({"head", "leader", "boss", "director", "secretary", "engineer", "manager", "founder",
                            "captain", "pilot"})
-
-
-class Issue(BaseModel):
-    """Something a summary sentence says that its cited source text does not back."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: IssueKind
-    text: str  # the words of the summary sentence at fault
-    detail: str  # what the source says instead, or that it says nothing of it
-    span: Span | None = None  # where ``text`` is in the summary
-
-
-class CheckedSentence(BaseModel):
-    """One summary sentence: where it is, the source sentences that back it, and the verdict."""
-
-    text: str
-    span: Span  # in the summary
-    citations: list[Span]  # in the source
-    support: Literal["supported", "partial", "unsupported"]
-    issues: list[Issue]
 
 
 class Check(BaseModel):

@@ -9,14 +9,16 @@ changing meaning: case, runs of whitespace, and typographic quotes and dashes.
 from __future__ import annotations
 
 import bisect
+import functools
 import datetime as dt
 import re
 from typing import TYPE_CHECKING
 
+from .align import Aligner, Alignment
 from .dates import candidates
 
 if TYPE_CHECKING:
-    from .schemas import EventReport
+    from .schemas import ReportAnswer
 
 __all__ = [
     "CAPITALS", "SourceIndex", "brief_warnings", "claims", "date_supported", "evidence_errors", "event_warnings",
@@ -75,6 +77,16 @@ class SourceIndex:
         key = _key(quote).strip(" \"'")
         return bool(key) and key in self.key
 
+    @functools.cached_property
+    def aligner(self) -> Aligner:
+        return Aligner(self.text)
+
+    def locate(self, quote: str) -> Alignment | None:
+        """Where ``quote`` is in the source: exact, or fuzzy above the alignment threshold; else None."""
+        if not quote.strip(" \"'“”‘’"):
+            return None
+        return self.aligner.find(quote)
+
 
 def claims(text: str) -> tuple[set[str], list[str]]:
     """The checkable claims of a text: its numbers and its capitalised names."""
@@ -129,17 +141,17 @@ def date_supported(date: str, source: SourceIndex, when_text: str | None = None)
     return len(parts) < 3 or str(int(parts[2])) in source.numbers or parts[2] in source.numbers
 
 
-def evidence_errors(report: EventReport, source: SourceIndex) -> list[str]:
-    """One error per evidence quote the source does not contain: these make a report invalid."""
+def evidence_errors(report: ReportAnswer, source: SourceIndex) -> list[str]:
+    """One error per evidence quote the source does not hold (exactly, or fuzzily above the threshold)."""
     return [
         f"events[{i}].evidence[{j}] is not a verbatim quote from the document: {quote[:160]!r}"
         for i, event in enumerate(report.events)
         for j, quote in enumerate(event.evidence)
-        if not source.contains(quote)
+        if source.locate(quote) is None
     ]
 
 
-def event_warnings(report: EventReport, source: SourceIndex) -> list[str]:
+def event_warnings(report: ReportAnswer, source: SourceIndex) -> list[str]:
     """Time expressions, dates and participants the source does not support: flagged, not fatal."""
     warnings = []
     for i, event in enumerate(report.events):

@@ -100,7 +100,8 @@ class DocumentPipeline:
             return None
         try:
             result = Result[self.spec.value_model].model_validate(  # type: ignore[name-defined]
-                {**hit, "id": doc_id, "task": self.task, "cached": True})
+                {**hit, "id": doc_id, "task": self.task, "cached": True,
+                 "source": {"text": document.text, "digest": document.digest}})
         except ValueError:
             return None  # an entry from an older schema: answer afresh
         observe.current().cache_hit()

@@ -58,7 +58,7 @@ class TaskSpec(Generic[V]):
 
     name: str
     value_model: type[V]
-    validate: Validate[V]
+    validate: Validate[Any]  # returns the answer (``answer_type``), which ``finish`` may turn into the value
     description: str = ""
     version: str = "1"  # of the value's shape: a cache key part
     prompt: str = ""  # template name; default: the task's name
@@ -67,10 +67,14 @@ class TaskSpec(Generic[V]):
     schema: dict[str, Any] | None = None  # the value's JSON Schema (bounds kept); None: a plain-text answer
     strict_schema: bool = True  # the schema suits OpenAI's strict mode
     evidence: tuple[str, ...] = ()  # paths ("events[].evidence[]") of strings that must be verbatim quotes
-    output: Callable[[OutputContext[V]], OutputSpec] | None = None  # default: the schema, or plain text
-    as_part: Callable[[V, int], str] | None = None  # a part's value as the combine step sees it; default JSON
+    output: Callable[[OutputContext[Any]], OutputSpec] | None = None  # default: the schema, or plain text
+    as_part: Callable[[Any, int], str] | None = None  # a part's answer as the combine step sees it; default JSON
     render: Callable[[V], str] | None = None  # the value as text (the CLI without --json); default JSON
-    finish: Callable[[V, SourceIndex, TaskOptions], tuple[V, list[str]]] | None = None  # after validation
+    # After validation, once the whole document is done: what the answer becomes (offsets, citations).
+    # With ``answer_model`` the model's answer has another shape than the value (event reports: plain
+    # quotes in, located evidence out); part answers keep the answer's shape.
+    finish: Callable[[Any, SourceIndex, TaskOptions], tuple[V, list[str]]] | None = None
+    answer_model: type[BaseModel] | None = None
     templates: Mapping[str, PromptTemplate] = field(default_factory=dict)  # templates the task brings
     origin: str = "built-in"
 
@@ -87,18 +91,23 @@ class TaskSpec(Generic[V]):
         return self.combine_prompt or f"{self.prompt_name}_combine"
 
     @property
+    def answer_type(self) -> type[BaseModel]:
+        """What validation returns and part answers are: the model's answer shape."""
+        return self.answer_model or self.value_model
+
+    @property
     def structured(self) -> bool:
         """The answer is JSON (else plain text, which can stream)."""
         return self.schema is not None
 
-    def output_spec(self, context: OutputContext[V]) -> OutputSpec:
+    def output_spec(self, context: OutputContext[Any]) -> OutputSpec:
         if self.output is not None:
             return self.output(context)
         if self.schema is None:
             return OutputSpec()
         return OutputSpec(json_schema=self.schema, name=self.name, strict=self.strict_schema)
 
-    def part_text(self, value: V, number: int) -> str:
+    def part_text(self, value: BaseModel, number: int) -> str:
         if self.as_part is not None:
             return self.as_part(value, number)
         return f"Part {number}: " + value.model_dump_json()

@@ -14,26 +14,13 @@ import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import GenerateJsonSchema
 
 __all__ = [
-    "DEFAULT_WORDS",
-    "EVENT_TYPES",
-    "TASK_NAMES",
-    "Brief",
-    "ErrorInfo",
-    "Event",
-    "EventReport",
-    "Failure",
-    "Participant",
-    "Place",
-    "Record",
-    "Result",
-    "TaskName",
-    "Usage",
-    "When",
-    "count_words",
-    "event_report_schema",
-    "strict_schema",
+    "DEFAULT_WORDS", "EVENT_TYPES", "TASK_NAMES", "Brief", "CheckedSentence", "ErrorInfo", "Event", "EventAnswer",
+    "EventReport", "Evidence", "Failure", "Issue", "Participant", "ParticipantAnswer", "Place", "PlaceAnswer", "Record",
+    "ReportAnswer", "Result", "SourceText", "Span", "TaskName", "Usage", "When", "WhenAnswer", "count_words",
+    "event_report_schema", "strict_schema",
 ]
 
 TaskName = str
@@ -57,7 +44,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Participant(_Strict):
+class Span(BaseModel):
+    """``[start, end)``: Python string indices into the text it belongs to (a result's ``source.text``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+    def of(self, text: str) -> str:
+        return text[self.start:self.end]
+
+
+class SourceText(BaseModel):
+    """The text the model saw (after extraction and de-duplication): every span of a result points into it."""
+
+    text: str
+    digest: str  # SHA-256 of the text and the publication date: the document part of a cache key
+
+
+# -- what a model writes: the answer shapes (schema version 1) -------------------------------------------
+# Quotes and values are plain strings; offsets are found afterwards, never asked of a model.
+
+
+class ParticipantAnswer(_Strict):
     name: str = Field(min_length=1, max_length=120)
     kind: Literal["person", "organization", "country", "location", "other"]
     role: Literal["agent", "target", "partner", "victim", "other"]
@@ -66,12 +76,12 @@ class Participant(_Strict):
     )
 
 
-class Place(_Strict):
+class PlaceAnswer(_Strict):
     name: str = Field(min_length=1, max_length=120)
     country: str | None = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code.")
 
 
-class When(_Strict):
+class WhenAnswer(_Strict):
     text: str = Field(min_length=1, max_length=80, description='Verbatim from the document, e.g. "on Friday".')
     date: str | None = Field(
         pattern=_ISO_DATE,
@@ -80,26 +90,17 @@ class When(_Strict):
     precision: Literal["day", "month", "year", "unknown"]
 
     @model_validator(mode="after")
-    def _date_matches_precision(self) -> When:
-        if self.date is None:
-            return self
-        parts = self.date.split("-")
-        expected = _DATE_PARTS.get(self.precision)
-        if expected is not None and len(parts) != expected:
-            raise ValueError(f"date {self.date!r} does not match precision {self.precision!r}")
-        try:
-            _dt.date(int(parts[0]), int(parts[1]) if len(parts) > 1 else 1, int(parts[2]) if len(parts) > 2 else 1)
-        except ValueError:
-            raise ValueError(f"date {self.date!r} is not a real calendar date") from None
+    def _date_matches_precision(self) -> WhenAnswer:
+        _check_date(self.date, self.precision)
         return self
 
 
-class Event(_Strict):
+class EventAnswer(_Strict):
     type: EventType
     summary: str = Field(min_length=1, max_length=240, description="One sentence, at most 40 words: what happened.")
-    participants: list[Participant] = Field(max_length=8)
-    where: Place | None
-    when: When | None
+    participants: list[ParticipantAnswer] = Field(max_length=8)
+    where: PlaceAnswer | None
+    when: WhenAnswer | None
     status: Literal["occurred", "ongoing", "planned", "reported", "denied"]
     evidence: list[Annotated[str, Field(min_length=1, max_length=400)]] = Field(
         min_length=1, max_length=4,
@@ -108,7 +109,7 @@ class Event(_Strict):
 
     @field_validator("participants")
     @classmethod
-    def _distinct_participants(cls, value: list[Participant]) -> list[Participant]:
+    def _distinct_participants(cls, value: list[ParticipantAnswer]) -> list[ParticipantAnswer]:
         # Small models repeat an entry until the array bound; a repeat says nothing.
         return list({p.model_dump_json(): p for p in value}.values())
 
@@ -120,24 +121,117 @@ class Event(_Strict):
         return value
 
 
-class EventReport(_Strict):
+class ReportAnswer(_Strict):
+    # An event report as a model writes it (no docstring: it would join the schema the model is sent);
+    # the events task's finish step turns it into an EventReport with offsets.
     schema_version: Literal["1"]
     headline: str = Field(min_length=1, max_length=120)
     language: str = Field(pattern=r"^[a-z]{2}$", description="ISO 639-1 code of the document's language.")
-    events: list[Event] = Field(min_length=1, max_length=10, description="The main event first.")
+    events: list[EventAnswer] = Field(min_length=1, max_length=10, description="The main event first.")
 
     @field_validator("events")
     @classmethod
-    def _distinct_events(cls, value: list[Event]) -> list[Event]:
+    def _distinct_events(cls, value: list[EventAnswer]) -> list[EventAnswer]:
         # The same event twice (a small model repeats to the array bound) is one event.
         return list({e.model_dump_json(): e for e in value}.values())
 
 
+def _check_date(date: str | None, precision: str) -> None:
+    if date is None:
+        return
+    parts = date.split("-")
+    expected = _DATE_PARTS.get(precision)
+    if expected is not None and len(parts) != expected:
+        raise ValueError(f"date {date!r} does not match precision {precision!r}")
+    try:
+        _dt.date(int(parts[0]), int(parts[1]) if len(parts) > 1 else 1, int(parts[2]) if len(parts) > 2 else 1)
+    except ValueError:
+        raise ValueError(f"date {date!r} is not a real calendar date") from None
+
+
+# -- what summarizer returns: every quote and value tied to its place in the source (schema version 2) ------
+
+
+class Evidence(BaseModel):
+    """A quote and where it is: ``source.text[start:end]`` is the quote (``exact``) or reads as it (``fuzzy``)."""
+
+    quote: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    match: Literal["exact", "fuzzy"]
+
+
+class Participant(BaseModel):
+    name: str
+    kind: Literal["person", "organization", "country", "location", "other"]
+    role: Literal["agent", "target", "partner", "victim", "other"]
+    description: str | None
+    span: Span | None = None  # where the name is in the source; None: not found there
+    description_span: Span | None = None
+
+
+class Place(BaseModel):
+    name: str
+    country: str | None
+    span: Span | None = None
+
+
+class When(BaseModel):
+    text: str
+    date: str | None
+    precision: Literal["day", "month", "year", "unknown"]
+    span: Span | None = None
+
+
+class Event(BaseModel):
+    type: EventType
+    summary: str
+    participants: list[Participant]
+    where: Place | None
+    when: When | None
+    status: Literal["occurred", "ongoing", "planned", "reported", "denied"]
+    evidence: list[Evidence]
+
+
+class EventReport(BaseModel):
+    """Who did what, when, where, with whom; every quote and value located in ``source.text``."""
+
+    schema_version: Literal["2"] = "2"
+    headline: str
+    language: str
+    events: list[Event]
+
+
+# -- briefs ------------------------------------------------------------------------------------------------
+
+
+class Issue(BaseModel):
+    """Something a summary sentence says that its cited source text does not back."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["name", "number", "date", "quantity", "negation", "place", "role", "unsupported_content"]
+    text: str  # the words of the summary sentence at fault
+    detail: str  # what the source says instead, or that it says nothing of it
+    span: Span | None = None  # where ``text`` is in the summary
+
+
+class CheckedSentence(BaseModel):
+    """One summary sentence: where it is, the source sentences that back it, and the verdict."""
+
+    text: str
+    span: Span  # in the summary
+    citations: list[Span]  # in the source
+    support: Literal["supported", "partial", "unsupported"]
+    issues: list[Issue]
+
+
 class Brief(BaseModel):
-    """One paragraph of plain prose."""
+    """One paragraph of plain prose; each sentence cited to the source sentences that back it."""
 
     text: str
     word_count: int
+    sentences: list[CheckedSentence] = Field(default_factory=list)
 
 
 class Usage(BaseModel):
@@ -184,6 +278,7 @@ class _Envelope(BaseModel):
     prompt_version: str | None = None
     latency_ms: int = 0
     cached: bool = False
+    source: SourceText | None = None  # the text the model saw: every span in ``value`` points into it
 
 
 class Result(_Envelope, Generic[T]):
@@ -225,7 +320,7 @@ _STRICT_UNSUPPORTED = {"minLength", "maxLength", "title", "default"}
 
 
 def event_report_schema(*, strict: bool = True) -> dict[str, Any]:
-    """The EventReport JSON Schema; ``strict`` drops keywords OpenAI strict mode rejects.
+    """The JSON Schema a model answers an event report in; ``strict`` drops keywords OpenAI strict mode rejects.
 
     The full form keeps string and array bounds: a local grammar uses them to
     stop a small model from rambling.
@@ -253,4 +348,12 @@ def _strip(node: Any, keys: set[str]) -> Any:
     return node
 
 
-_BASE_SCHEMA = EventReport.model_json_schema()
+class _AnswerNames(GenerateJsonSchema):
+    """The answer models' schema under their schema-1 names ("Event", not "EventAnswer"): the prompt stays the same."""
+
+    def normalize_name(self, name: str) -> str:
+        name = super().normalize_name(name)
+        return "EventReport" if name == "ReportAnswer" else name.removesuffix("Answer")
+
+
+_BASE_SCHEMA = ReportAnswer.model_json_schema(schema_generator=_AnswerNames)

@@ -33,7 +33,7 @@ from .options import TaskOptions
 from .prompts import PromptLibrary, PromptTemplate, message_tokens
 from .catalog import default_registry
 from .registry import OutputContext, TaskRegistry, TaskSpec
-from .schemas import EVENT_TYPES, Result, Usage
+from .schemas import EVENT_TYPES, Result, SourceText, Usage
 from .validation import Invalid
 
 __all__ = ["Reask", "Request", "StreamEvent", "TaskOptions", "TaskRun", "resolve_task", "run_task", "task_prompts"]
@@ -189,7 +189,7 @@ class TaskRun(Generic[V]):
         run.usage = Usage.model_validate(state["usage"])
         run.warnings, run._used = list(state["warnings"]), list(state["used"])
         run._round, run._expected = state["round"], state["expected"]
-        kind = run.spec.value_model
+        kind = run.spec.answer_type
         run._values = {int(i): (kind.model_validate(value), list(found)) for i, (value, found) in state["values"].items()}
         return run
 
@@ -205,6 +205,7 @@ class TaskRun(Generic[V]):
         return Result[Any](
             id=self.document.id, task=self.task, value=value, warnings=self.warnings + found, usage=self.usage,
             model=self.model, prompt_version=self.prompt_version, latency_ms=latency_ms,
+            source=SourceText(text=self.document.text, digest=self.document.digest),
         )
 
     # -- stages ------------------------------------------------------------------------------

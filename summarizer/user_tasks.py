@@ -162,7 +162,7 @@ def _parsed(raw: str, finish: str | None) -> Any:
 
 def _check_evidence(data: Any, paths: tuple[str, ...], source: SourceIndex) -> None:
     missing = [f"{where} is not a verbatim quote from the document: {quote[:160]!r}"
-               for path in paths for where, quote in evidence_strings(data, path) if not source.contains(quote)]
+               for path in paths for where, quote in evidence_strings(data, path) if source.locate(quote) is None]
     if missing:
         raise Invalid(missing[:12])
 

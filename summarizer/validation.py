@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from .grounding import SourceIndex, brief_warnings, event_warnings, evidence_errors
-from .schemas import Brief, EventReport, count_words
+from .faithfulness import check
+from .schemas import Brief, CheckedSentence, ReportAnswer, count_words
 
 __all__ = ["Invalid", "brief_problems", "extract_json", "pydantic_errors", "validate_brief", "validate_events"]
 
@@ -43,12 +44,23 @@ def validate_brief(
     problems = brief_problems(text, *words)
     if finish_reason == "length":
         problems.insert(0, "it was cut off before the end; write a shorter brief")
+    if problems:  # the shape first: citing a preamble or a bullet list says nothing
+        raise Invalid(problems)
     warnings = brief_warnings(text, source)
+    checked = check(text, source.text, published=source.published)
+    unsupported = [_unsupported(n, sentence) for n, sentence in enumerate(checked.sentences, 1)
+                   if sentence.support == "unsupported"]
     if strict:
-        problems += [f"{w}; use only facts stated in the document" for w in warnings]
+        problems += [f"{w}; use only facts stated in the document" for w in [*warnings, *unsupported]]
     if problems:
         raise Invalid(problems)
-    return Brief(text=text, word_count=count_words(text)), warnings
+    return Brief(text=text, word_count=count_words(text), sentences=checked.sentences), [*warnings, *unsupported]
+
+
+def _unsupported(number: int, sentence: CheckedSentence) -> str:
+    """A warning naming an unsupported sentence and what in it has no backing."""
+    issues = "; ".join(f"{issue.kind} {issue.text!r}: {issue.detail}" for issue in sentence.issues[:3])
+    return f"sentence {number} is not backed by the source: {issues or 'no source sentence says it'}"
 
 
 def brief_problems(text: str, min_words: int, max_words: int) -> list[str]:
@@ -68,7 +80,7 @@ def brief_problems(text: str, min_words: int, max_words: int) -> list[str]:
     return problems
 
 
-def validate_events(raw: str, finish_reason: str | None, source: SourceIndex) -> tuple[EventReport, list[str]]:
+def validate_events(raw: str, finish_reason: str | None, source: SourceIndex) -> tuple[ReportAnswer, list[str]]:
     """An event report whose every evidence quote is in ``source``, and its warnings."""
     try:
         data = extract_json(raw)
@@ -76,7 +88,7 @@ def validate_events(raw: str, finish_reason: str | None, source: SourceIndex) ->
         cut = "the output was cut off before the JSON ended; " if finish_reason == "length" else ""
         raise Invalid([f"{cut}{exc}"]) from None
     try:
-        report = EventReport.model_validate(data)
+        report = ReportAnswer.model_validate(data)
     except ValidationError as exc:
         raise Invalid(pydantic_errors(exc)) from None
     missing = evidence_errors(report, source)

@@ -57,7 +57,7 @@ def test_jsonl_run_writes_one_envelope_per_line(fake: FakeServer, tmp_path: Path
     assert result.exit_code == 0, result.output
     records = read_out(out)
     assert sorted(r["id"] for r in records) == sorted(f"doc-{i}" for i in range(30))
-    assert all(r["status"] == "ok" and r["value"]["schema_version"] == "1" for r in records)
+    assert all(r["status"] == "ok" and r["value"]["schema_version"] == "2" for r in records)
     summary = json.loads(result.stdout)
     assert summary["ok"] == 30 and summary["requests"] == 30 and summary["failed"] == 0
 

@@ -66,7 +66,14 @@ def test_brief_json_envelope(fake: FakeServer) -> None:
     assert envelope["usage"]["requests"] == 1 and envelope["usage"]["prompt_tokens"] > 0
     assert envelope["prompt_version"] == "brief@3" and envelope["model"] == "fake-model"
     assert set(envelope) == {"id", "task", "status", "value", "error", "warnings", "usage", "model",
-                             "prompt_version", "latency_ms", "cached"}
+                             "prompt_version", "latency_ms", "cached", "source"}
+    source = envelope["source"]["text"]  # the text the model saw: the repeats dropped
+    assert source.count("Then COVID interfered") == 1 and source in fake.requests[0]["messages"][1]["content"]
+    sentences = envelope["value"]["sentences"]
+    assert sentences and all(s["support"] == "supported" and s["citations"] for s in sentences)
+    for sentence in sentences:  # each cites the source sentence it comes from (the fake answers with extracts)
+        cited = " ".join(source[c["start"]:c["end"]] for c in sentence["citations"])
+        assert sentence["text"].rstrip(".")[:40] in cited
     assert "60 to 90 words" in fake.requests[0]["messages"][0]["content"]
 
 
@@ -74,7 +81,9 @@ def test_events_prints_a_valid_report(fake: FakeServer) -> None:
     result = run("events", str(UNGA), *endpoint(fake))
     assert result.exit_code == 0, result.stderr
     report = EventReport.model_validate_json(result.stdout)
-    assert report.events[0].evidence[0] in UNGA.read_text()
+    assert report.schema_version == "2"
+    evidence = report.events[0].evidence[0]
+    assert evidence.match == "exact" and evidence.quote in UNGA.read_text()
     assert fake.requests[0]["response_format"]["type"] == "json_schema"
 
 
@@ -225,7 +234,7 @@ def test_real_entry_point_in_a_subprocess(fake: FakeServer, tmp_path: Path) -> N
     env = {**os.environ, "SUMMARIZER_BASE_URL": fake.base_url, "SUMMARIZER_MODEL": "m", "OPENAI_API_KEY": SECRET}
     ok = subprocess.run([sys.executable, "-m", "summarizer", "events", str(UNGA)],
                         capture_output=True, text=True, env=env, timeout=60)
-    assert ok.returncode == 0 and json.loads(ok.stdout)["schema_version"] == "1"
+    assert ok.returncode == 0 and json.loads(ok.stdout)["schema_version"] == "2"
     bad = subprocess.run([sys.executable, "-m", "summarizer", "brief", "-"], input="",
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr

@@ -25,7 +25,7 @@ from summarizer.evaluation import load_cases
 from summarizer.gazetteer import country_of
 from summarizer.grounding import SourceIndex, event_warnings
 from summarizer.language import detect_language
-from summarizer.schemas import EventReport, event_report_schema
+from summarizer.schemas import ReportAnswer, event_report_schema
 from summarizer.validation import validate_events
 
 UNGA_DOCUMENT = read_document(UNGA)
@@ -137,7 +137,7 @@ def test_a_document_with_no_names_places_or_times_still_has_a_schema() -> None:
     event = schema["$defs"]["Event"]["properties"]
     assert event["participants"]["maxItems"] == 0 and event["where"] == {"anyOf": [{"type": "null"}]}
     report = _choose(schema, schema["$defs"], 0)
-    assert EventReport.model_validate(report).events[0].participants == []
+    assert ReportAnswer.model_validate(report).events[0].participants == []
 
 
 def test_the_grounded_schema_is_bounded_and_the_plain_one_is_not_treated_as_such() -> None:
@@ -162,7 +162,7 @@ def test_the_grounded_schema_compiles_to_a_llama_cpp_grammar() -> None:
 def test_repeated_events_collapse_to_one() -> None:
     event = {"type": "other", "summary": "It rained.", "participants": [], "where": None, "when": None,
              "status": "occurred", "evidence": ["It rained."]}
-    report = EventReport.model_validate({"schema_version": "1", "headline": "Rain", "language": "en",
+    report = ReportAnswer.model_validate({"schema_version": "1", "headline": "Rain", "language": "en",
                                          "events": [event, event, {**event, "status": "reported"}]})
     assert [e.status for e in report.events] == ["occurred", "reported"]
 

@@ -21,7 +21,7 @@ from summarizer.documents import estimate_tokens, split_into_chunks
 from summarizer.fetch import FetchPolicy, fetch
 from summarizer.grounding import SourceIndex, date_supported, event_warnings
 from summarizer.prompts import message_tokens
-from summarizer.schemas import EventReport
+from summarizer.schemas import ReportAnswer
 
 runner = CliRunner()
 
@@ -245,7 +245,7 @@ def test_nothing_resolves_without_a_publication_date_or_for_vague_words() -> Non
 
 
 def test_a_wrongly_resolved_date_is_a_warning() -> None:
-    report = EventReport.model_validate({
+    report = ReportAnswer.model_validate({
         "schema_version": "1", "headline": "h", "language": "en", "events": [{
             "type": "other", "summary": "s", "participants": [], "where": None, "status": "occurred",
             "when": {"text": "on Friday", "date": "2024-09-26", "precision": "day"}, "evidence": ["It happened"]}]})

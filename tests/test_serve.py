@@ -108,9 +108,13 @@ def test_brief_and_events_return_the_cli_envelope(service: Service, model: FakeS
     envelope = brief.json()
     assert envelope["id"] == "unga" and envelope["status"] == "ok" and 60 <= envelope["value"]["word_count"] <= 90
     assert set(envelope) == {"id", "task", "status", "value", "error", "warnings", "usage", "model",
-                             "prompt_version", "latency_ms", "cached"}
+                             "prompt_version", "latency_ms", "cached", "source"}
     assert "dropped 8 repeated paragraph(s) from the input" in envelope["warnings"]
-    assert events.json()["value"]["schema_version"] == "1"
+    source = envelope["source"]["text"]
+    assert all(source[c["start"]:c["end"]] for s in envelope["value"]["sentences"] for c in s["citations"])
+    for event in events.json()["value"]["events"]:
+        assert all(events.json()["source"]["text"][q["start"]:q["end"]] == q["quote"] for q in event["evidence"])
+    assert events.json()["value"]["schema_version"] == "2"
     assert "published on 2024-09-28 (a Saturday)" in model.requests[1]["messages"][0]["content"]
 
 

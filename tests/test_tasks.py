@@ -130,7 +130,9 @@ def test_events_valid_report(s: Summarizer, doc) -> None:
     body = sent(route)[0]
     assert body["response_format"]["type"] == "json_schema"
     assert result.value.events[0].type == "diplomacy.meeting"
-    assert result.value.events[0].evidence == ["Lavrov arrived in New York on Wednesday"]
+    [evidence] = result.value.events[0].evidence
+    assert evidence.quote == "Lavrov arrived in New York on Wednesday" and evidence.match == "exact"
+    assert doc.text[evidence.start:evidence.end] == evidence.quote and result.source.text == doc.text
     assert result.prompt_version == "events@3"
 
 
@@ -267,7 +269,8 @@ def test_events_map_reduce_passes_part_reports_and_quotes_hold(fake) -> None:
     assert len(maps) > 2 and len(combines) == 1
     assert combines[0]["messages"][1]["content"].count("Part ") == len(maps)
     assert result.prompt_version == "events@3+events_combine@2"
-    assert all(q in _long_text() for event in result.value.events for q in event.evidence)
+    text = result.source.text
+    assert all(text[q.start:q.end] == q.quote for event in result.value.events for q in event.evidence)
     assert result.usage.requests == len(maps) + len(combines)
 
 

@@ -81,7 +81,14 @@ class OpenAIBackend(Backend):
 
     def parse(self, data: Any, body: dict[str, Any]) -> Completion:
         """A chat completion the provider returned for ``body`` (a batch line's answer)."""
-        return parse_completion(data, self.endpoint, self.model, _mode_of(body))
+        return self._masked(parse_completion(data, self.endpoint, self.model, _mode_of(body)))
+
+    def _masked(self, completion: Completion) -> Completion:
+        """The answer with our key masked: a model that echoes it must not put it into results, logs or caches."""
+        if self.api_key:
+            completion.text = redact(completion.text, self.secrets)
+            completion.refusal = redact(completion.refusal, self.secrets) if completion.refusal else None
+        return completion
 
     @property
     def mode(self) -> OutputMode:
@@ -103,7 +110,7 @@ class OpenAIBackend(Backend):
             except SummarizerError as exc:
                 exc.usage = Usage(requests=sends)
                 raise
-            return parse_completion(data, self.endpoint, self.model, mode, requests=sends)
+            return self._masked(parse_completion(data, self.endpoint, self.model, mode, requests=sends))
 
     async def stream(
         self, messages: list[Message], *, output: OutputSpec = TEXT, params: Mapping[str, Any] | None = None,
@@ -124,9 +131,10 @@ class OpenAIBackend(Backend):
                 text = ((choice or {}).get("delta") or {}).get("content")
                 if isinstance(text, str) and text:
                     parts.append(text)
-                    yield Delta(text)
+                    yield Delta(redact(text, self.secrets) if self.api_key else text)
                 finish = (choice or {}).get("finish_reason") or finish
-        yield Completion(text="".join(parts), usage=usage, model=str(model), finish_reason=finish, mode="text")
+        yield self._masked(Completion(text="".join(parts), usage=usage, model=str(model), finish_reason=finish,
+                                      mode="text"))
 
     async def prime(self) -> None:
         """Walk one request through the client against an in-memory answer.
@@ -154,7 +162,7 @@ class OpenAIBackend(Backend):
             data = await self._post(body, mode)
         except _FormatRejected:
             raise ProviderError(f"{self.endpoint} rejected output mode {mode.value}") from None
-        return parse_completion(data, self.endpoint, self.model, mode)
+        return self._masked(parse_completion(data, self.endpoint, self.model, mode))
 
     async def aclose(self) -> None:
         pools, self._pools = self._pools, {}

@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, Iterator
 from typing import assert_type
 
 from summarizer import (
-    Brief, BulkSummary, EventReport, Failure, OutputMode, Record, Result, Summarizer, Usage,
+    Brief, BulkSummary, EventReport, Evidence, Failure, OutputMode, Record, Result, Span, Summarizer, Usage,
 )
 
 
@@ -21,7 +21,9 @@ def sync_api(s: Summarizer) -> None:
     assert_type(brief.usage, Usage)
     events = s.events("text", language="en")
     assert_type(events, Result[EventReport])
-    assert_type(events.value.events[0].evidence, list[str])
+    assert_type(events.value.events[0].evidence, list[Evidence])
+    assert_type(events.value.events[0].evidence[0].start, int)
+    assert_type(brief.value.sentences[0].citations, list[Span])
     assert_type(s.run("brief", "text"), Result[Brief])
     assert_type(s.run("events", "text"), Result[EventReport])
     records = s.bulk(["a", ("id", "b")], task="events", concurrency=8)
