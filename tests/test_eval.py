@@ -119,3 +119,33 @@ def test_a_weakened_checker_fails_the_gate(monkeypatch: pytest.MonkeyPatch) -> N
     report = run_eval(EVALS)
     assert not report.passed
     assert any(r.startswith("check.recall") for r in report.regressions)
+
+
+def test_every_quote_and_brief_sentence_of_the_eval_set_points_at_its_source() -> None:
+    from summarizer.align import FUZZY_THRESHOLD, Aligner
+
+    report = run_eval(EVALS)
+    checked_events = checked_briefs = 0
+    for outcome in report.outcomes:
+        if outcome.result is None:
+            continue
+        text = outcome.result.source.text
+        if outcome.task == "events":
+            for event in outcome.result.value.events:
+                for q in event.evidence:
+                    found = text[q.start:q.end]
+                    if q.match == "exact":
+                        assert found == q.quote.strip(), (outcome.case, q)
+                    else:
+                        alignment = Aligner(text).find(q.quote)
+                        assert alignment is not None and alignment.score >= FUZZY_THRESHOLD, (outcome.case, q)
+                        assert (alignment.span.start, alignment.span.end) == (q.start, q.end)
+                    checked_events += 1
+                for p in event.participants:
+                    assert p.span is None or text[p.span.start:p.span.end].casefold() == p.name.casefold()
+        else:
+            for sentence in outcome.result.value.sentences:
+                assert sentence.citations or sentence.support == "unsupported", (outcome.case, sentence)
+                assert all(0 <= c.start < c.end <= len(text) for c in sentence.citations)
+                checked_briefs += 1
+    assert checked_events >= 30 and checked_briefs >= 60
