@@ -14,6 +14,7 @@ from .options import TaskOptions
 from .registry import OutputContext, TaskSpec
 from .schemas import Brief
 from .validation import validate_brief
+from .verify import Claim, Verdict
 
 __all__ = ["SPEC"]
 
@@ -40,10 +41,26 @@ def _output(context: OutputContext[Brief]) -> OutputSpec:
     })
 
 
+def _claims(brief: Brief, source: str) -> list[Claim]:
+    """Each sentence, with the source sentences it cites (the lead when it cites none)."""
+    lead = source[:600]
+    return [Claim(label=f"sentence {n}", text=sentence.text,
+                  excerpt=" ".join(c.of(source) for c in sentence.citations) or lead)
+            for n, sentence in enumerate(brief.sentences, 1)]
+
+
+def _judged(brief: Brief, verdicts: list[Verdict]) -> Brief:
+    sentences = [sentence.model_copy(update={"judged": "supported" if v.supported else "unsupported",
+                                             "judge_reason": v.reason or None})
+                 for sentence, v in zip(brief.sentences, verdicts, strict=True)]
+    return brief.model_copy(update={"sentences": sentences})
+
+
 SPEC: TaskSpec[Brief] = TaskSpec(
     name="brief", value_model=Brief, validate=_validate, output=_output,
     description="Write a one-paragraph brief of a document; names and numbers are checked against it.",
     options=("words", "language", "strict"),
     as_part=lambda value, n: f"Part {n}: {value.text}",
     render=lambda value: value.text,
+    claims=_claims, judged=_judged,
 )

@@ -39,6 +39,7 @@ class Tally:
 
     ok: int = 0
     failed: int = 0
+    unsupported: int = 0  # of the ok, documents with content the source does not back (warnings about it)
     cached: int = 0
     skipped: int = 0
     skipped_failed: int = 0  # of the skipped, error records already in the output
@@ -50,6 +51,7 @@ class Tally:
     def add(self, record: Record) -> None:
         if record.status == "ok":
             self.ok += 1
+            self.unsupported += record.unsupported > 0
         else:
             self.failed += 1
             code = record.error.code if record.error else "error"
@@ -59,7 +61,8 @@ class Tally:
 
     def counts(self) -> dict[str, Any]:
         """The shared head of every summary's ``--json``."""
-        return {"ok": self.ok, "failed": self.failed, "failed_by_code": self.failed_by_code, "cached": self.cached,
+        return {"ok": self.ok, "failed": self.failed, "failed_by_code": self.failed_by_code,
+                "unsupported": self.unsupported, "cached": self.cached,
                 "skipped": self.skipped, "skipped_failed": self.skipped_failed, **self.usage.model_dump()}
 
 

@@ -252,6 +252,12 @@ LanguageOpt = Annotated[Optional[str], typer.Option(
 WordsOpt = Annotated[Optional[str], typer.Option(help="Word range MIN-MAX [default: 40-120].", metavar="MIN-MAX")]
 StrictOpt = Annotated[bool, typer.Option(
     help="Names and numbers absent from the source are errors (re-asked), not warnings.")]
+VerifyOpt = Annotated[bool, typer.Option(
+    "--verify", help="The model judges each claim against the source text cited for it (one more request).")]
+FailOnWarningsOpt = Annotated[bool, typer.Option(
+    "--fail-on-warnings", help="Exit 6 when a result has content the source does not back (unsupported "
+                               "sentences, names, numbers, the judge's verdicts).")]
+UNSUPPORTED_EXIT = 6
 
 
 StreamOpt = Annotated[Optional[bool], typer.Option(
@@ -261,12 +267,14 @@ _TASK_OPTIONS: dict[str, tuple[str, Any, Any]] = {  # TaskOptions field -> (para
     "words": ("words", WordsOpt, None),
     "language": ("language", LanguageOpt, None),
     "strict": ("strict", StrictOpt, False),
+    "verify": ("verify", VerifyOpt, False),
 }
 
 
 def _run_document(task: str, document: str, *, endpoint: dict[str, Any], words: Optional[str] = None,
-                  language: Optional[str] = None, strict: bool = False, published: Optional[str] = None,
-                  as_json: bool = False, stream: Optional[bool] = None) -> None:
+                  language: Optional[str] = None, strict: bool = False, verify: bool = False,
+                  published: Optional[str] = None, as_json: bool = False, stream: Optional[bool] = None,
+                  fail_on_warnings: bool = False) -> None:
     """One document through ``task``: read it, run it, print the value (or the envelope), map errors to exits."""
     word_range = _parse_words(words)
     date = _parse_date(published)
@@ -278,22 +286,25 @@ def _run_document(task: str, document: str, *, endpoint: dict[str, Any], words: 
             live = (stream if stream is not None else sys.stdout is not None and sys.stdout.isatty()) \
                 and not as_json and not spec.structured
             printer = _LivePrinter() if live else None
-            result = s.run(spec, doc, words=word_range, language=language, strict=strict,
+            result = s.run(spec, doc, words=word_range, language=language, strict=strict, verify=verify,
                            on_event=printer.event if printer else None)
         if printer is not None:
             printer.finish(result)
         else:
             _print_record(result, as_json, spec.text)
+    if fail_on_warnings and result.unsupported:
+        raise typer.Exit(UNSUPPORTED_EXIT)
 
 
-def _task_command(name: str, description: str, options: tuple[str, ...], plain_text: bool) -> Callable[..., None]:
+def _task_command(name: str, description: str, options: tuple[str, ...], plain_text: bool,
+                  verifiable: bool) -> Callable[..., None]:
     """The command for one registered task: the options it uses, --published, --json (and --stream for prose)."""
 
     def command(document: str, *, endpoint: dict[str, Any], **given: Any) -> None:
         _run_document(name, document, endpoint=endpoint, **given)
 
     parameters = [inspect.Parameter("document", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=DocumentArg)]
-    for option in options:
+    for option in (*options, *(("verify",) if verifiable else ())):
         if option in _TASK_OPTIONS:
             parameter, annotation, default = _TASK_OPTIONS[option]
             parameters.append(inspect.Parameter(parameter, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
@@ -301,6 +312,8 @@ def _task_command(name: str, description: str, options: tuple[str, ...], plain_t
     parameters.append(inspect.Parameter("published", inspect.Parameter.KEYWORD_ONLY, annotation=PublishedOpt,
                                         default=None))
     parameters.append(inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=JsonOpt, default=False))
+    parameters.append(inspect.Parameter("fail_on_warnings", inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=FailOnWarningsOpt, default=False))
     if plain_text:
         parameters.append(inspect.Parameter("stream", inspect.Parameter.KEYWORD_ONLY, annotation=StreamOpt,
                                             default=None))
@@ -318,7 +331,7 @@ def _add_task_commands() -> None:
 
     for spec in default_registry():
         app.command(name=spec.name, short_help=_first_sentence(spec.description))(
-            _task_command(spec.name, spec.description, spec.options, not spec.structured))
+            _task_command(spec.name, spec.description, spec.options, not spec.structured, spec.claims is not None))
 
 
 def _first_sentence(text: str) -> str:
@@ -334,12 +347,12 @@ def run_command(
     task: Annotated[str, typer.Argument(help="The task: brief, events, or one from --tasks-dir / a plugin.",
                                         metavar="TASK", show_default=False)],
     document: DocumentArg, words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
-    published: PublishedOpt = None, as_json: JsonOpt = False, stream: StreamOpt = None,
-    *, endpoint: dict[str, Any],
+    verify: VerifyOpt = False, published: PublishedOpt = None, as_json: JsonOpt = False, stream: StreamOpt = None,
+    fail_on_warnings: FailOnWarningsOpt = False, *, endpoint: dict[str, Any],
 ) -> None:
     """Run TASK on DOCUMENT and print its value (JSON for structured tasks, text for prose)."""
-    _run_document(task, document, endpoint=endpoint, words=words, language=language, strict=strict,
-                  published=published, as_json=as_json, stream=stream)
+    _run_document(task, document, endpoint=endpoint, words=words, language=language, strict=strict, verify=verify,
+                  published=published, as_json=as_json, stream=stream, fail_on_warnings=fail_on_warnings)
 
 
 class _LivePrinter:
@@ -390,7 +403,8 @@ def bulk(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Redo only the error records of --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary table.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final summary as JSON.")] = False,
-    words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
+    words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False, verify: VerifyOpt = False,
+    fail_on_warnings: FailOnWarningsOpt = False,
     via: Annotated[ViaChoice, typer.Option(
         help="direct: requests as they go; batch: the provider's Batch API (half price, up to 24 h).")
     ] = ViaChoice.direct,
@@ -419,7 +433,8 @@ def bulk(
 ) -> None:
     """Run a task over many documents into JSONL: concurrent, rate-limited, cached, resumable.
 
-    Exit 0 when every input document has an ok record in the output, 1 when some have error records.
+    Exit 0 when every input document has an ok record in the output, 1 when some have error records
+    (6 with --fail-on-warnings when none failed but some have content the source does not back).
     """
     from .progress import BulkProgress, print_summary
 
@@ -435,12 +450,13 @@ def bulk(
                                                     "published_field": published_field, "published": date}, wait=wait, max_rounds=max_rounds,
                finish=finish.value, poll_interval=poll_interval, max_poll_interval=max_poll_interval,
                limits=(batch_max_requests, batch_max_bytes), cache=not no_cache, words=word_range,
-               language=language, strict=strict, quiet=quiet, as_json=as_json)
+               language=language, strict=strict, verify=verify, quiet=quiet, as_json=as_json,
+               fail_on_warnings=fail_on_warnings)
     if engine is EngineChoice.ray:
         _on_ray(source, out, task, endpoint, actors=actors, address=address, concurrency=concurrency,
                 rpm=rpm, tpm=tpm, retry_failed=retry_failed, id_field=id_field, text_field=text_field, published_field=published_field,
-                published=date, words=word_range, language=language, strict=strict, cache=not no_cache,
-                quiet=quiet, as_json=as_json)
+                published=date, words=word_range, language=language, strict=strict, verify=verify,
+                cache=not no_cache, quiet=quiet, as_json=as_json, fail_on_warnings=fail_on_warnings)
     _log_retries(False)
     with _exit_codes():
         with _summarizer(endpoint) as s:
@@ -454,6 +470,7 @@ def bulk(
                                                     "published_field": published_field, "published": date},
                     retry_failed=retry_failed, on_record=progress.update, concurrency=concurrency,
                     rpm=rpm, tpm=tpm, cache=not no_cache, words=word_range, language=language, strict=strict,
+                    verify=verify,
                 )
     if summary.cache_problem:
         _err(f"warning: {summary.cache_problem}")
@@ -461,7 +478,14 @@ def bulk(
         typer.echo(json.dumps(summary.as_dict()), err=out == "-")
     elif not quiet:
         print_summary(summary)
-    raise typer.Exit(0 if summary.complete else 1)
+    raise typer.Exit(_bulk_exit(summary.complete, summary.unsupported, fail_on_warnings))
+
+
+def _bulk_exit(complete: bool, unsupported: int, fail_on_warnings: bool) -> int:
+    """0 every document ok · 1 some failed · 6 none failed, some unsupported (with --fail-on-warnings)."""
+    if not complete:
+        return 1
+    return UNSUPPORTED_EXIT if fail_on_warnings and unsupported else 0
 
 
 @app.command("eval", short_help="Score prompts and validation on the offline eval set.")
@@ -505,7 +529,8 @@ def _eval_summarizer(endpoint: dict[str, Any], **case_settings: Any) -> Summariz
 
 
 def _on_ray(source: str, out: str, task: str, endpoint: dict[str, Any], *, actors: int, address: str | None,
-           concurrency: int, rpm: float | None, tpm: float | None, quiet: bool, as_json: bool, **options: Any) -> None:
+           concurrency: int, rpm: float | None, tpm: float | None, quiet: bool, as_json: bool,
+           fail_on_warnings: bool = False, **options: Any) -> None:
     """`bulk --engine ray`: the same records, made by Ray Data actors."""
     from .progress import BulkProgress, print_summary
     from .ray import RayOptions, run
@@ -526,11 +551,11 @@ def _on_ray(source: str, out: str, task: str, endpoint: dict[str, Any], *, actor
         typer.echo(json.dumps(summary.as_dict()))
     elif not quiet:
         print_summary(summary)
-    raise typer.Exit(0 if summary.complete else 1)
+    raise typer.Exit(_bulk_exit(summary.complete, summary.unsupported, fail_on_warnings))
 
 
 def _batch(source: str | None, out: str, task: str, endpoint: dict[str, Any], *, quiet: bool, as_json: bool,
-           limits: tuple[int, int], **options: Any) -> None:
+           limits: tuple[int, int], fail_on_warnings: bool = False, **options: Any) -> None:
     """`bulk --via batch` and `batch collect`: run (or resume) a batch run, print, exit."""
     from .batch import BatchLimits
     from .progress import BatchProgress, print_batch_summary
@@ -545,7 +570,9 @@ def _batch(source: str | None, out: str, task: str, endpoint: dict[str, Any], *,
         _out(json.dumps(summary.as_dict()))
     elif not quiet:
         print_batch_summary(summary)
-    raise typer.Exit(0 if summary.complete or not summary.finished and not summary.failed else 1)
+    if not summary.finished and not summary.failed:
+        raise typer.Exit(0)  # still running: nothing to judge yet
+    raise typer.Exit(_bulk_exit(summary.complete, summary.unsupported, fail_on_warnings))
 
 
 batch_app = typer.Typer(help="Look after a run of `bulk --via batch`: status, collect, cancel.", no_args_is_help=True)
@@ -663,7 +690,8 @@ def check_command(
             raise InputError(f"{label}: the summary is empty")
         result = check(text, document.text, published=document.published)
         if as_json:
-            payload = {**result.model_dump(mode="json"), "source": {"text": document.text, "digest": document.digest}}
+            shown = result.model_dump(mode="json", exclude={"sentences": {"__all__": {"judged", "judge_reason"}}})
+            payload = {**shown, "source": {"text": document.text, "digest": document.digest}}
             _out(json.dumps(payload, indent=2, ensure_ascii=False))
         else:
             _out(_render_check(result, document.text))

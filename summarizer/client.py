@@ -58,6 +58,7 @@ class OptionSettings(TypedDict, total=False):
     words: tuple[int, int] | None
     language: str | None
     strict: bool
+    verify: bool
 
 
 class BulkSettings(OptionSettings, total=False):
@@ -153,11 +154,12 @@ class Summarizer:
 
     def options(
         self, *, words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
+        verify: bool = False,
     ) -> TaskOptions:
         """Per-call options, checked now (before any request)."""
         return TaskOptions(
             words=DEFAULT_WORDS if words is None else words,
-            language=language, strict=strict, max_reasks=self.settings.max_reasks,
+            language=language, strict=strict, verify=verify, max_reasks=self.settings.max_reasks,
             context_tokens=self.settings.context_tokens, chunk_concurrency=self.settings.chunk_concurrency,
         )
 
@@ -255,7 +257,7 @@ class Summarizer:
         (several processes of a cluster pacing against one account's limits).
         """
         options = self.options(words=settings.get("words"), language=settings.get("language"),
-                               strict=settings.get("strict", False))
+                               strict=settings.get("strict", False), verify=settings.get("verify", False))
         concurrency = settings.get("concurrency", 16)
         if concurrency < 1:
             raise UsageError("concurrency must be at least 1")

@@ -26,6 +26,7 @@ from .schemas import (
     Event, EventAnswer, EventReport, Evidence, Participant, Place, ReportAnswer, Span, When, event_report_schema,
 )
 from .validation import validate_events
+from .verify import Claim
 
 __all__ = ["SCHEMA", "SPEC"]
 
@@ -82,6 +83,21 @@ def _value_span(value: str, source: SourceIndex, near: int) -> Span | None:
     return found.span if found is not None and found.score >= 1.0 else None
 
 
+def _claims(report: EventReport, source: str) -> list[Claim]:
+    """Each event's who, where and when, against its evidence quotes."""
+    claims = []
+    for i, event in enumerate(report.events):
+        said = [f"{p.name} ({p.role}{', ' + p.description if p.description else ''}) took part in: {event.summary}"
+                for p in event.participants]
+        said += [f"It happened in {event.where.name}."] if event.where else []
+        said += [f"It happened {event.when.text}" + (f" ({event.when.date})." if event.when.date else ".")] \
+            if event.when else []
+        if said:
+            claims.append(Claim(label=f"events[{i}]", text=" ".join(said),
+                                excerpt=" ".join(q.of(source) for q in event.evidence)))
+    return claims
+
+
 def _output(context: OutputContext[ReportAnswer]) -> OutputSpec:
     # Grammar decoders choose among the document's own spans (names, places,
     # times, sentences); they may only quote the text in front of them: the
@@ -103,4 +119,5 @@ SPEC: TaskSpec[EventReport] = TaskSpec(
     options=("language",), evidence=("events[].evidence[]",),
     as_part=lambda answer, n: f"Part {n}: " + answer.model_dump_json(exclude={"schema_version"}),
     render=lambda value: value.model_dump_json(indent=2),
+    claims=_claims,
 )

@@ -25,7 +25,8 @@ class TaskOptions:
 
     words: tuple[int, int] = DEFAULT_WORDS  # a brief's word range
     language: str | None = None  # the output's language; None: the document's
-    strict: bool = False  # grounding warnings become errors, re-asked
+    strict: bool = False  # grounding warnings (and, with verify, the judge's) become errors, re-asked
+    verify: bool = False  # the model judges each claim against the source text cited for it
     max_reasks: int = 2
     context_tokens: int = 8192
     chunk_concurrency: int = 4

@@ -114,7 +114,7 @@ class DocumentPipeline:
         """A finished result, cached for next time."""
         if self.cache is not None:
             self.cache.put(self.key(document), result.model_dump(
-                mode="json", include={"value", "warnings", "model", "prompt_version"}))
+                mode="json", include={"value", "warnings", "model", "prompt_version", "unsupported"}))
         return result
 
     def failed(self, doc_id: str, error: SummarizerError) -> Failure:

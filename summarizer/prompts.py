@@ -157,7 +157,7 @@ def template_from_data(name: str, data: dict[str, Any], origin: str) -> PromptTe
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "file"
         raise ConfigError(f"prompt {origin}: {where}: {first['msg']}") from None
-    needed = "$parts" if name.endswith("_combine") else "$document"
+    needed = "$parts" if name.endswith("_combine") else _PLACES.get(name, "$document")
     if needed not in checked.system + checked.user:
         raise ConfigError(f"prompt {origin} never places {needed}: the model would see no text")
     if "$errors" not in checked.reask:
@@ -167,6 +167,9 @@ def template_from_data(name: str, data: dict[str, Any], origin: str) -> PromptTe
         user=checked.user, reask=checked.reask, params=dict(checked.params), origin=origin, grammar=checked.grammar,
         format_guide=checked.format_guide,
     )
+
+
+_PLACES = {"verify": "$claims"}  # templates whose text is not the document
 
 
 def message_tokens(messages: list[dict[str, str]]) -> int:

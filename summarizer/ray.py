@@ -125,13 +125,13 @@ class SummarizeBatch:
         id_field: str = "id", text_field: str = "text", published_field: str = "published",
         published: str | None = None, concurrency: int = 16, permits: Any = None, skip: Any = None,
         words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
-        cache: bool = False,
+        verify: bool = False, cache: bool = False,
     ) -> None:
         self.summarizer = Summarizer(**(settings or {}))
         self.task, self.input, self.concurrency, self.cache = task, input, concurrency, cache
         self.fields = {"id_field": id_field, "text_field": text_field, "published_field": published_field,
                        "published": dt.date.fromisoformat(published) if published else None}
-        self.options = {"words": words, "language": language, "strict": strict}
+        self.options = {"words": words, "language": language, "strict": strict, "verify": verify}
         self.pacer = _RemotePacer(permits) if permits is not None else None
         # Load prompts and lazy imports now, not while the first permits are ticking.
         list(self.summarizer.bulk([], task=task, cache=False))
@@ -179,7 +179,7 @@ def run(
     source: str, out: str, *, task: TaskName, settings: dict[str, Any], ray_options: RayOptions,
     id_field: str = "id", text_field: str = "text", published_field: str = "published",
     published: dt.date | None = None, words: tuple[int, int] | None = None, language: str | None = None,
-    strict: bool = False, cache: bool = True, retry_failed: bool = False,
+    strict: bool = False, verify: bool = False, cache: bool = True, retry_failed: bool = False,
     on_record: Callable[[Record, BulkSummary], None] | None = None,
 ) -> BulkSummary:
     """``source`` (JSONL file, or Parquet file/folder/URI) through Ray Data into ``out``.
@@ -191,7 +191,7 @@ def run(
     ray = _ray()
     if out == "-":
         raise UsageError("--engine ray needs --out FILE (JSONL) or --out DIR.parquet")
-    Summarizer(**settings).options(words=words, language=language, strict=strict)  # check before starting Ray
+    Summarizer(**settings).options(words=words, language=language, strict=strict, verify=verify)  # check first
     parquet_out = out.endswith(".parquet") or "://" in out or Path(out).is_dir()
     sink = ParquetOutput(out, task=task) if parquet_out else JsonlSink(out, retry_failed=retry_failed,
                                                             input_path=source_path(source), task=task)
@@ -200,7 +200,7 @@ def run(
                     on_record=on_record, fields={"id_field": id_field, "text_field": text_field,
                                                  "published_field": published_field},
                     options={"published": published.isoformat() if published else None, "words": words,
-                             "language": language, "strict": strict, "cache": cache})
+                             "language": language, "strict": strict, "verify": verify, "cache": cache})
     finally:
         sink.close()
 
@@ -359,14 +359,13 @@ def _to_jsonl(mapped: Any, sink: JsonlSink, summary: BulkSummary,
 
 
 def _record(text: str) -> Record:
-    from .schemas import Brief, EventReport, Result
+    """An actor's record, back on the driver: any task's (its value is written out as it came)."""
+    from .schemas import Result
 
     data = json.loads(text)
     if data["status"] == "error":
         return Failure.model_validate(data)
-    kind = Result[Brief] if data["task"] == "brief" else Result[EventReport]
-    record: Record = kind.model_validate(data)
-    return record
+    return Result[Any].model_validate(data)
 
 
 def _init(ray: Any, ray_options: RayOptions) -> None:

@@ -29,6 +29,7 @@ from .errors import ConfigError, UsageError
 from .grounding import SourceIndex
 from .options import TaskOptions
 from .prompts import PromptTemplate
+from .verify import Claim, Verdict
 
 __all__ = ["OutputContext", "TaskRegistry", "TaskSpec", "Validate", "task_name_pattern"]
 
@@ -75,6 +76,10 @@ class TaskSpec(Generic[V]):
     # quotes in, located evidence out); part answers keep the answer's shape.
     finish: Callable[[Any, SourceIndex, TaskOptions], tuple[V, list[str]]] | None = None
     answer_model: type[BaseModel] | None = None
+    # --verify: the claims of a value with the source text each must be backed by, and the value with
+    # the model's verdicts recorded. A task without ``claims`` cannot be verified (the option is ignored).
+    claims: Callable[[Any, str], list[Claim]] | None = None
+    judged: Callable[[Any, list[Verdict]], Any] | None = None
     templates: Mapping[str, PromptTemplate] = field(default_factory=dict)  # templates the task brings
     origin: str = "built-in"
 
@@ -119,7 +124,8 @@ class TaskSpec(Generic[V]):
 
     def cache_parts(self, options: TaskOptions) -> dict[str, Any]:
         """What of ``options`` (and of the task itself) a cached answer depends on."""
-        return {"task_version": self.version, **options.shaping(self.options)}
+        verified = ("verify",) if self.claims is not None else ()
+        return {"task_version": self.version, **options.shaping((*self.options, *verified))}
 
 
 class TaskRegistry:

@@ -160,6 +160,9 @@ class Evidence(BaseModel):
     end: int = Field(ge=0)
     match: Literal["exact", "fuzzy"]
 
+    def of(self, text: str) -> str:
+        return text[self.start:self.end]
+
 
 class Participant(BaseModel):
     name: str
@@ -224,6 +227,8 @@ class CheckedSentence(BaseModel):
     citations: list[Span]  # in the source
     support: Literal["supported", "partial", "unsupported"]
     issues: list[Issue]
+    judged: Literal["supported", "unsupported"] | None = None  # --verify: the model's verdict on its citations
+    judge_reason: str | None = None
 
 
 class Brief(BaseModel):
@@ -278,6 +283,9 @@ class _Envelope(BaseModel):
     prompt_version: str | None = None
     latency_ms: int = 0
     cached: bool = False
+    # Of the warnings, those about content the source does not back (names, numbers, unsupported sentences,
+    # the judge's verdicts) — not notes about the input: what --fail-on-warnings and the counts look at.
+    unsupported: int = 0
     source: SourceText | None = None  # the text the model saw: every span in ``value`` points into it
 
 

@@ -35,6 +35,7 @@ from .catalog import default_registry
 from .registry import OutputContext, TaskRegistry, TaskSpec
 from .schemas import EVENT_TYPES, Result, SourceText, Usage
 from .validation import Invalid
+from .verify import Claim, claims_text, judge_output, parse_verdicts
 
 __all__ = ["Reask", "Request", "StreamEvent", "TaskOptions", "TaskRun", "resolve_task", "run_task", "task_prompts"]
 
@@ -126,6 +127,7 @@ class TaskRun(Generic[V]):
         self._round = 0
         self._expected = 0
         self._values: dict[int, tuple[V, list[str]]] = {}
+        self._judging: _Judging | None = None  # --verify: the finished value while the model judges it
         self.value: tuple[V, list[str]] | None = None
 
     @property
@@ -155,6 +157,8 @@ class TaskRun(Generic[V]):
         """Take one answer; return what to send next (nothing once the run is done)."""
         self.usage.add(completion.usage)
         self.model = completion.model or self.model
+        if request.stage == "verify":
+            return self._judged(request, completion)
         if completion.refusal:
             raise OutputValidationError(f"the model refused: {completion.refusal[:200]}",
                                         raw_output=completion.refusal, usage=self.usage)
@@ -172,13 +176,14 @@ class TaskRun(Generic[V]):
                 f"model output still invalid after {self.options.max_reasks} re-ask(s): {errors[0]}{more}",
                 raw_output=completion.text, errors=errors, usage=self.usage,
             ) from None
-        return self._accept(request, accepted)
+        return self._accept(request, accepted, completion.text)
 
     def snapshot(self) -> dict[str, Any]:
         """The run's state as JSON-able data: the batch mode keeps it between rounds, and across restarts."""
         return {"usage": self.usage.model_dump(), "model": self.model, "warnings": self.warnings,
                 "used": self._used, "round": self._round, "expected": self._expected,
-                "values": {str(i): [value.model_dump(mode="json"), found] for i, (value, found) in self._values.items()}}
+                "values": {str(i): [value.model_dump(mode="json"), found] for i, (value, found) in self._values.items()},
+                "judging": self._judging.to_state() if self._judging is not None else None}
 
     @classmethod
     def restore(
@@ -191,35 +196,82 @@ class TaskRun(Generic[V]):
         run._round, run._expected = state["round"], state["expected"]
         kind = run.spec.answer_type
         run._values = {int(i): (kind.model_validate(value), list(found)) for i, (value, found) in state["values"].items()}
+        if state.get("judging"):
+            run._judging = _Judging.from_state(state["judging"], run.spec, prompts)
         return run
 
     def result(self, latency_ms: int = 0) -> Result[V]:
         if self.value is None:
             raise RuntimeError("the run has no value yet")
         value, found = self.value
-        if self.spec.finish is not None:
-            value, more = self.spec.finish(value, SourceIndex(self.document.text, self.document.published),
-                                           self.options)
-            found = [*found, *more]
         observe.current().grounding(found)
         return Result[Any](
             id=self.document.id, task=self.task, value=value, warnings=self.warnings + found, usage=self.usage,
-            model=self.model, prompt_version=self.prompt_version, latency_ms=latency_ms,
+            model=self.model, prompt_version=self.prompt_version, latency_ms=latency_ms, unsupported=len(found),
             source=SourceText(text=self.document.text, digest=self.document.digest),
         )
 
     # -- stages ------------------------------------------------------------------------------
 
-    def _accept(self, request: Request, accepted: tuple[V, list[str]]) -> list[Request]:
+    def _accept(self, request: Request, accepted: tuple[V, list[str]], answer: str) -> list[Request]:
         if request.final:
-            self.value = accepted
-            return []
+            return self._finished(request, accepted, answer)
         self._values[request.index] = accepted
         if len(self._values) < self._expected:
             return []
         parts = [self._values[i][0] for i in range(self._expected)]
         self._values = {}
         return self._combine(parts)
+
+    def _finished(self, request: Request, accepted: tuple[Any, list[str]], answer: str) -> list[Request]:
+        """The final answer: its value (``finish``), then — with verify — the model's judgement of its claims."""
+        value, found = accepted
+        source = SourceIndex(self.document.text, self.document.published)
+        if self.spec.finish is not None:
+            value, more = self.spec.finish(value, source, self.options)
+            found = [*found, *more]
+        claims = self.spec.claims(value, self.document.text) if self.options.verify and self.spec.claims else []
+        if not claims:
+            self.value = (value, found)
+            return []
+        self._judging = _Judging(value, found, claims, request, answer)
+        template = self._template("verify")
+        if template.id not in self._used:
+            self._used.append(template.id)
+        messages = template.messages(claims=claims_text(claims))
+        return [Request("verify", 0, template, messages, judge_output(), source)]
+
+    def _judged(self, request: Request, completion: Completion) -> list[Request]:
+        """The model's verdicts: warnings for unsupported claims; with strict, the answer asked again."""
+        judging = self._judging
+        if judging is None:
+            raise RuntimeError("a verdict arrived with nothing to judge")
+        try:
+            verdicts = parse_verdicts(completion.text, len(judging.claims))
+        except Invalid as exc:
+            if request.reasks < self.options.max_reasks:
+                self.usage.reasks += 1
+                observe.current().reask(exc.errors, request.reasks + 1)
+                return [request.reask(completion.text, exc.errors)]
+            self._judging = None
+            self.value = (judging.value, [*judging.found, "verify: the model's verdicts were not usable "
+                                          f"({exc.errors[0]}); the claims are unverified"])
+            return []
+        self._judging = None
+        failed = [(claim, verdict) for claim, verdict in zip(judging.claims, verdicts, strict=True)
+                  if not verdict.supported]
+        strict = self.options.strict and "strict" in self.spec.options
+        if failed and strict and judging.request.reasks < self.options.max_reasks:
+            errors = [f"{claim.label} ({claim.text[:160]!r}) is not supported by the document: {verdict.reason}; "
+                      "state only what the document says" for claim, verdict in failed]
+            self.usage.reasks += 1
+            observe.current().reask(errors, judging.request.reasks + 1)
+            return [judging.request.reask(judging.answer, errors)]
+        value = self.spec.judged(judging.value, verdicts) if self.spec.judged is not None else judging.value
+        warnings = [f"verify: {claim.label} is not supported by the source: {verdict.reason}"
+                    for claim, verdict in failed]
+        self.value = (value, [*judging.found, *warnings])
+        return []
 
     def _combine(self, parts: list[V]) -> list[Request]:
         """Combine partial results, in groups that fit the budget; the next round combines those."""
@@ -294,6 +346,28 @@ def _schema_json(spec: TaskSpec[Any]) -> str:
     if known is None or known[0] is not spec.schema:
         known = _SCHEMA_TEXT[id(spec.schema)] = (spec.schema, json.dumps(spec.schema or {}, separators=(",", ":")))
     return known[1]
+
+
+@dataclass
+class _Judging:
+    """A finished value waiting for the model's verdicts, and the request that produced it (for a strict re-ask)."""
+
+    value: Any
+    found: list[str]
+    claims: list[Claim]
+    request: Request
+    answer: str
+
+    def to_state(self) -> dict[str, Any]:
+        return {"value": self.value.model_dump(mode="json"), "found": self.found,
+                "claims": [[c.label, c.text, c.excerpt] for c in self.claims],
+                "request": self.request.to_state(), "answer": self.answer}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], spec: TaskSpec[Any], prompts: PromptLibrary) -> _Judging:
+        return cls(spec.value_model.model_validate(state["value"]), list(state["found"]),
+                   [Claim(*c) for c in state["claims"]], Request.from_state(state["request"], prompts, spec),
+                   state["answer"])
 
 
 def _date_rule(document: Document) -> str:

@@ -66,7 +66,7 @@ def test_brief_json_envelope(fake: FakeServer) -> None:
     assert envelope["usage"]["requests"] == 1 and envelope["usage"]["prompt_tokens"] > 0
     assert envelope["prompt_version"] == "brief@3" and envelope["model"] == "fake-model"
     assert set(envelope) == {"id", "task", "status", "value", "error", "warnings", "usage", "model",
-                             "prompt_version", "latency_ms", "cached", "source"}
+                             "prompt_version", "latency_ms", "cached", "unsupported", "source"}
     source = envelope["source"]["text"]  # the text the model saw: the repeats dropped
     assert source.count("Then COVID interfered") == 1 and source in fake.requests[0]["messages"][1]["content"]
     sentences = envelope["value"]["sentences"]

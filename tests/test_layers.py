@@ -23,6 +23,7 @@ LAYERS: list[set[str]] = [
     {"catalog"},
     {"brief", "events", "user_tasks"},
     {"registry"},
+    {"verify"},
     {"validation", "constraints", "backends"},
     {"grounding", "candidates", "faithfulness", "facts"},
     {"cache", "prompts", "documents", "limits", "config", "options", "otel"},

@@ -108,7 +108,7 @@ def test_brief_and_events_return_the_cli_envelope(service: Service, model: FakeS
     envelope = brief.json()
     assert envelope["id"] == "unga" and envelope["status"] == "ok" and 60 <= envelope["value"]["word_count"] <= 90
     assert set(envelope) == {"id", "task", "status", "value", "error", "warnings", "usage", "model",
-                             "prompt_version", "latency_ms", "cached", "source"}
+                             "prompt_version", "latency_ms", "cached", "unsupported", "source"}
     assert "dropped 8 repeated paragraph(s) from the input" in envelope["warnings"]
     source = envelope["source"]["text"]
     assert all(source[c["start"]:c["end"]] for s in envelope["value"]["sentences"] for c in s["citations"])
