@@ -75,6 +75,17 @@ class FinishChoice(str, Enum):
     direct = "direct"
 
 
+class FormatChoice(str, Enum):
+    text = "text"
+    md = "md"
+    json = "json"
+
+
+class ExportChoice(str, Enum):
+    csv = "csv"
+    md = "md"
+
+
 # -- the endpoint options, declared once ----------------------------------------------------
 
 _ENDPOINT: dict[str, Any] = {
@@ -257,6 +268,10 @@ VerifyOpt = Annotated[bool, typer.Option(
 FailOnWarningsOpt = Annotated[bool, typer.Option(
     "--fail-on-warnings", help="Exit 6 when a result has content the source does not back (unsupported "
                                "sentences, names, numbers, the judge's verdicts).")]
+FormatOpt = Annotated[Optional[FormatChoice], typer.Option(
+    "--format", show_default=False,
+    help="text (the value), md (Markdown: a brief's sentences with footnotes quoting the source), or json "
+         "(the Result envelope, as --json) [default: text].")]
 UNSUPPORTED_EXIT = 6
 
 
@@ -274,22 +289,28 @@ _TASK_OPTIONS: dict[str, tuple[str, Any, Any]] = {  # TaskOptions field -> (para
 def _run_document(task: str, document: str, *, endpoint: dict[str, Any], words: Optional[str] = None,
                   language: Optional[str] = None, strict: bool = False, verify: bool = False,
                   published: Optional[str] = None, as_json: bool = False, stream: Optional[bool] = None,
-                  fail_on_warnings: bool = False) -> None:
+                  fail_on_warnings: bool = False, output_format: Optional[FormatChoice] = None) -> None:
     """One document through ``task``: read it, run it, print the value (or the envelope), map errors to exits."""
     word_range = _parse_words(words)
     date = _parse_date(published)
+    as_json = as_json or output_format is FormatChoice.json
+    markdown = output_format is FormatChoice.md
     _log_retries(True)
     with _exit_codes():
         doc = read_document(document, published=date)  # bad input is reported before any backend is set up
         with _summarizer(endpoint) as s, _json_on_failure(doc.id, task, as_json):
             spec = s.task(task)
             live = (stream if stream is not None else sys.stdout is not None and sys.stdout.isatty()) \
-                and not as_json and not spec.structured
+                and not as_json and not markdown and not spec.structured
             printer = _LivePrinter() if live else None
             result = s.run(spec, doc, words=word_range, language=language, strict=strict, verify=verify,
                            on_event=printer.event if printer else None)
         if printer is not None:
             printer.finish(result)
+        elif markdown:
+            from .export import markdown as as_markdown
+
+            _print_record(result, False, lambda _: as_markdown(result))
         else:
             _print_record(result, as_json, spec.text)
     if fail_on_warnings and result.unsupported:
@@ -312,6 +333,8 @@ def _task_command(name: str, description: str, options: tuple[str, ...], plain_t
     parameters.append(inspect.Parameter("published", inspect.Parameter.KEYWORD_ONLY, annotation=PublishedOpt,
                                         default=None))
     parameters.append(inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=JsonOpt, default=False))
+    parameters.append(inspect.Parameter("output_format", inspect.Parameter.KEYWORD_ONLY, annotation=FormatOpt,
+                                        default=None))
     parameters.append(inspect.Parameter("fail_on_warnings", inspect.Parameter.KEYWORD_ONLY,
                                         annotation=FailOnWarningsOpt, default=False))
     if plain_text:
@@ -348,11 +371,12 @@ def run_command(
                                         metavar="TASK", show_default=False)],
     document: DocumentArg, words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
     verify: VerifyOpt = False, published: PublishedOpt = None, as_json: JsonOpt = False, stream: StreamOpt = None,
-    fail_on_warnings: FailOnWarningsOpt = False, *, endpoint: dict[str, Any],
+    output_format: FormatOpt = None, fail_on_warnings: FailOnWarningsOpt = False, *, endpoint: dict[str, Any],
 ) -> None:
     """Run TASK on DOCUMENT and print its value (JSON for structured tasks, text for prose)."""
     _run_document(task, document, endpoint=endpoint, words=words, language=language, strict=strict, verify=verify,
-                  published=published, as_json=as_json, stream=stream, fail_on_warnings=fail_on_warnings)
+                  published=published, as_json=as_json, stream=stream, fail_on_warnings=fail_on_warnings,
+                  output_format=output_format)
 
 
 class _LivePrinter:
@@ -712,6 +736,45 @@ def _render_check(result: Any, source: str) -> str:
     counts = {k: sum(s.support == k for s in result.sentences) for k in ("supported", "partial", "unsupported")}
     lines.append(f"{len(result.sentences)} sentence(s): " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     return "\n".join(lines)
+
+
+@app.command("export", short_help="Turn a bulk output into a spreadsheet (CSV) or a Markdown digest.")
+def export_command(
+    results: Annotated[Path, typer.Argument(help="A bulk output (JSONL of Result records).", metavar="OUT.jsonl",
+                                            show_default=False)],
+    output_format: Annotated[ExportChoice, typer.Option("--format", help="csv: one row per document; md: a "
+                                                        "digest with footnote citations.")] = ExportChoice.csv,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE",
+                                                   help="Write here instead of standard output.")] = None,
+    tasks_dir: Annotated[Optional[Path], typer.Option(metavar="DIR", help="A folder of user-defined tasks.")] = None,
+) -> None:
+    """Write the records of OUT.jsonl as CSV or Markdown (streamed: any size in constant memory)."""
+    from .catalog import default_registry
+    from .export import export
+
+    with _exit_codes():
+        registry = default_registry((tasks_dir,) if tasks_dir else ())
+        if output is None:
+            count = export(results, output_format.value, _StdoutText(), registry=registry)
+        else:
+            try:
+                with output.open("w", encoding="utf-8", newline="") as handle:
+                    count = export(results, output_format.value, handle, registry=registry)
+            except OSError as exc:
+                raise OutputError(f"cannot write {output}: {exc.strerror}") from None
+    _err(f"exported {count} record(s)")
+
+
+class _StdoutText:
+    """A text stream over ``_out``: a closed or full stdout is exit 2, not a traceback."""
+
+    def write(self, text: str) -> int:
+        _out(text, end="")
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
 
 
 @app.command(short_help="Print the JSON Schema of a task's output.")

@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {"__main__", "cli", "progress"},
     {"serve", "ray", "evaluation"},
     {"client"},
-    {"bulk", "batch", "parquet"},
+    {"bulk", "batch", "parquet", "export"},
     {"pipeline"},
     {"sinks", "sources"},
     {"tasks"},
