@@ -781,17 +781,25 @@ class _StdoutText:
 def schema(
     name: Annotated[str, typer.Argument(help="The task (brief, events, or any registered task).",
                                         metavar="TASK")] = "events",
-    full: Annotated[bool, typer.Option("--full", help="Keep length limits that OpenAI strict mode does not accept.")] = False,
+    answer: Annotated[bool, typer.Option("--answer", help="The schema a model answers in (what structured "
+                                         "output is given), not the one results carry.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="With --answer: keep the length limits OpenAI strict "
+                                       "mode does not accept.")] = False,
     tasks_dir: Annotated[Optional[Path], typer.Option(metavar="DIR", help="A folder of user-defined tasks.")] = None,
 ) -> None:
-    """Print the JSON Schema of a task's output (strict-mode compatible by default)."""
+    """Print the JSON Schema of a task's value (what results carry), or with --answer what a model is asked for."""
     from .catalog import default_registry
     from .schemas import strict_schema
 
     with _exit_codes():
         spec = default_registry((tasks_dir,) if tasks_dir else ()).get(name)
-        document = spec.schema or spec.value_model.model_json_schema()
-        _out(json.dumps(document if full or not spec.strict_schema else strict_schema(document), indent=2))
+        if answer and spec.schema is not None:
+            document = spec.schema if full or not spec.strict_schema else strict_schema(spec.schema)
+        elif spec.answer_model is None and spec.schema is not None:
+            document = spec.schema  # the answer is the value (a task defined by a JSON Schema)
+        else:
+            document = spec.value_model.model_json_schema()
+        _out(json.dumps(document, indent=2))
 
 
 PromptsDirOpt = Annotated[Optional[Path], typer.Option(
