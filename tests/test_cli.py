@@ -221,6 +221,23 @@ def test_bad_config_file_exits_3(tmp_path: Path) -> None:
     assert_one_line_error(run("brief", str(UNGA)), 3, "timeout")
 
 
+@pytest.mark.parametrize("name", ["SUMMARIZER_BASE_URL", "OPENAI_BASE_URL"])
+def test_a_bad_base_url_in_the_environment_names_the_variable(name: str, tmp_path: Path) -> None:
+    result = run("brief", str(UNGA), env={name: "not a url"})
+    assert_one_line_error(result, 3, f"(from {name})", "not an http(s) URL")
+    assert "config file" not in result.stderr
+    (tmp_path / "summarizer.toml").write_text('base_url = "zz"')
+    assert_one_line_error(run("brief", str(UNGA)), 3, "(from summarizer.toml)")
+
+
+def test_a_missing_prompts_dir_is_a_bad_flag_exit_2_and_a_bad_setting_exit_3(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope")
+    assert_one_line_error(run("brief", str(UNGA), "--prompts-dir", missing), 2, missing, "does not exist")
+    assert_one_line_error(run("prompts", "list", "--prompts-dir", missing), 2, "does not exist")
+    result = run("brief", str(UNGA), env={"SUMMARIZER_PROMPTS_DIR": missing})
+    assert_one_line_error(result, 3, "(from SUMMARIZER_PROMPTS_DIR)", "does not exist")
+
+
 def test_real_entry_point_in_a_subprocess(fake: FakeServer, tmp_path: Path) -> None:
     env = {**os.environ, "SUMMARIZER_BASE_URL": fake.base_url, "SUMMARIZER_MODEL": "m", "OPENAI_API_KEY": SECRET}
     ok = subprocess.run([sys.executable, "-m", "summarizer", "events", str(UNGA)],
