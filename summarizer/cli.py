@@ -433,7 +433,8 @@ def eval_(
 ) -> None:
     """Score prompts, parsing and validation on the offline eval set (recorded responses).
 
-    Exit 0 when every deliberate flaw was caught and every threshold held, 1 otherwise.
+    Exit 0 when every deliberate flaw was caught and every threshold held, 1 otherwise;
+    --live/--record: 4 when the endpoint cannot be reached (or keeps failing), 3 when it refuses the key.
     """
     from .evaluation import default_evals_dir, run_eval
     from .progress import print_scorecard

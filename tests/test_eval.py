@@ -108,3 +108,16 @@ def test_dated_cases_resolve_dates_and_a_wrong_resolution_is_caught(monkeypatch:
     monkeypatch.setattr(grounding, "date_supported", lambda *args: True)  # the date check gone
     weakened = run_eval(EVALS, names=["council-vote-dated"])
     assert not weakened.passed and any("does not follow from" in s for s in weakened.slipped)
+
+
+@pytest.mark.parametrize("flags", [["--live"], ["--record"]])
+def test_live_against_a_dead_endpoint_exits_4_saying_it_could_not_be_reached(flags: list[str], tmp_path: Path) -> None:
+    evals = tmp_path / "evals"
+    shutil.copytree(EVALS, evals)
+    result = runner.invoke(app, ["eval", *flags, "--case", "unga-lavrov", "--evals-dir", str(evals),
+                                 "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--max-attempts", "1"])
+    assert result.exit_code == 4, result.output
+    assert "PASS" not in result.output and "failure rate" not in result.output
+    assert result.stderr.strip().splitlines() == [
+        "summarizer: error: live eval stopped at unga-lavrov/brief: the endpoint could not be reached or kept "
+        "failing: cannot reach http://127.0.0.1:9/v1: ConnectError"]
