@@ -639,6 +639,8 @@ def _root(
                                           help="Show the version and exit.")] = False,
 ) -> None:
     """Grounded one-paragraph briefs and structured event reports from documents."""
+    # pypdf logs every repair it makes to a damaged file ("incorrect startxref pointer"): not a reader's business.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
 def main() -> None:

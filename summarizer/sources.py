@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .documents import MAX_DOCUMENT_BYTES, Document, read_document
-from .errors import InputError
+from .errors import InputError, SummarizerError
 from .extract import parse_date
 from .fetch import is_url
 from .schemas import ErrorInfo
@@ -230,10 +230,17 @@ def read_folder(root: Path, *, published: dt.date | None = None) -> Iterator[Bul
             if not stat.S_ISREG(mode):
                 yield _failed(doc_id, "input_error", f"{doc_id}: not a regular file (a FIFO or device); skipped")
                 continue
-            try:
-                yield BulkItem(doc_id, document=read_document(path, id=doc_id, published=published))
-            except InputError as exc:
-                yield _failed(doc_id, exc.code, str(exc))
+            yield _file_item(path, doc_id, published)
+
+
+def _file_item(path: Path, doc_id: str, published: dt.date | None) -> BulkItem:
+    """One file of a folder as an item; whatever reading it raises costs this file, never the run."""
+    try:
+        return BulkItem(doc_id, document=read_document(path, id=doc_id, published=published))
+    except SummarizerError as exc:
+        return _failed(doc_id, exc.code, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a parser's bug on one file (a PDF, a page) is that file's error
+        return _failed(doc_id, "input_error", f"{doc_id}: cannot read ({type(exc).__name__}: {exc})"[:300])
 
 
 _LIBRARY = _Fields()

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import UNGA
 from fake_server import FakeServer
-from web_server import PDF_LINES, make_pdf
+from web_server import PDF_LINES, hostile_pdf, make_pdf
 
 KEY = "sk-hostile-Zq8wXv3Lp0Ty7Rk2Nm5Jd9Hb4Gc6Fa1"
 TEXT = UNGA.read_text("utf-8")
@@ -104,6 +104,14 @@ CASES = [
     Case("pdf-scan", [*B, "{tmp}/scan.pdf"], 2, "no text layer", files={"scan.pdf": make_pdf(None)}),
     Case("pdf-broken", [*E, "{tmp}/b.pdf"], 2, "not a readable PDF", files={"b.pdf": b"%PDF-1.7\n\x00\xff garbage"}),
     Case("pdf-text", [*B, "{tmp}/ok.pdf"], 0, files={"ok.pdf": make_pdf(PDF_LINES)}),
+    Case("pdf-flate-bomb", [*B, "{tmp}/bomb.pdf"], 2, "decompression bomb", files={"bomb.pdf": hostile_pdf("flate-bomb")}),
+    Case("pdf-jbig2", [*E, "{tmp}/j.pdf"], 2, "decoder that is not installed", files={"j.pdf": hostile_pdf("jbig2")}),
+    Case("pdf-brotli", [*B, "{tmp}/br.pdf"], 2, "PDF", files={"br.pdf": hostile_pdf("brotli")}),
+    Case("pdf-truncated", [*B, "{tmp}/t.pdf"], 2, "not a readable PDF", files={"t.pdf": hostile_pdf("truncated")}),
+    Case("bulk-folder-of-hostile-pdfs", ["bulk", "{tmp}/pdfs", "--out", "{tmp}/out.jsonl"], 1,
+         files={"pdfs/bomb.pdf": hostile_pdf("flate-bomb"), "pdfs/j.pdf": hostile_pdf("jbig2"),
+                "pdfs/t.pdf": hostile_pdf("truncated"), "pdfs/ok.pdf": make_pdf(PDF_LINES)},
+         ids=["bomb.pdf", "j.pdf", "t.pdf", "ok.pdf"]),
     Case("html-garbage", [*B, "{tmp}/g.html"], 0, files={"g.html": b"<html><<<>>><p>" + BODY.encode() + b"</b></i>"}),
     Case("file-url", [*B, "file:///etc/passwd"], 2, "no such file"),
     Case("url-unreachable", [*B, "http://127.0.0.1:9/article"], 2, "cannot fetch"),

@@ -12,7 +12,7 @@ import pytest
 from conftest import UNGA
 from fake_server import FakeServer
 from typer.testing import CliRunner
-from web_server import PDF_LINES, PAGES, WebServer, make_pdf
+from web_server import PDF_LINES, PAGES, WebServer, hostile_pdf, make_pdf
 
 from summarizer import ConfigError, InputError, Summarizer, read_document
 from summarizer.cli import app
@@ -202,6 +202,36 @@ def test_pdf_files(tmp_path: Path, fake: FakeServer) -> None:
     assert scan.exit_code == 2 and "no text layer" in scan.stderr
     broken = runner.invoke(app, ["brief", str(tmp_path / "broken.pdf"), *endpoint(fake)])
     assert broken.exit_code == 2 and "not a readable PDF" in broken.stderr
+
+
+HOSTILE_PDFS = {"flate-bomb": "inflates past pypdf's size limit", "jbig2": "needs a decoder that is not installed",
+                "brotli": "PDF", "truncated": "not a readable PDF"}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_PDFS))
+def test_a_pdf_pypdf_cannot_read_is_one_line_and_exit_2(kind: str, tmp_path: Path, fake: FakeServer) -> None:
+    (tmp_path / f"{kind}.pdf").write_bytes(hostile_pdf(kind))
+    result = runner.invoke(app, ["brief", str(tmp_path / f"{kind}.pdf"), *endpoint(fake)])
+    assert result.exit_code == 2 and fake.requests == [], result.output
+    assert result.stderr.startswith(f"summarizer: error: {tmp_path / kind}.pdf: ")
+    assert len(result.stderr.strip().splitlines()) == 1 and HOSTILE_PDFS[kind] in result.stderr
+
+
+def test_a_folder_with_hostile_pdfs_still_gives_every_record(tmp_path: Path, fake: FakeServer) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for kind in HOSTILE_PDFS:
+        (corpus / f"{kind}.pdf").write_bytes(hostile_pdf(kind))
+    (corpus / "minutes.pdf").write_bytes(make_pdf(PDF_LINES))
+    (corpus / "note.txt").write_text(UNGA.read_text())
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["bulk", str(corpus), "--out", str(out), "--task", "brief", "-q", *endpoint(fake)])
+    assert result.exit_code == 1, result.output
+    records = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert {k: r["status"] for k, r in records.items()} == {
+        **{f"{kind}.pdf": "error" for kind in HOSTILE_PDFS}, "minutes.pdf": "ok", "note.txt": "ok"}
+    assert all(records[f"{kind}.pdf"]["error"]["code"] == "input_error" for kind in HOSTILE_PDFS)
+    assert "inflates past" in records["flate-bomb.pdf"]["error"]["message"]
 
 
 # -- publication dates ------------------------------------------------------------------------------

@@ -27,12 +27,18 @@ def make_pdf(lines: list[str] | None) -> bytes:
             parts.append(b"(" + escaped.encode("latin-1") + b") Tj T*")
         parts.append(b"ET")
         stream = b"\n".join(parts)
+    return pdf_with_contents(stream)
+
+
+def pdf_with_contents(stream: bytes, filter: str | None = None) -> bytes:
+    """A one-page PDF whose content stream is ``stream`` as written, declared encoded with ``filter``."""
+    declared = b" /Filter /" + filter.encode() if filter else b""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
         b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+        b"<< /Length " + str(len(stream)).encode() + declared + b" >>\nstream\n" + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
     out = bytearray(b"%PDF-1.4\n")
@@ -45,6 +51,25 @@ def make_pdf(lines: list[str] | None) -> bytes:
     out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
     out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
+
+
+def hostile_pdf(kind: str) -> bytes:
+    """PDFs that make pypdf raise: ``flate-bomb`` (170 KB that inflate to 120 MB, past pypdf's 75 MB
+    limit: LimitReachedError), ``jbig2`` (a JBIG2 stream; without jbig2dec: DependencyError),
+    ``brotli`` (a Brotli stream; without the brotli package: DependencyError), ``truncated`` (cut mid-object)."""
+    if kind == "flate-bomb":
+        import zlib
+
+        packer = zlib.compressobj(9)
+        bomb = b"".join(packer.compress(b"BT ET " * 10_000_000) for _ in range(2)) + packer.flush()
+        return pdf_with_contents(bomb, "FlateDecode")
+    if kind == "jbig2":
+        return pdf_with_contents(b"\x00\x00\x00\x01 not a real JBIG2 segment", "JBIG2Decode")
+    if kind == "brotli":
+        return pdf_with_contents(b"\x0b\x02\x80not brotli", "BrotliDecode")
+    if kind == "truncated":
+        return make_pdf(PDF_LINES)[:300]
+    raise ValueError(kind)
 
 
 PDF_LINES = ["The city council approved the new budget on Thursday.",
