@@ -343,6 +343,8 @@ def bulk(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the result cache.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Redo only the error records of --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary table.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Ray: show Ray's own log lines, warnings and progress bars (off by default).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final summary as JSON.")] = False,
     words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
     via: Annotated[ViaChoice, typer.Option(
@@ -394,7 +396,7 @@ def bulk(
         _on_ray(source, out, task.value, endpoint, actors=actors, address=address, concurrency=concurrency,
                 rpm=rpm, tpm=tpm, retry_failed=retry_failed, id_field=id_field, text_field=text_field, published_field=published_field,
                 published=date, words=word_range, language=language, strict=strict, cache=not no_cache,
-                quiet=quiet, as_json=as_json)
+                quiet=quiet, verbose=verbose, as_json=as_json)
     _log_retries(False)
     with _exit_codes():
         with _summarizer(endpoint) as s:
@@ -460,8 +462,9 @@ def _eval_summarizer(endpoint: dict[str, Any], **case_settings: Any) -> Summariz
 
 
 def _on_ray(source: str, out: str, task: str, endpoint: dict[str, Any], *, actors: int, address: str | None,
-           concurrency: int, rpm: float | None, tpm: float | None, quiet: bool, as_json: bool, **options: Any) -> None:
-    """`bulk --engine ray`: the same records, made by Ray Data actors."""
+           concurrency: int, rpm: float | None, tpm: float | None, quiet: bool, verbose: bool, as_json: bool,
+           **options: Any) -> None:
+    """`bulk --engine ray`: the same records, made by Ray Data actors; Ray itself silent unless --verbose."""
     from .progress import BulkProgress, print_summary
     from .ray import RayOptions, run
 
@@ -469,11 +472,14 @@ def _on_ray(source: str, out: str, task: str, endpoint: dict[str, Any], *, actor
     jsonl_out = not (out.endswith(".parquet") or "://" in out or Path(out).is_dir())
     with _exit_codes():
         # JSONL is written here on the driver, record by record: our progress. Parquet is written
-        # by the actors: Ray Data's own progress bars.
+        # by the actors: Ray Data's own progress bars, with --verbose.
+        if not (jsonl_out or quiet or verbose):
+            _err("Parquet is written by the Ray actors: no progress until they finish (--verbose shows Ray's)")
         with BulkProgress(source, enabled=jsonl_out and not quiet) as progress:
             summary = run(source, out, task=task, settings=settings,  # type: ignore[arg-type]
                           ray_options=RayOptions(address=address, actors=actors, concurrency=concurrency, rpm=rpm,
-                                                 tpm=tpm, progress_bars=not (quiet or jsonl_out)),
+                                                 tpm=tpm, progress_bars=verbose and not (quiet or jsonl_out),
+                                                 quiet=not verbose),
                           on_record=progress.update, **options)
     if summary.cache_problem:
         _err(f"warning: {summary.cache_problem}")

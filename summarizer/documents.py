@@ -31,6 +31,7 @@ __all__ = [
     "read_document",
     "sentences",
     "split_into_chunks",
+    "unicode_problem",
 ]
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # 16 MiB of text is ~4M tokens: far past any useful brief
@@ -41,6 +42,7 @@ _HTML_SNIFF = re.compile(
     re.IGNORECASE,
 )
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.IGNORECASE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad"), None)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BLANK_LINE = re.compile(r"\n[ \t\u00a0]*\n")
@@ -82,6 +84,10 @@ class Document:
         given here win). The title becomes the first paragraph, as the model should see it.
         """
         found: list[str] = list(notes)
+        for what, value in (("text", raw), ("id", id), ("title", title)):
+            problem = unicode_problem(value or "")
+            if problem is not None:
+                raise InputError(f"{source or 'input'}: the {what} is not valid Unicode ({problem})")
         if html is None:
             html = _looks_like_html(raw)
         if html:
@@ -150,6 +156,18 @@ def _decode_web(data: bytes, charset: str | None, html: bool, name: str) -> str:
     if best is None:
         raise InputError(f"{name}: cannot tell the page's character encoding")
     return str(best)
+
+
+def unicode_problem(text: str) -> str | None:
+    """What makes ``text`` impossible to write as UTF-8: a lone surrogate (``"\\ud800"`` in JSON), or None.
+
+    A lone surrogate reaches a str only through an escape (JSON, a decoder told to let errors
+    through); it cannot go into a request body, a UTF-8 file, SQLite or Arrow.
+    """
+    match = _SURROGATE.search(text)
+    if match is None:
+        return None
+    return f"a lone surrogate, U+{ord(match.group()):04X}, at character {match.start() + 1}"
 
 
 def _meta_charset(data: bytes) -> str | None:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,7 +26,7 @@ from .backends import Backend, Completion, Delta, Message, OutputSpec
 from .candidates import offer
 from .constraints import grounded_schema
 from .dates import describe
-from .documents import Document, estimate_tokens, split_into_chunks
+from .documents import Document, estimate_tokens, split_into_chunks, unicode_problem
 from .errors import ConfigError, OutputValidationError, SummarizerError, UsageError
 from .grounding import SourceIndex, lead_names
 from .prompts import PromptLibrary, PromptTemplate, message_tokens
@@ -41,6 +42,7 @@ V = TypeVar("V", Brief, EventReport)
 # local grammar enforces them.
 _SCHEMA = event_report_schema(strict=False)
 _SCHEMA_JSON = json.dumps(_SCHEMA, separators=(",", ":"))  # for custom prompts that still place $schema
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _TYPES = "|".join(f'"{t}"' for t in EVENT_TYPES)
 # The tokens a template costs before any text, by (template, words, language): the same for every document.
 _OVERHEAD: dict[tuple[str, tuple[int, int], str | None, Any], int] = {}
@@ -187,6 +189,7 @@ class TaskRun(Generic[V]):
         """Take one answer; return what to send next (nothing once the run is done)."""
         self.usage.add(completion.usage)
         self.model = completion.model or self.model
+        completion = self._valid_unicode(completion)
         if completion.refusal:
             raise OutputValidationError(f"the model refused: {completion.refusal[:200]}",
                                         raw_output=completion.refusal, usage=self.usage)
@@ -203,6 +206,15 @@ class TaskRun(Generic[V]):
                 raw_output=completion.text, errors=errors, usage=self.usage,
             ) from None
         return self._accept(request, accepted)
+
+    def _valid_unicode(self, completion: Completion) -> Completion:
+        """The answer with any lone surrogate (a JSON escape no encoder can write) as U+FFFD, as a UTF-8
+        decoder would show it: otherwise a re-ask could not be sent, nor the result written."""
+        text, refusal = completion.text, completion.refusal or ""
+        if unicode_problem(text) is None and unicode_problem(refusal) is None:
+            return completion
+        self.warnings.append("the model's answer held lone surrogates (not valid Unicode): shown as U+FFFD")
+        return replace(completion, text=_replacement(text), refusal=_replacement(refusal) or None)
 
     def snapshot(self) -> dict[str, Any]:
         """The run's state as JSON-able data: the batch mode keeps it between rounds, and across restarts."""
@@ -302,6 +314,10 @@ class TaskRun(Generic[V]):
                 f"to at least {overhead + answer + 1024}"
             )
         return budget
+
+
+def _replacement(text: str) -> str:
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def _date_rule(document: Document) -> str:

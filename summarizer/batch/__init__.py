@@ -437,8 +437,7 @@ class BatchRunner:
         state.add_request(_custom_id(doc_id, request), doc_id, round_, request.to_state(), body)
 
     def _write(self, sink: JsonlSink, record: Record) -> None:
-        sink.write(record)
-        self.summary.add(record)
+        self.summary.add(sink.write(record))
 
 
 def batch_status(out: Path) -> dict[str, Any]:
