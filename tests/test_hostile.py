@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import UNGA
 from fake_server import FakeServer
-from web_server import PDF_LINES, hostile_pdf, make_pdf
+from web_server import PDF_LINES, WebServer, hostile_pdf, make_pdf
 
 KEY = "sk-hostile-Zq8wXv3Lp0Ty7Rk2Nm5Jd9Hb4Gc6Fa1"
 TEXT = UNGA.read_text("utf-8")
@@ -115,6 +115,16 @@ CASES = [
     Case("html-garbage", [*B, "{tmp}/g.html"], 0, files={"g.html": b"<html><<<>>><p>" + BODY.encode() + b"</b></i>"}),
     Case("file-url", [*B, "file:///etc/passwd"], 2, "no such file"),
     Case("url-unreachable", [*B, "http://127.0.0.1:9/article"], 2, "cannot fetch"),
+    Case("url-gzip", [*B, "{web}/gzip"], 0),
+    Case("url-deflate-raw", [*E, "{web}/deflate-raw"], 0),
+    Case("url-gzip-bomb", [*B, "{web}/gzip-bomb"], 2, "once decompressed (a decompression bomb?)"),
+    Case("url-gzip-cut", [*B, "{web}/gzip-cut"], 2, "cut short"),
+    Case("url-brotli-unasked", [*B, "{web}/brotli"], 2, "did not ask for"),
+    Case("url-latin1-undeclared", [*B, "{web}/latin1-undeclared", "--json"], 0, check=lambda run, fake, tmp: (
+        None if "Liège" in fake.requests[-1]["messages"][1]["content"] else pytest.fail("not decoded as windows-1252"))),
+    Case("bulk-url-records-compressed", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl"], 1,
+         files={"in.jsonl": jsonl({"id": "z", "url": "{web}/gzip"}, {"id": "bomb", "url": "{web}/gzip-bomb"},
+                                  {"id": "l", "url": "{web}/latin1-undeclared"})}, ids=["z", "bomb", "l"]),
     Case("published-bad", [*E, str(UNGA), "--published", "2024-02-30"], 2, "--published"),
     Case("bulk-url-records", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl"], 1,
          files={"in.jsonl": jsonl({"id": "u1", "url": "http://127.0.0.1:9/x"}, {"id": "u2", "url": "ftp://x/y"},
@@ -260,8 +270,13 @@ CASES = [
 ]
 
 
+_WEB: list[WebServer] = []  # the loopback web server, started by the first case that needs it
+
+
 def _fill(value: str, tmp: Path) -> str:
-    return value.replace("{tmp}", str(tmp))
+    if "{web}" in value and not _WEB:
+        _WEB.append(WebServer().start())
+    return value.replace("{tmp}", str(tmp)).replace("{web}", _WEB[0].url if _WEB else "")
 
 
 def _leaks(blob: bytes) -> list[str]:
@@ -290,7 +305,8 @@ def run_case(
     """Run one case through the console script; return the run and every broken promise."""
     for name, content in case.files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(content)
+        (tmp_path / name).write_bytes(_fill(content.decode("latin-1"), tmp_path).encode("latin-1")
+                                      if b"{web}" in content else content)
     if case.setup is not None:
         case.setup(tmp_path)
     inputs = {p: hashlib.sha256(b).hexdigest() for p, b in _snapshot(tmp_path).items()}

@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"validation", "constraints", "backends"},
     {"grounding", "candidates"},
     {"cache", "prompts", "documents", "limits", "config"},
-    {"extract", "fetch", "dates", "language", "gazetteer"},
+    {"extract", "fetch", "charsets", "dates", "language", "gazetteer"},
     {"schemas", "errors", "_resources", "_version"},
 ]
 

@@ -3,7 +3,9 @@
 Routes (GET): /pages/<file> (tests/data/pages), /redirect/<n> (n hops, then a page),
 /404, /huge (50 MB, no Content-Length), /huge-declared (Content-Length: 50 MB),
 /image (image/png), /slow (answers after 3 s), /latin1 (ISO-8859-1 HTML declared in the
-header), /pdf (a PDF with a text layer), /to-loopback (redirects to /pages/...).
+header), /pdf (a PDF with a text layer), /to-loopback (redirects to /pages/...), and the ENCODED
+pages: gzip/deflate bodies (one a decompression bomb, one cut short), and undeclared or mislabelled
+legacy encodings. ``hosts`` keeps every request's Host header.
 """
 
 from __future__ import annotations
@@ -76,6 +78,51 @@ PDF_LINES = ["The city council approved the new budget on Thursday.",
              "Mayor Ana Costa said the plan adds 40 buses to the fleet."]
 
 
+LIEGE = ("<html><head><title>Li\u00e8ge tram opens</title></head><body><article><p>The new tram line in Li\u00e8ge "
+         "opened on Saturday after four years of works, the city\u2019s mayor Willy Demeyer said, and "
+         "\u201cit will change the centre\u201d.</p></article></body></html>")
+PAGE = (PAGES / "daily-courier-quake.html").read_bytes() if (PAGES / "daily-courier-quake.html").is_file() else b""
+
+
+def _gzip(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, mtime=0)
+
+
+def _bomb() -> bytes:
+    """A gzip body of 20 KB that inflates to 64 MiB of one repeated paragraph."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    chunk = b"<p>" + b"boom " * 13106 + b"</p>"  # 65,537 bytes
+    return b"".join(packer.compress(chunk) for _ in range(1024)) + packer.flush()
+
+
+ENCODED = {  # path -> (body, headers): pages sent compressed or in legacy encodings
+    "/gzip": lambda: (_gzip(PAGE), {"content-encoding": "gzip"}),
+    "/gzip-twice": lambda: (_gzip(_gzip(PAGE)), {"content-encoding": "gzip, gzip"}),
+    "/deflate": lambda: (__import__("zlib").compress(PAGE), {"content-encoding": "deflate"}),
+    "/deflate-raw": lambda: (__import__("zlib").compress(PAGE)[2:-4], {"content-encoding": "deflate"}),
+    "/gzip-bomb": lambda: (_bomb(), {"content-encoding": "gzip"}),
+    "/gzip-cut": lambda: (_gzip(PAGE)[:400], {"content-encoding": "gzip"}),
+    "/gzip-garbage": lambda: (b"\x1f\x8b not gzip at all", {"content-encoding": "gzip"}),
+    "/brotli": lambda: (b"\x0b\x02\x80 pretend brotli", {"content-encoding": "br"}),
+    # undeclared: no charset in the header, none in the page (browsers: windows-1252)
+    "/latin1-undeclared": lambda: (LIEGE.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
+                                   .encode("latin-1"), {"content-type": "text/html"}),
+    "/cp1252-undeclared": lambda: (LIEGE.encode("cp1252"), {"content-type": "text/html"}),
+    # declared latin-1, holding windows-1252 quotes (as most "ISO-8859-1" pages do)
+    "/latin1-label-cp1252": lambda: (LIEGE.encode("cp1252"), {"content-type": "text/html; charset=iso-8859-1"}),
+    "/meta-charset": lambda: (LIEGE.replace("<head>", '<head><meta http-equiv="Content-Type" '
+                                            'content="text/html; charset=windows-1250">').replace(
+                                                "\u00e8", "\u010d").encode("cp1250"), {"content-type": "text/html"}),
+    "/utf8-bom-wrong-header": lambda: (b"\xef\xbb\xbf" + LIEGE.encode("utf-8"),
+                                       {"content-type": "text/html; charset=iso-8859-1"}),
+    "/gzip-latin1": lambda: (_gzip(LIEGE.encode("cp1252")), {"content-encoding": "gzip", "content-type": "text/html"}),
+}
+
+
 class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:  # keep test output clean
         pass
@@ -92,7 +139,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server API
         self.server.requests.append(self.path)  # type: ignore[attr-defined]
+        self.server.hosts.append(self.headers.get("host"))  # type: ignore[attr-defined]
         path = self.path
+        if path in ENCODED:
+            body, headers = ENCODED[path]()
+            return self._send(200, body, content_type=headers.pop("content-type", "text/html"), headers=headers)
         if path.startswith("/pages/"):
             file = PAGES / path.removeprefix("/pages/")
             if file.is_file():
@@ -134,11 +185,17 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(404, b"no such route")
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that hangs up early (a refused bomb, a cap reached) is expected, not news
+
+
 class WebServer:
     def __init__(self) -> None:
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = _Server(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.requests = []  # type: ignore[attr-defined]
+        self.httpd.hosts = []  # type: ignore[attr-defined]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -148,6 +205,11 @@ class WebServer:
     @property
     def requests(self) -> list[str]:
         return self.httpd.requests  # type: ignore[attr-defined, no-any-return]
+
+    @property
+    def hosts(self) -> list[str]:
+        """The Host header of every request, in order."""
+        return self.httpd.hosts  # type: ignore[attr-defined, no-any-return]
 
     def start(self) -> WebServer:
         self.thread.start()
