@@ -502,6 +502,9 @@ def _batch(source: str | None, out: str, task: str, endpoint: dict[str, Any], *,
             progress = BatchProgress(enabled=not quiet)
             summary = s.batch_to_jsonl(source, out, task=task, limits=BatchLimits(*limits),  # type: ignore[arg-type]
                                        on_progress=progress.update, **options)
+    if not quiet:
+        for note in summary.notes:
+            _err(note)
     if as_json:
         _out(json.dumps(summary.as_dict()))
     elif not quiet:
@@ -531,20 +534,31 @@ def batch_status_command(out: OutArg, as_json: JsonOpt = False) -> None:
 @batch_app.command("collect", short_help="Collect finished batches, submit the next round, exit.")
 @endpoint_options
 def batch_collect(
-    out: OutArg, task: Annotated[TaskChoice, typer.Option(help="The run's task.")] = TaskChoice.events,
+    out: OutArg,
+    task: Annotated[Optional[TaskChoice], typer.Option(help="The run's task [default: the one it was started with].",
+                                                       show_default=False)] = None,
     max_rounds: Annotated[int, typer.Option(min=1, max=20, metavar="N")] = 3,
     finish: Annotated[FinishChoice, typer.Option()] = FinishChoice.batch,
-    words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
+    words: WordsOpt = None, language: LanguageOpt = None,
+    strict: Annotated[Optional[bool], typer.Option("--strict/--no-strict", show_default=False,
+                                                   help="[default: as the run was started]")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False, as_json: JsonOpt = False,
     *, endpoint: dict[str, Any],
 ) -> None:
     """Collect what the batches of OUT finished, queue the next round, and exit: for cron.
 
-    Run it again until it says the run is finished; the same options as the run that started it.
+    Run it again until it says the run is finished. The task and its options are read from the
+    run's state; a flag that contradicts them is refused.
     """
-    _batch(None, out, task.value, endpoint, wait=False, max_rounds=max_rounds, finish=finish.value,
-           poll_interval=10, max_poll_interval=60, limits=(50_000, 190 * 1024 * 1024), cache=True, words=_parse_words(words),
-           language=language, strict=strict, quiet=quiet, as_json=as_json)
+    from .batch import collect_settings
+
+    with _exit_codes():
+        run = collect_settings(Path(out), task=task.value if task else None, words=_parse_words(words),
+                               language=language, strict=strict, context_tokens=endpoint["context_tokens"])
+    endpoint = {**endpoint, "context_tokens": run.pop("context_tokens")}
+    _batch(None, out, run.pop("task"), endpoint, wait=False, max_rounds=max_rounds, finish=finish.value,
+           poll_interval=10, max_poll_interval=60, limits=(50_000, 190 * 1024 * 1024), cache=True, quiet=quiet,
+           as_json=as_json, **run)
 
 
 @batch_app.command("cancel", short_help="Cancel the running batches of a run.")
