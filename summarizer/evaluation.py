@@ -28,6 +28,7 @@ from .extract import parse_date
 from .errors import ConfigError, ProviderError, SummarizerError, UsageError, redact
 from .grounding import SourceIndex, claims
 from .schemas import TASK_NAMES, Brief, EventReport, Result, TaskName, Usage, count_words
+from .tasks import fitted_words
 from .validation import extract_json
 
 if TYPE_CHECKING:
@@ -263,7 +264,8 @@ def _prompt_problems(case: EvalCase, task: TaskName, bodies: list[dict[str, Any]
         if "not instructions" not in system:
             problems.append("system prompt lost the rule that the document's instructions are content")
         if task == "brief":
-            low, high = case.options.get("words", (40, 120))
+            asked = case.options.get("words", (40, 120))
+            (low, high), _ = fitted_words((int(asked[0]), int(asked[1])), case.document)  # as a brief of it may be
             if f"{low} to {high} words" not in system:
                 problems.append(f"brief prompt does not ask for {low} to {high} words")
         elif "evidence" not in system or "verbatim" not in system.lower() and "character for character" not in system:

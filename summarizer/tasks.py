@@ -30,10 +30,12 @@ from .documents import Document, estimate_tokens, split_into_chunks, unicode_pro
 from .errors import ConfigError, OutputValidationError, SummarizerError, UsageError
 from .grounding import SourceIndex, lead_names
 from .prompts import PromptLibrary, PromptTemplate, message_tokens
-from .schemas import DEFAULT_WORDS, EVENT_TYPES, Brief, EventReport, Result, TaskName, Usage, event_report_schema
+from .schemas import (
+    DEFAULT_WORDS, EVENT_TYPES, Brief, EventReport, Result, TaskName, Usage, count_words, event_report_schema,
+)
 from .validation import Invalid, validate_brief, validate_events
 
-__all__ = ["Reask", "Request", "StreamEvent", "TaskOptions", "TaskRun", "run_task", "task_prompts"]
+__all__ = ["Reask", "Request", "StreamEvent", "TaskOptions", "TaskRun", "fitted_words", "run_task", "task_prompts"]
 
 V = TypeVar("V", Brief, EventReport)
 
@@ -148,12 +150,13 @@ class TaskRun(Generic[V]):
     def __init__(
         self, task: TaskName, document: Document, prompts: PromptLibrary, options: TaskOptions, *, model: str = "",
     ) -> None:
-        self.task, self.document, self.prompts, self.options = task, document, prompts, options
+        self.task, self.document, self.prompts = task, document, prompts
         self.spec: _Spec[V] = cast(_Spec[V], _SPECS[task])
         self.usage = Usage()
         self.model = model
         self.warnings: list[str] = []
         self.warnings.extend(document.notes)
+        self.options = _fitted(options, document, self.warnings) if task == "brief" else options
         if document.dropped_repeats:
             self.warnings.append(f"dropped {document.dropped_repeats} repeated paragraph(s) from the input")
         self._used: list[str] = []
@@ -314,6 +317,31 @@ class TaskRun(Generic[V]):
                 f"to at least {overhead + answer + 1024}"
             )
         return budget
+
+
+def _fitted(options: TaskOptions, document: Document, warnings: list[str]) -> TaskOptions:
+    words, note = fitted_words(options.words, document)
+    if note:
+        warnings.append(note)
+    return options if words == options.words else replace(options, words=words)
+
+
+def fitted_words(words: tuple[int, int], document: Document) -> tuple[tuple[int, int], str | None]:
+    """The word range a brief of ``document`` can keep to without inventing, and a warning when it is not
+    the one asked for.
+
+    Never more words than the document has; and when the document is too short to be told in
+    the minimum asked (fewer than twice as many words), at least half its words instead — a
+    15-word notice gets a brief of 7 to 15 words, not 40 words of padding.
+    """
+    low, high = words
+    count = max(1, count_words(document.text))
+    fitted = (low if count >= 2 * low else min(low, max(1, count // 2)), min(high, count))
+    fitted = (min(fitted), fitted[1])
+    if fitted[0] == low:
+        return fitted, None  # at most the maximum was capped: nothing asked for is lost
+    return fitted, (f"the document has only {count} word(s): the brief is held to {fitted[0]}-{fitted[1]} words "
+                    f"instead of {low}-{high}, so that nothing is invented to fill it")
 
 
 def _replacement(text: str) -> str:

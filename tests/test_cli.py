@@ -141,6 +141,20 @@ def test_prompts_dir_overrides_and_result_records_its_version(fake: FakeServer, 
     assert "brief@custom-7" in run("prompts", "list", "--prompts-dir", str(custom)).stdout
 
 
+def test_a_short_document_gets_a_brief_no_longer_than_itself(fake: FakeServer, tmp_path: Path) -> None:
+    short = tmp_path / "short.txt"
+    short.write_text("The city council of Porto approved a new tram line on Monday after a debate.")  # 15 words
+    result = run("brief", str(short), *endpoint(fake))
+    assert result.exit_code == 0, result.output
+    assert "7 to 15 words" in fake.requests[0]["messages"][0]["content"]
+    assert count_words(result.stdout) <= 15 and "expected" not in result.stdout
+    assert ("warning: the document has only 15 word(s): the brief is held to 7-15 words instead of 40-120, so that "
+            "nothing is invented to fill it") in result.stderr
+    narrow = run("brief", str(short), "--words", "5-10", *endpoint(fake))  # a range the document supports: kept
+    assert narrow.exit_code == 0 and "5 to 10 words" in fake.requests[-1]["messages"][0]["content"]
+    assert "held to" not in narrow.stderr
+
+
 # -- exit codes ---------------------------------------------------------------------------
 
 
