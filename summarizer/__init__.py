@@ -19,7 +19,7 @@ from .schemas import (
     When, event_report_schema,
 )
 from .sources import BulkItem
-from .tasks import Reask, StreamEvent, TaskOptions, TaskRun, run_task
+from .tasks import Reask, RunProgress, StreamEvent, TaskOptions, TaskRun, run_task
 
 
 __all__ = [
@@ -27,7 +27,7 @@ __all__ = [
     "Document", "DocumentLike", "ErrorInfo", "Event", "EventReport", "Failure", "InputError", "OpenAIBackend",
     "OutputError", "OutputMode", "OutputSpec", "OutputValidationError", "Paced", "Participant", "Place",
     "PromptLibrary", "PromptTemplate", "ProviderError", "RateLimiter", "Reask", "Record", "Result", "ResultCache",
-    "RetryPolicy", "Retrying", "Settings", "StreamEvent", "Summarizer", "SummarizerError", "TaskName",
+    "RetryPolicy", "Retrying", "RunProgress", "Settings", "StreamEvent", "Summarizer", "SummarizerError", "TaskName",
     "TaskOptions", "TaskRun", "TransientError", "Usage", "UsageError", "When", "event_report_schema",
     "load_settings", "make_backend", "read_document", "run_task",
 ]

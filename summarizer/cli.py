@@ -274,11 +274,18 @@ def brief(
         with _summarizer(endpoint) as s, _json_on_failure(doc.id, "brief", as_json):
             printer = _LivePrinter() if live and not as_json else None
             result = s.brief(doc, words=word_range, language=language, strict=strict,
-                             on_event=printer.event if printer else None)
+                             on_event=printer.event if printer else None, on_progress=_parts())
         if printer is not None:
             printer.finish(result)
         else:
             _print_record(result, as_json, lambda value: value.text)
+
+
+def _parts() -> Callable[[Any], None]:
+    """A long document's parts, as they are read, on stderr."""
+    from .progress import PartProgress
+
+    return PartProgress()
 
 
 class _LivePrinter:
@@ -316,7 +323,7 @@ def events(
     with _exit_codes():
         doc = read_document(document, published=date)
         with _summarizer(endpoint) as s, _json_on_failure(doc.id, "events", as_json):
-            result = s.events(doc, language=language)
+            result = s.events(doc, language=language, on_progress=_parts())
         _print_record(result, as_json, lambda value: value.model_dump_json(indent=2))
 
 

@@ -34,7 +34,7 @@ from .prompts import PromptLibrary
 from .schemas import DEFAULT_WORDS, Brief, EventReport, Record, Result, TaskName
 from .sinks import JsonlSink
 from .sources import as_items, read_source, source_path
-from .tasks import StreamEvent, TaskOptions, run_task
+from .tasks import RunProgress, StreamEvent, TaskOptions, run_task
 
 __all__ = ["DocumentLike", "Summarizer"]
 
@@ -42,6 +42,7 @@ T = TypeVar("T")
 DocumentLike = str | Document
 CacheChoice = bool | ResultCache | str | Path
 EventCallback = Callable[[StreamEvent], None]
+ProgressCallback = Callable[[RunProgress], None]
 
 
 class Summarizer:
@@ -124,21 +125,25 @@ class Summarizer:
     @overload
     async def arun(self, task: Literal["brief"], document: DocumentLike, *, words: tuple[int, int] | None = ...,
                    language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
+                   on_progress: ProgressCallback | None = ...,
                    ) -> Result[Brief]: ...
 
     @overload
     async def arun(self, task: Literal["events"], document: DocumentLike, *, words: tuple[int, int] | None = ...,
                    language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
+                   on_progress: ProgressCallback | None = ...,
                    ) -> Result[EventReport]: ...
 
     @overload
     async def arun(self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = ...,
                    language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
+                   on_progress: ProgressCallback | None = ...,
                    ) -> Result[Brief] | Result[EventReport]: ...
 
     async def arun(
         self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = None,
         language: str | None = None, strict: bool = False, on_event: EventCallback | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> Result[Brief] | Result[EventReport]:
         """Run ``task`` ("brief" or "events") on one document; raise SummarizerError on failure."""
         options = self.options(words=words, language=language, strict=strict)
@@ -149,48 +154,57 @@ class Summarizer:
 
     async def abrief(
         self, document: DocumentLike, *, words: tuple[int, int] | None = None, language: str | None = None,
-        strict: bool = False, on_event: EventCallback | None = None,
+        strict: bool = False, on_event: EventCallback | None = None, on_progress: ProgressCallback | None = None,
     ) -> Result[Brief]:
-        """One-paragraph brief; ``on_event`` receives its deltas as the model writes."""
-        return await self.arun("brief", document, words=words, language=language, strict=strict, on_event=on_event)
+        """One-paragraph brief; ``on_event`` receives its deltas as the model writes, ``on_progress`` a long
+        document's parts as they are read."""
+        return await self.arun("brief", document, words=words, language=language, strict=strict, on_event=on_event,
+                               on_progress=on_progress)
 
-    async def aevents(self, document: DocumentLike, *, language: str | None = None) -> Result[EventReport]:
+    async def aevents(self, document: DocumentLike, *, language: str | None = None,
+                      on_progress: ProgressCallback | None = None) -> Result[EventReport]:
         """Event report grounded in verbatim quotes."""
-        return await self.arun("events", document, language=language)
+        return await self.arun("events", document, language=language, on_progress=on_progress)
 
     @overload
     def run(self, task: Literal["brief"], document: DocumentLike, *, words: tuple[int, int] | None = ...,
             language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
+                   on_progress: ProgressCallback | None = ...,
             ) -> Result[Brief]: ...
 
     @overload
     def run(self, task: Literal["events"], document: DocumentLike, *, words: tuple[int, int] | None = ...,
             language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
+                   on_progress: ProgressCallback | None = ...,
             ) -> Result[EventReport]: ...
 
     @overload
     def run(self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = ...,
             language: str | None = ..., strict: bool = ..., on_event: EventCallback | None = ...,
+                   on_progress: ProgressCallback | None = ...,
             ) -> Result[Brief] | Result[EventReport]: ...
 
     def run(
         self, task: TaskName, document: DocumentLike, *, words: tuple[int, int] | None = None,
         language: str | None = None, strict: bool = False, on_event: EventCallback | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> Result[Brief] | Result[EventReport]:
         options = self.options(words=words, language=language, strict=strict)
         doc = _as_document(document)
         result: Result[Brief] | Result[EventReport] = self._call(
-            run_task(_task(task), doc, self.backend, self.prompts, options, on_event=on_event))
+            run_task(_task(task), doc, self.backend, self.prompts, options, on_event=on_event, on_progress=on_progress))
         return result
 
     def brief(
         self, document: DocumentLike, *, words: tuple[int, int] | None = None, language: str | None = None,
-        strict: bool = False, on_event: EventCallback | None = None,
+        strict: bool = False, on_event: EventCallback | None = None, on_progress: ProgressCallback | None = None,
     ) -> Result[Brief]:
-        return self.run("brief", document, words=words, language=language, strict=strict, on_event=on_event)
+        return self.run("brief", document, words=words, language=language, strict=strict, on_event=on_event,
+                        on_progress=on_progress)
 
-    def events(self, document: DocumentLike, *, language: str | None = None) -> Result[EventReport]:
-        return self.run("events", document, language=language)
+    def events(self, document: DocumentLike, *, language: str | None = None,
+               on_progress: ProgressCallback | None = None) -> Result[EventReport]:
+        return self.run("events", document, language=language, on_progress=on_progress)
 
     def read(self, path: str | Path, *, published: dt.date | None = None) -> Document:
         """Read and normalise a file, a URL (fetched within ``fetch_policy``), or stdin (``-``)."""

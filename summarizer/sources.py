@@ -37,12 +37,13 @@ from .fetch import is_url
 from .schemas import ErrorInfo
 
 __all__ = [
-    "FOLDER_SUFFIXES", "BulkItem", "as_items", "item_from_line", "item_from_record", "read_folder", "read_jsonl",
+    "FOLDER_SUFFIXES", "BulkItem", "as_items", "count_items", "item_from_line", "item_from_record", "read_folder", "read_jsonl",
     "read_source", "source_path",
 ]
 
 FOLDER_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf"})
 MAX_LINE_BYTES = 2 * MAX_DOCUMENT_BYTES + 4096  # a document, JSON-escaped, and its other fields
+_BLANK = re.compile(rb"\n(?=[ \t\r]*\n)")  # a newline that ends a blank line (the next one holds nothing)
 _RESERVED_ID = re.compile(r"#(line-\d+|item-\d+|row-[0-9a-f]{16})$")
 
 
@@ -89,6 +90,38 @@ def read_source(
     except OSError as exc:
         raise InputError(f"{source}: cannot read ({exc.strerror})") from None
     return _read_and_close(handle, fields)
+
+
+def count_items(source: str | Path) -> int | None:
+    """How many items ``source`` will yield, if that can be known without consuming it (for progress).
+
+    A JSONL file: its non-blank lines (UTF-16 decoded first); a folder: its files that
+    ``read_folder`` reads; stdin, a FIFO or a device: None. Reads the file once, in blocks.
+    """
+    path = Path(source)
+    try:
+        if str(source) == "-" or not (path.is_file() or path.is_dir()):
+            return None
+        if path.is_dir():
+            return sum(1 for _, _, files in os.walk(path) for name in files
+                       if Path(name).suffix.lower() in FOLDER_SUFFIXES)
+        with path.open("rb") as handle:
+            if handle.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+                handle.seek(0)
+                text = io.TextIOWrapper(handle, encoding="utf-16", errors="replace", newline=None)
+                return sum(1 for line in text if line.strip())
+            handle.seek(0)
+            return _nonblank_lines(handle)
+    except OSError:
+        return None
+
+
+def _nonblank_lines(handle: IO[bytes]) -> int:
+    count, last = 0, b"\n"
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        count += block.count(b"\n") - len(_BLANK.findall(last[-1:] + block))
+        last = block
+    return count + (last[-1:] != b"\n")
 
 
 def source_path(source: str | Path) -> Path | None:

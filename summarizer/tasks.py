@@ -35,7 +35,9 @@ from .schemas import (
 )
 from .validation import Invalid, validate_brief, validate_events
 
-__all__ = ["Reask", "Request", "StreamEvent", "TaskOptions", "TaskRun", "fitted_words", "run_task", "task_prompts"]
+__all__ = [
+    "Reask", "Request", "RunProgress", "StreamEvent", "TaskOptions", "TaskRun", "fitted_words", "run_task", "task_prompts",
+]
 
 V = TypeVar("V", Brief, EventReport)
 
@@ -134,6 +136,17 @@ StreamEvent = Delta | Reask
 
 
 @dataclass(frozen=True)
+class RunProgress:
+    """Where a long document's run stands: ``done`` of its ``total`` parts read (stage "part"), then of
+    the groups of each combine ``round`` (stage "combine"). A document read whole has none."""
+
+    stage: str
+    done: int
+    total: int
+    round: int = 0
+
+
+@dataclass(frozen=True)
 class _Spec(Generic[V]):
     """How one task renders, validates and combines."""
 
@@ -218,6 +231,14 @@ class TaskRun(Generic[V]):
             return completion
         self.warnings.append("the model's answer held lone surrogates (not valid Unicode): shown as U+FFFD")
         return replace(completion, text=_replacement(text), refusal=_replacement(refusal) or None)
+
+    def progress(self) -> RunProgress | None:
+        """How far a map-reduced run has got (None for a document read in one request)."""
+        if not self._expected:
+            return None
+        stage = "part" if self._round == 0 else "combine"
+        done = self._expected if self.value is not None else len(self._values)
+        return RunProgress(stage, done, self._expected, self._round)
 
     def snapshot(self) -> dict[str, Any]:
         """The run's state as JSON-able data: the batch mode keeps it between rounds, and across restarts."""
@@ -376,16 +397,18 @@ def _groups_that_fit(items: list[int], costs: list[int], budget: int) -> list[li
 async def run_task(
     task: TaskName, document: Document, backend: Backend, prompts: PromptLibrary, options: TaskOptions,
     *, on_event: Callable[[StreamEvent], None] | None = None,
+    on_progress: Callable[[RunProgress], None] | None = None,
 ) -> Result[Any]:
     """Run ``task`` on ``document``; raise SummarizerError (usage attached) on failure.
 
     ``on_event`` streams the final answer's deltas (and a Reask when it must be
     asked again) for plain-text tasks; structured answers arrive whole.
+    ``on_progress`` hears of a long document's parts as they are read and combined.
     """
     run: TaskRun[Any] = TaskRun(task, document, prompts, options, model=backend.model)
     started = time.perf_counter()
     try:
-        await _drive(run, backend, options.chunk_concurrency, on_event)
+        await _drive(run, backend, options.chunk_concurrency, on_event, _Reporter(run, on_progress))
     except SummarizerError as exc:
         if exc.usage is not None and exc.usage is not run.usage:
             run.usage.add(exc.usage)
@@ -394,8 +417,28 @@ async def run_task(
     return run.result(round((time.perf_counter() - started) * 1000))
 
 
+class _Reporter:
+    """Calls ``on_progress`` when a run's progress changes."""
+
+    def __init__(self, run: TaskRun[Any], on_progress: Callable[[RunProgress], None] | None) -> None:
+        self.run, self.on_progress = run, on_progress
+        self.last: RunProgress | None = None
+
+    def __call__(self) -> None:
+        if self.on_progress is None:
+            return
+        now, last = self.run.progress(), self.last
+        if now is None or now == last:
+            return
+        if last is not None and (last.stage, last.round) != (now.stage, now.round) and last.done < last.total:
+            self.on_progress(replace(last, done=last.total))  # the stage's last answer moved the run on at once
+        self.last = now
+        self.on_progress(now)
+
+
 async def _drive(
     run: TaskRun[Any], backend: Backend, limit: int, on_event: Callable[[StreamEvent], None] | None,
+    report: Callable[[], None] = lambda: None,
 ) -> None:
     """Send what the run asks, as many at once as ``limit`` allows; the first failure cancels the rest."""
 
@@ -405,11 +448,13 @@ async def _drive(
         else:
             completion = await backend.complete(request.messages, output=request.output, params=request.params)
         follow_ups = run.receive(request, completion)
+        report()
         if on_event is not None and request.final and follow_ups and follow_ups[0].reasks > request.reasks:
             on_event(Reask(_last_errors(follow_ups[0])))
         return follow_ups
 
     pending = run.start()
+    report()
     while len(pending) == 1:  # one document, one request at a time (re-asks included): no task group needed
         pending = await exchange(pending[0])
     if not pending:

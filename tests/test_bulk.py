@@ -379,3 +379,76 @@ def test_a_file_name_in_another_encoding_is_read_with_an_escaped_id(fake: FakeSe
     out = tmp_path / "out.jsonl"
     assert bulk(fake, str(corpus), "--out", str(out), "--task", "brief").exit_code == 0
     assert [r["id"] for r in read_out(out)] == ["caf\\xe9.txt"]
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+
+def _plain_progress(source: str, ticks: list[tuple[float, int]]) -> list[str]:
+    """The lines BulkProgress prints (no terminal) as ``(time, done)`` arrive at one doc a second."""
+    import io
+
+    from rich.console import Console
+
+    from summarizer.bulk import BulkSummary
+    from summarizer.progress import BulkProgress
+
+    out, now = io.StringIO(), [0.0]
+    progress = BulkProgress(source, every=10, clock=lambda: now[0], console=Console(file=out, width=200))
+    summary = BulkSummary(started=0.0)
+    with progress:
+        for t, done in ticks:
+            now[0] = summary.wall_s = t
+            summary.ok = done
+            progress.update(None, summary)  # type: ignore[arg-type]
+    return out.getvalue().splitlines()
+
+
+def test_progress_knows_the_total_of_a_folder_and_of_jsonl_and_gives_an_eta(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    for i in range(30):
+        (corpus / ("sub" if i % 2 else "") / f"d{i}.txt").write_text(BODY)
+    (corpus / "notes.csv").write_text("not read")
+    source = write_jsonl(tmp_path / "in.jsonl", docs(40))
+    (tmp_path / "u16.jsonl").write_bytes(source.read_text().encode("utf-16"))
+    (tmp_path / "blank.jsonl").write_text(source.read_text().replace("\n", "\n\n  \n"))
+    ticks = [(10.0, 10), (20.0, 20)]
+    assert _plain_progress(str(corpus), ticks)[0] == "summarizer: 10/30 done · ok 10 · failed 0 · 1.0 docs/s · ETA 0:20"
+    for name in ("in.jsonl", "u16.jsonl", "blank.jsonl"):
+        lines = _plain_progress(str(tmp_path / name), ticks)
+        assert lines == ["summarizer: 10/40 done · ok 10 · failed 0 · 1.0 docs/s · ETA 0:30",
+                         "summarizer: 20/40 done · ok 20 · failed 0 · 1.0 docs/s · ETA 0:20"], name
+    assert _plain_progress("-", ticks)[0] == "summarizer: 10 done · ok 10 · failed 0 · 1.0 docs/s"
+
+
+def test_the_progress_bar_shows_the_count_without_a_question_mark(tmp_path: Path) -> None:
+    import io
+    import re as regex
+
+    from rich.console import Console
+
+    from summarizer.bulk import BulkSummary
+    from summarizer.progress import BulkProgress
+
+    for source, shown in ((str(write_jsonl(tmp_path / "in.jsonl", docs(50))), "7/50"), ("-", "7 done")):
+        out = io.StringIO()
+        summary = BulkSummary(started=0.0)
+        summary.ok, summary.wall_s = 7, 7.0
+        with BulkProgress(source, console=Console(file=out, width=100, force_terminal=True)) as progress:
+            progress.update(None, summary)  # type: ignore[arg-type]
+            progress.refresh()
+        text = regex.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+        assert shown in text and "/?" not in text
+
+
+def test_a_long_document_says_which_part_it_is_on(fake: FakeServer, tmp_path: Path) -> None:
+    long = tmp_path / "long.txt"
+    long.write_text("\n\n".join(f"Paragraph {i}: the council of Lisbon met on Monday and voted on budget line {i}. "
+                                * 4 for i in range(120)))
+    result = runner.invoke(app, ["brief", str(long), "--context-tokens", "4096", "--base-url", fake.base_url,
+                                 "--model", "m"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[:5] == [
+        "summarizer: long document: reading it in 3 parts", "summarizer: part 1/3 read", "summarizer: part 2/3 read",
+        "summarizer: part 3/3 read", "summarizer: combining the parts"]
