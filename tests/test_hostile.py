@@ -282,6 +282,14 @@ CASES = [
          setup=lambda tmp: (tmp / "evals" / "cases").mkdir(parents=True)),
     Case("eval-unknown-case", ["eval", "--case", "nope"], 2, "no eval case named nope"),
     Case("eval-endpoint-without-live", ["eval", "--model", "x"], 2, "--live"),
+    Case("eval-live-dead-endpoint", ["eval", "--live", "--case", "unga-lavrov", "--max-attempts", "1"], 4,
+         "the endpoint could not be reached", env={"SUMMARIZER_BASE_URL": "http://127.0.0.1:9/v1"}),
+    # -- documents the options do not fit ---------------------------------------------------------
+    Case("brief-fifteen-words", [*B, "{tmp}/short.txt"], 0, "the brief is held to 7-15 words",
+         files={"short.txt": b"The city council of Porto approved a new tram line on Monday after a debate."}),
+    Case("brief-long-document-parts", [*B, "{tmp}/long.txt", "--context-tokens", "4096"], 0, "part 3/3 read",
+         files={"long.txt": "\n\n".join(f"Paragraph {i}: the council of Lisbon met on Monday and voted on budget "
+                                         f"line {i}. " * 4 for i in range(120)).encode()}),
 ]
 
 
