@@ -37,8 +37,8 @@ from .fetch import is_url
 from .schemas import ErrorInfo
 
 __all__ = [
-    "FOLDER_SUFFIXES", "BulkItem", "as_items", "count_items", "item_from_line", "item_from_record", "read_folder", "read_jsonl",
-    "read_source", "source_path",
+    "FOLDER_SUFFIXES", "BulkItem", "as_items", "count_items", "item_from_line", "item_from_record", "read_folder",
+    "read_jsonl", "read_source", "source_path",
 ]
 
 FOLDER_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf"})
