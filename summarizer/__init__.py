@@ -39,7 +39,7 @@ if TYPE_CHECKING:
         Place, Record, Result, SourceText, Span, TaskName, Usage, When, event_report_schema,
     )
     from .sources import BulkItem
-    from .tasks import Reask, StreamEvent, TaskRun, run_task
+    from .tasks import Reask, RunProgress, StreamEvent, TaskRun, run_task
     from .user_tasks import Extraction, model_task
 
 _WHERE = {
@@ -68,7 +68,7 @@ _WHERE = {
                 "Issue", "Participant", "Place", "SourceText", "Span",
                 "Record", "Result", "TaskName", "Usage", "When", "event_report_schema"],
     "sources": ["BulkItem"],
-    "tasks": ["Reask", "StreamEvent", "TaskRun", "run_task"],
+    "tasks": ["Reask", "RunProgress", "StreamEvent", "TaskRun", "run_task"],
     "user_tasks": ["Extraction", "model_task"],
 }
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
@@ -80,7 +80,7 @@ __all__ = [
     "Extraction", "Failure", "InputError", "Issue", "Layer", "ModelCall", "Observed", "Observers",
     "OpenAIBackend", "OptionSettings", "OutputContext", "OutputError", "OutputMode", "OutputSpec",
     "OutputValidationError", "Paced", "Participant", "Place", "PromptLibrary", "PromptTemplate", "ProviderError",
-    "RateLimiter", "Reask", "Record", "Result", "ResultCache", "RetryPolicy", "Retrying", "RunObserver",
+    "RateLimiter", "Reask", "Record", "Result", "ResultCache", "RetryPolicy", "Retrying", "RunObserver", "RunProgress",
     "Settings", "SourceSettings", "SourceText", "Span", "StreamEvent", "Summarizer", "SummarizerError",
     "TaskName", "TaskOptions", "TaskRegistry", "TaskRun", "TaskSpec", "TransientError", "Usage", "UsageError",
     "When", "__version__", "check", "default_registry", "event_report_schema", "load_settings", "make_backend",

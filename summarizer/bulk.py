@@ -192,7 +192,7 @@ async def run_bulk(
         # aclosing: a failed write stops the run here, with every task finished, before the sink closes.
         async with contextlib.aclosing(runner.results(pending())) as records:
             async for record in records:
-                sink.write(record)
+                record = sink.write(record)
                 summary.add(record)
                 if on_record is not None:
                     on_record(record, summary)

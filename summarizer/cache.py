@@ -71,9 +71,15 @@ class ResultCache:
         return value
 
     def put(self, key: str, payload: dict[str, Any]) -> None:
+        """Store ``payload`` — unless it could not be written as UTF-8 (a lone surrogate in an answer):
+        a cached answer that every later run fails to write would fail that document forever."""
+        try:
+            blob = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            blob.encode("utf-8")
+        except (UnicodeEncodeError, ValueError):
+            return
         self._guard(lambda db: db.execute(
-            "INSERT OR REPLACE INTO results (key, payload, created) VALUES (?, ?, ?)",
-            (key, json.dumps(payload, separators=(",", ":")), time.time()),
+            "INSERT OR REPLACE INTO results (key, payload, created) VALUES (?, ?, ?)", (key, blob, time.time()),
         ))
 
     def close(self) -> None:

@@ -304,7 +304,7 @@ def _run_document(task: str, document: str, *, endpoint: dict[str, Any], words: 
                 and not as_json and not markdown and not spec.structured
             printer = _LivePrinter() if live else None
             result = s.run(spec, doc, words=word_range, language=language, strict=strict, verify=verify,
-                           on_event=printer.event if printer else None)
+                           on_event=printer.event if printer else None, on_progress=_parts())
         if printer is not None:
             printer.finish(result)
         elif markdown:
@@ -379,6 +379,13 @@ def run_command(
                   output_format=output_format)
 
 
+def _parts() -> Callable[[Any], None]:
+    """A long document's parts, as they are read, on stderr."""
+    from .progress import PartProgress
+
+    return PartProgress()
+
+
 class _LivePrinter:
     """Deltas to stdout as they arrive; a re-ask starts over on a fresh line."""
 
@@ -426,6 +433,8 @@ def bulk(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the result cache.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Redo only the error records of --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary table.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Ray: show Ray's own log lines, warnings and progress bars (off by default).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final summary as JSON.")] = False,
     words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False, verify: VerifyOpt = False,
     fail_on_warnings: FailOnWarningsOpt = False,
@@ -480,7 +489,7 @@ def bulk(
         _on_ray(source, out, task, endpoint, actors=actors, address=address, concurrency=concurrency,
                 rpm=rpm, tpm=tpm, retry_failed=retry_failed, id_field=id_field, text_field=text_field, published_field=published_field,
                 published=date, words=word_range, language=language, strict=strict, verify=verify,
-                cache=not no_cache, quiet=quiet, as_json=as_json, fail_on_warnings=fail_on_warnings)
+                cache=not no_cache, quiet=quiet, verbose=verbose, as_json=as_json, fail_on_warnings=fail_on_warnings)
     _log_retries(False)
     with _exit_codes():
         with _summarizer(endpoint) as s:
@@ -527,7 +536,8 @@ def eval_(
 ) -> None:
     """Score prompts, parsing and validation on the offline eval set (recorded responses).
 
-    Exit 0 when every deliberate flaw was caught and every threshold held, 1 otherwise.
+    Exit 0 when every deliberate flaw was caught and every threshold held, 1 otherwise;
+    --live/--record: 4 when the endpoint cannot be reached (or keeps failing), 3 when it refuses the key.
     """
     from .evaluation import default_evals_dir, run_eval
     from .progress import print_scorecard
@@ -553,9 +563,9 @@ def _eval_summarizer(endpoint: dict[str, Any], **case_settings: Any) -> Summariz
 
 
 def _on_ray(source: str, out: str, task: str, endpoint: dict[str, Any], *, actors: int, address: str | None,
-           concurrency: int, rpm: float | None, tpm: float | None, quiet: bool, as_json: bool,
+           concurrency: int, rpm: float | None, tpm: float | None, quiet: bool, verbose: bool, as_json: bool,
            fail_on_warnings: bool = False, **options: Any) -> None:
-    """`bulk --engine ray`: the same records, made by Ray Data actors."""
+    """`bulk --engine ray`: the same records, made by Ray Data actors; Ray itself silent unless --verbose."""
     from .progress import BulkProgress, print_summary
     from .ray import RayOptions, run
 
@@ -563,11 +573,14 @@ def _on_ray(source: str, out: str, task: str, endpoint: dict[str, Any], *, actor
     jsonl_out = not (out.endswith(".parquet") or "://" in out or Path(out).is_dir())
     with _exit_codes():
         # JSONL is written here on the driver, record by record: our progress. Parquet is written
-        # by the actors: Ray Data's own progress bars.
+        # by the actors: Ray Data's own progress bars, with --verbose.
+        if not (jsonl_out or quiet or verbose):
+            _err("Parquet is written by the Ray actors: no progress until they finish (--verbose shows Ray's)")
         with BulkProgress(source, enabled=jsonl_out and not quiet) as progress:
             summary = run(source, out, task=task, settings=settings,
                           ray_options=RayOptions(address=address, actors=actors, concurrency=concurrency, rpm=rpm,
-                                                 tpm=tpm, progress_bars=not (quiet or jsonl_out)),
+                                                 tpm=tpm, progress_bars=verbose and not (quiet or jsonl_out),
+                                                 quiet=not verbose),
                           on_record=progress.update, **options)
     if summary.cache_problem:
         _err(f"warning: {summary.cache_problem}")
@@ -590,6 +603,9 @@ def _batch(source: str | None, out: str, task: str, endpoint: dict[str, Any], *,
             progress = BatchProgress(enabled=not quiet)
             summary = s.batch_to_jsonl(source, out, task=task, limits=BatchLimits(*limits),
                                        on_progress=progress.update, **options)
+    if not quiet:
+        for note in summary.notes:
+            _err(note)
     if as_json:
         _out(json.dumps(summary.as_dict()))
     elif not quiet:
@@ -621,20 +637,34 @@ def batch_status_command(out: OutArg, as_json: JsonOpt = False) -> None:
 @batch_app.command("collect", short_help="Collect finished batches, submit the next round, exit.")
 @endpoint_options
 def batch_collect(
-    out: OutArg, task: Annotated[str, typer.Option(help="The run's task.", metavar="TASK")] = "events",
+    out: OutArg,
+    task: Annotated[Optional[str], typer.Option(help="The run's task [default: the one it was started with].",
+                                                       show_default=False, metavar="TASK")] = None,
     max_rounds: Annotated[int, typer.Option(min=1, max=20, metavar="N")] = 3,
     finish: Annotated[FinishChoice, typer.Option()] = FinishChoice.batch,
-    words: WordsOpt = None, language: LanguageOpt = None, strict: StrictOpt = False,
+    words: WordsOpt = None, language: LanguageOpt = None,
+    strict: Annotated[Optional[bool], typer.Option("--strict/--no-strict", show_default=False,
+                                                   help="[default: as the run was started]")] = None,
+    verify: Annotated[Optional[bool], typer.Option("--verify/--no-verify", show_default=False,
+                                                   help="[default: as the run was started]")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False, as_json: JsonOpt = False,
     *, endpoint: dict[str, Any],
 ) -> None:
     """Collect what the batches of OUT finished, queue the next round, and exit: for cron.
 
-    Run it again until it says the run is finished; the same options as the run that started it.
+    Run it again until it says the run is finished. The task and its options are read from the
+    run's state; a flag that contradicts them is refused.
     """
-    _batch(None, out, task, endpoint, wait=False, max_rounds=max_rounds, finish=finish.value,
-           poll_interval=10, max_poll_interval=60, limits=(50_000, 190 * 1024 * 1024), cache=True, words=_parse_words(words),
-           language=language, strict=strict, quiet=quiet, as_json=as_json)
+    from .batch import collect_settings
+
+    with _exit_codes():
+        run = collect_settings(Path(out), task=task, words=_parse_words(words),
+                               language=language, strict=strict, verify=verify,
+                               context_tokens=endpoint["context_tokens"])
+    endpoint = {**endpoint, "context_tokens": run.pop("context_tokens")}
+    _batch(None, out, run.pop("task"), endpoint, wait=False, max_rounds=max_rounds, finish=finish.value,
+           poll_interval=10, max_poll_interval=60, limits=(50_000, 190 * 1024 * 1024), cache=True, quiet=quiet,
+           as_json=as_json, **run)
 
 
 @batch_app.command("cancel", short_help="Cancel the running batches of a run.")
@@ -840,6 +870,8 @@ def _root(
                                           help="Show the version and exit.")] = False,
 ) -> None:
     """Grounded one-paragraph briefs and structured event reports from documents."""
+    # pypdf logs every repair it makes to a damaged file ("incorrect startxref pointer"): not a reader's business.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
 def main() -> None:

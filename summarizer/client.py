@@ -38,7 +38,7 @@ from .registry import TaskRegistry, TaskSpec
 from .schemas import DEFAULT_WORDS, Brief, EventReport, Record, Result
 from .sinks import JsonlSink
 from .sources import as_items, read_source, source_path
-from .tasks import StreamEvent, run_task
+from .tasks import RunProgress, StreamEvent, run_task
 
 if TYPE_CHECKING:
     from .batch import BatchLimits, BatchRunner, BatchSummary
@@ -49,6 +49,7 @@ T = TypeVar("T")
 DocumentLike = str | Document
 CacheChoice = bool | ResultCache | str | Path
 EventCallback = Callable[[StreamEvent], None]
+ProgressCallback = Callable[[RunProgress], None]
 TaskLike = str | TaskSpec[Any]
 
 
@@ -181,18 +182,22 @@ class Summarizer:
 
     @overload
     async def arun(self, task: Literal["brief"], document: DocumentLike, *, on_event: EventCallback | None = ...,
+                   on_progress: ProgressCallback | None = ...,
                    **options: Unpack[OptionSettings]) -> Result[Brief]: ...
 
     @overload
     async def arun(self, task: Literal["events"], document: DocumentLike, *, on_event: EventCallback | None = ...,
+                   on_progress: ProgressCallback | None = ...,
                    **options: Unpack[OptionSettings]) -> Result[EventReport]: ...
 
     @overload
     async def arun(self, task: TaskLike, document: DocumentLike, *, on_event: EventCallback | None = ...,
+                   on_progress: ProgressCallback | None = ...,
                    **options: Unpack[OptionSettings]) -> Result[Any]: ...
 
     async def arun(
         self, task: TaskLike, document: DocumentLike, *, on_event: EventCallback | None = None,
+        on_progress: ProgressCallback | None = None,
         **options: Unpack[OptionSettings],
     ) -> Result[Any]:
         """Run ``task`` (a registered name or a TaskSpec) on one document; raise SummarizerError on failure.
@@ -204,45 +209,54 @@ class Summarizer:
         from . import observe
 
         with observe.using(self.observer) as observer, observer.document(spec.name, doc.id):
-            result = await run_task(spec, doc, self.backend, self.prompts, checked, on_event=on_event)
+            result = await run_task(spec, doc, self.backend, self.prompts, checked, on_event=on_event,
+                                    on_progress=on_progress)
             observer.document_done(result)
             return result
 
     async def abrief(self, document: DocumentLike, *, on_event: EventCallback | None = None,
-                     **options: Unpack[OptionSettings]) -> Result[Brief]:
-        """One-paragraph brief; ``on_event`` receives its deltas as the model writes."""
-        return await self.arun("brief", document, on_event=on_event, **options)
+                     on_progress: ProgressCallback | None = None, **options: Unpack[OptionSettings]) -> Result[Brief]:
+        """One-paragraph brief; ``on_event`` receives its deltas as the model writes, ``on_progress`` a long
+        document's parts as they are read."""
+        return await self.arun("brief", document, on_event=on_event, on_progress=on_progress, **options)
 
-    async def aevents(self, document: DocumentLike, *, language: str | None = None) -> Result[EventReport]:
+    async def aevents(self, document: DocumentLike, *, language: str | None = None,
+                      on_progress: ProgressCallback | None = None) -> Result[EventReport]:
         """Event report grounded in verbatim quotes."""
-        return await self.arun("events", document, language=language)
+        return await self.arun("events", document, language=language, on_progress=on_progress)
 
     @overload
     def run(self, task: Literal["brief"], document: DocumentLike, *, on_event: EventCallback | None = ...,
+            on_progress: ProgressCallback | None = ...,
             **options: Unpack[OptionSettings]) -> Result[Brief]: ...
 
     @overload
     def run(self, task: Literal["events"], document: DocumentLike, *, on_event: EventCallback | None = ...,
+            on_progress: ProgressCallback | None = ...,
             **options: Unpack[OptionSettings]) -> Result[EventReport]: ...
 
     @overload
     def run(self, task: TaskLike, document: DocumentLike, *, on_event: EventCallback | None = ...,
+            on_progress: ProgressCallback | None = ...,
             **options: Unpack[OptionSettings]) -> Result[Any]: ...
 
     def run(
         self, task: TaskLike, document: DocumentLike, *, on_event: EventCallback | None = None,
+        on_progress: ProgressCallback | None = None,
         **options: Unpack[OptionSettings],
     ) -> Result[Any]:
         self.options(**options)  # checked here: a bad argument never reaches the loop thread
-        result: Result[Any] = self._call(self.arun(task, document, on_event=on_event, **options))
+        result: Result[Any] = self._call(self.arun(task, document, on_event=on_event, on_progress=on_progress,
+                                                   **options))
         return result
 
     def brief(self, document: DocumentLike, *, on_event: EventCallback | None = None,
-              **options: Unpack[OptionSettings]) -> Result[Brief]:
-        return self.run("brief", document, on_event=on_event, **options)
+              on_progress: ProgressCallback | None = None, **options: Unpack[OptionSettings]) -> Result[Brief]:
+        return self.run("brief", document, on_event=on_event, on_progress=on_progress, **options)
 
-    def events(self, document: DocumentLike, *, language: str | None = None) -> Result[EventReport]:
-        return self.run("events", document, language=language)
+    def events(self, document: DocumentLike, *, language: str | None = None,
+               on_progress: ProgressCallback | None = None) -> Result[EventReport]:
+        return self.run("events", document, language=language, on_progress=on_progress)
 
     def read(self, path: str | Path, *, published: dt.date | None = None) -> Document:
         """Read and normalise a file, a URL (fetched within ``fetch_policy``), or stdin (``-``)."""

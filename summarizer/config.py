@@ -71,6 +71,14 @@ class Settings(BaseSettings):
             raise ValueError(f"tasks directory {value} does not exist")
         return value
 
+    @field_validator("prompts_dir")
+    @classmethod
+    def _existing_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"prompts directory {value} does not exist" if not value.exists()
+                             else f"prompts directory {value} is not a directory")
+        return value
+
     @field_validator("api_key")
     @classmethod
     def _valid_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -173,19 +181,29 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**given)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        name = str(first["loc"][0]) if first["loc"] else "settings"
+        name = _field_name(str(first["loc"][0])) if first["loc"] else "settings"
         message = first["msg"].removeprefix("Value error, ")
         if name in given:
             raise UsageError(f"invalid {name}: {message}") from None
         raise ConfigError(f"invalid setting {name} ({_origin(name)}): {message}") from None
 
 
-def _origin(name: str) -> str:
+def _aliases(name: str) -> list[str]:
     field = Settings.model_fields.get(name)
     alias = field.validation_alias if field is not None else None
-    names = [c for c in alias.choices if isinstance(c, str)] if isinstance(alias, AliasChoices) else []
-    env = [n for n in names if n.isupper()] or [f"SUMMARIZER_{name.upper()}"]
-    found = next((n for n in env if n in os.environ or n.lower() in {k.lower() for k in os.environ}), None)
+    return [c for c in alias.choices if isinstance(c, str)] if isinstance(alias, AliasChoices) else []
+
+
+def _field_name(loc: str) -> str:
+    """The field an error is about: pydantic names a field with aliases by its first alias."""
+    return next((name for name in Settings.model_fields if loc == name or loc in _aliases(name)), loc)
+
+
+def _origin(name: str) -> str:
+    """Which environment variable (in the order they are read) or config file a bad value came from."""
+    env = [n for n in _aliases(name) if n.isupper()] or [f"SUMMARIZER_{name.upper()}"]
+    present = {k.upper() for k in os.environ}
+    found = next((n for n in env if n in present), None)
     return f"from {found}" if found else f"from {config_file_path() or 'the config file'}"
 
 

@@ -18,6 +18,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .charsets import decode_page
 from .errors import InputError
 from .extract import html_article, pdf_text
 from .fetch import FetchPolicy, fetch, is_url
@@ -31,6 +32,7 @@ __all__ = [
     "read_document",
     "sentences",
     "split_into_chunks",
+    "unicode_problem",
 ]
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # 16 MiB of text is ~4M tokens: far past any useful brief
@@ -40,7 +42,7 @@ _HTML_SNIFF = re.compile(
     r"<!doctype\s+html|<(html|body|p|div|br|article|section|h[1-6]|span|li|table)\b[^>]*>",
     re.IGNORECASE,
 )
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.IGNORECASE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u2060\ufeff\u00ad"), None)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BLANK_LINE = re.compile(r"\n[ \t\u00a0]*\n")
@@ -82,6 +84,10 @@ class Document:
         given here win). The title becomes the first paragraph, as the model should see it.
         """
         found: list[str] = list(notes)
+        for what, value in (("text", raw), ("id", id), ("title", title)):
+            problem = unicode_problem(value or "")
+            if problem is not None:
+                raise InputError(f"{source or 'input'}: the {what} is not valid Unicode ({problem})")
         if html is None:
             html = _looks_like_html(raw)
         if html:
@@ -122,8 +128,9 @@ def read_document(
         return Document.from_text(pdf_text(data, label), id=id or default_id, source=label, html=False,
                                   published=published)
     html = True if name != "-" and Path(path).suffix.lower() in _HTML_SUFFIXES else None
-    return Document.from_text(decode_bytes(data, label), id=id or default_id, source=label, html=html,
-                              published=published)
+    # A saved web page is decoded as a browser would (its <meta charset>, else UTF-8, else windows-1252).
+    text = _decode_web(data, None, True, label) if html else decode_bytes(data, label)
+    return Document.from_text(text, id=id or default_id, source=label, html=html, published=published)
 
 
 def _read_url(url: str, *, id: str | None, published: dt.date | None, policy: FetchPolicy | None) -> Document:
@@ -137,24 +144,22 @@ def _read_url(url: str, *, id: str | None, published: dt.date | None, policy: Fe
 
 
 def _decode_web(data: bytes, charset: str | None, html: bool, name: str) -> str:
-    """A web page's text: its declared charset, else its <meta charset>, else UTF-8, else a detected one."""
-    declared = charset or (_meta_charset(data) if html else None)
-    for encoding in filter(None, (declared, "utf-8")):
-        try:
-            return data.decode(encoding)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    if best is None:
-        raise InputError(f"{name}: cannot tell the page's character encoding")
-    return str(best)
+    """A web page's text, its encoding decided as a browser decides it (see charsets.py)."""
+    if b"\x00" in data[:8192] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(f"{name}: looks like a binary file, not text; pass a .txt, .md or .html document")
+    return decode_page(data, charset, html=html)[0]
 
 
-def _meta_charset(data: bytes) -> str | None:
-    match = _META_CHARSET.search(data[:4096])
-    return match.group(1).decode("ascii", "replace") if match else None
+def unicode_problem(text: str) -> str | None:
+    """What makes ``text`` impossible to write as UTF-8: a lone surrogate (``"\\ud800"`` in JSON), or None.
+
+    A lone surrogate reaches a str only through an escape (JSON, a decoder told to let errors
+    through); it cannot go into a request body, a UTF-8 file, SQLite or Arrow.
+    """
+    match = _SURROGATE.search(text)
+    if match is None:
+        return None
+    return f"a lone surrogate, U+{ord(match.group()):04X}, at character {match.start() + 1}"
 
 
 def read_bytes(path: str | Path, *, limit: int = MAX_DOCUMENT_BYTES) -> bytes:

@@ -27,9 +27,10 @@ from ._resources import shipped_dir
 from .backends import Backend, Completion, Message, OutputSpec
 from .documents import Document, sentences
 from .extract import parse_date
-from .errors import ConfigError, SummarizerError, UsageError, redact
+from .errors import ConfigError, ProviderError, SummarizerError, UsageError, redact
 from .grounding import SourceIndex, claims
 from .schemas import TASK_NAMES, Brief, EventReport, Result, TaskName, Usage, count_words
+from .tasks import fitted_words
 from .validation import extract_json
 
 if TYPE_CHECKING:
@@ -190,7 +191,13 @@ def run_eval(
                       "record" if record else "live" if live else "replay", notes, checker)
 
 
-def _call(summarizer: Summarizer, case: EvalCase, task: TaskName) -> tuple[str, Result[Any] | None, Usage | None]:
+def _call(summarizer: Summarizer, case: EvalCase, task: TaskName, *, live: bool = False,
+          ) -> tuple[str, Result[Any] | None, Usage | None]:
+    """One case's task: its outcome code, result and usage.
+
+    Live, an endpoint that cannot be reached (or keeps failing) or refuses the configuration
+    stops the run: scoring nothing as a failure rate of 1.0 would pass a gate that never ran.
+    """
     options = case.options
     language = options.get("language")
     try:
@@ -200,7 +207,14 @@ def _call(summarizer: Summarizer, case: EvalCase, task: TaskName) -> tuple[str, 
         else:
             result = summarizer.events(case.document, language=language)
         return "ok", result, result.usage
+    except ProviderError as exc:
+        if live:
+            raise ProviderError(f"live eval stopped at {case.name}/{task}: the endpoint could not be reached "
+                                f"or kept failing: {exc}") from None
+        return exc.code, None, exc.usage
     except SummarizerError as exc:
+        if live and isinstance(exc, ConfigError):
+            raise
         return exc.code, None, exc.usage
 
 
@@ -259,7 +273,8 @@ def _prompt_problems(case: EvalCase, task: TaskName, bodies: list[dict[str, Any]
         if "not instructions" not in system:
             problems.append("system prompt lost the rule that the document's instructions are content")
         if task == "brief":
-            low, high = case.options.get("words", (40, 120))
+            asked = case.options.get("words", (40, 120))
+            (low, high), _ = fitted_words((int(asked[0]), int(asked[1])), case.document)  # as a brief of it may be
             if f"{low} to {high} words" not in system:
                 problems.append(f"brief prompt does not ask for {low} to {high} words")
         elif "evidence" not in system or "verbatim" not in system.lower() and "character for character" not in system:
@@ -291,7 +306,7 @@ def _run_live(case: EvalCase, task: TaskName, factory: Callable[..., Summarizer]
     with factory(**settings) as endpoint:
         recorder = _Recorder(endpoint.backend_unwrapped)
         with factory(backend=recorder, **settings) as summarizer:
-            status, result, usage = _call(summarizer, case, task)
+            status, result, usage = _call(summarizer, case, task, live=True)
         key = endpoint.settings.api_key
     answers = recorder.answers
     outcome = _outcome(case, task, status, result, usage, [a["content"] or "" for a in answers], None)

@@ -92,10 +92,15 @@ def page_text(markup: str) -> str:
 
 
 def pdf_text(data: bytes, name: str) -> str:
-    """The text layer of a PDF, a blank line between pages; InputError when it has none."""
+    """The text layer of a PDF, a blank line between pages; InputError (one line) for any PDF pypdf cannot read.
+
+    A PDF is hostile input parsed by a large library: a stream that inflates past pypdf's
+    limits (a Flate bomb), a filter whose decoder is not installed (JBIG2, Brotli), or any
+    other failure inside the parser is this document's error, never a traceback or the end of a run.
+    """
     try:
         from pypdf import PdfReader
-        from pypdf.errors import PdfReadError
+        from pypdf.errors import DependencyError, LimitReachedError
     except ImportError:
         raise ConfigError(f"{name}: reading PDFs needs pypdf: pip install 'summarizer[pdf]'") from None
     try:
@@ -103,12 +108,23 @@ def pdf_text(data: bytes, name: str) -> str:
         if reader.is_encrypted:
             raise InputError(f"{name}: the PDF is encrypted; decrypt it first")
         pages = [(page.extract_text() or "").strip() for page in reader.pages]
-    except (PdfReadError, ValueError, KeyError, TypeError, RecursionError) as exc:
-        raise InputError(f"{name}: not a readable PDF ({exc})") from None
+    except LimitReachedError:
+        raise InputError(f"{name}: refused: a stream in the PDF inflates past pypdf's size limit "
+                         "(a decompression bomb?)") from None
+    except DependencyError as exc:
+        raise InputError(f"{name}: the PDF needs a decoder that is not installed ({_one_line(exc)})") from None
+    except (InputError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the parser raises, the file is unreadable
+        raise InputError(f"{name}: not a readable PDF ({type(exc).__name__}: {_one_line(exc)})") from None
     text = "\n\n".join(p for p in pages if p)
     if not text.strip():
         raise InputError(f"{name}: the PDF has no text layer (a scan?); run OCR first, e.g. `ocrmypdf`")
     return text
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def parse_date(value: object) -> dt.date | None:

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .bulk import BulkSummary
 from .schemas import Record
+from .sources import count_items
 
-__all__ = ["BulkProgress", "print_scorecard", "print_summary"]
+__all__ = ["BulkProgress", "PartProgress", "print_scorecard", "print_summary"]
 
 _stderr = Console(stderr=True)
 
 
 class BulkProgress:
-    """Progress on stderr: a bar on a terminal, else a line every ``every`` seconds (logs stay readable)."""
+    """Progress on stderr: a bar on a terminal, else a line every ``every`` seconds (logs stay readable).
+
+    The total is counted in a background thread (lines of a JSONL file, files of a folder) and
+    shown once known; a stream (stdin, a FIFO) has none: then the count, the rate and no ETA.
+    """
 
     def __init__(self, source: str, *, enabled: bool = True, every: float = 10.0,
                  clock: Callable[[], float] = time.monotonic, console: Console | None = None) -> None:
@@ -31,28 +36,48 @@ class BulkProgress:
         self.every, self._clock = every, clock
         self._next_line = clock() + every
         self._progress: Progress | None = None
-        self._total = _count_lines(source) if enabled else None
+        self._total: int | None = None
+        self._counter = threading.Thread(target=self._count, args=(source,), name="summarizer-count", daemon=True)
+        if self.enabled:
+            self._counter.start()
+
+    def _count(self, source: str) -> None:
+        self._total = count_items(source)
+
+    @property
+    def total(self) -> int | None:
+        """The number of input items, once counted (None until then, and for a stream)."""
+        return self._total
 
     def __enter__(self) -> BulkProgress:
+        if self._counter.is_alive():
+            self._counter.join(0.2)  # most inputs are counted by now; a huge one goes on counting meanwhile
         if self.tty:
             self._progress = Progress(
-                TextColumn("bulk"), BarColumn(bar_width=None), MofNCompleteColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[stats]}"), console=self.console, transient=True, expand=False,
+                TextColumn("bulk"), BarColumn(bar_width=None), TextColumn("{task.fields[count]}"),
+                TimeRemainingColumn(), TextColumn("{task.fields[stats]}"), console=self.console, transient=True,
+                expand=False,
             )
             self._progress.start()
-            self._task = self._progress.add_task("bulk", total=self._total, stats="")
+            self._task = self._progress.add_task("bulk", total=self._total, stats="", count=self._count_text(0))
         return self
 
     def update(self, record: Record, summary: BulkSummary) -> None:
+        done = summary.done + summary.skipped
         if self._progress is not None:
             stats = f"ok {summary.ok} ✗ {summary.failed} {_rate(summary.docs_per_s)}/s"
-            self._progress.update(self._task, completed=summary.done + summary.skipped, stats=stats)
+            self._progress.update(self._task, completed=done, total=self._total, stats=stats,
+                                  count=self._count_text(done))
         elif self.enabled and self._clock() >= self._next_line:
             self._next_line = self._clock() + self.every
             total = f"/{self._total:,}" if self._total else ""
             self.console.print(
-                f"summarizer: {summary.done + summary.skipped:,}{total} done · ok {summary.ok:,} · "
-                f"failed {summary.failed:,} · {_rate(summary.docs_per_s)} docs/s", highlight=False, soft_wrap=True)
+                f"summarizer: {done:,}{total} done · ok {summary.ok:,} · failed {summary.failed:,} · "
+                f"{_rate(summary.docs_per_s)} docs/s{_eta(self._total, done, summary.docs_per_s)}",
+                highlight=False, soft_wrap=True)
+
+    def _count_text(self, done: int) -> str:
+        return f"{done}/{self._total}" if self._total is not None else f"{done} done"
 
     def refresh(self) -> None:
         """Draw the bar now (it redraws itself ten times a second anyway)."""
@@ -68,12 +93,33 @@ def _rate(per_second: float) -> str:
     return f"{per_second:.1f}" if per_second >= 1 else f"{per_second:.3f}"
 
 
-def _count_lines(source: str) -> int | None:
-    path = Path(source)
-    if source == "-" or not path.is_file():
-        return None
-    with path.open("rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+def _eta(total: int | None, done: int, per_second: float) -> str:
+    if not total or per_second <= 0 or done >= total:
+        return ""
+    seconds = int((total - done) / per_second)
+    hours, rest = divmod(seconds, 3600)
+    return f" · ETA {hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f" · ETA {rest // 60}:{rest % 60:02d}"
+
+
+class PartProgress:
+    """A long document's parts as they are read, then its combine rounds: one line each on stderr."""
+
+    def __init__(self, *, enabled: bool = True, console: Console | None = None) -> None:
+        self.enabled, self.console = enabled and sys.stderr is not None, console or _stderr
+
+    def __call__(self, progress: Any) -> None:
+        line = self._line(progress)
+        if self.enabled and line:
+            self.console.print(f"summarizer: {line}", highlight=False, soft_wrap=True)
+
+    @staticmethod
+    def _line(progress: Any) -> str | None:
+        done, total = progress.done, progress.total
+        if progress.stage == "part":
+            return f"long document: reading it in {total} parts" if done == 0 else f"part {done}/{total} read"
+        if done == 0:
+            return "combining the parts" + (f" in {total} groups (round {progress.round})" if total > 1 else "")
+        return f"combine group {done}/{total} done (round {progress.round})" if total > 1 else None
 
 
 def print_summary(summary: BulkSummary) -> None:

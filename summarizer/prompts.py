@@ -109,7 +109,7 @@ class PromptLibrary:
     def __init__(self, directory: Path | str | None = None) -> None:
         self.directory = Path(directory) if directory else None
         if self.directory is not None and not self.directory.is_dir():
-            raise ConfigError(f"prompts directory {self.directory} does not exist")
+            raise UsageError(f"prompts directory {self.directory} does not exist")  # an argument: exit 2
         self._cache: dict[str, PromptTemplate] = {}
 
     def get(self, name: str, default: PromptTemplate | None = None) -> PromptTemplate:

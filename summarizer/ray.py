@@ -13,12 +13,15 @@ source into a JSONL file (resumable, as ``bulk``) or a Parquet folder.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import datetime as dt
 import functools
 import json
 import logging
+import os
 import re
 import socket
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -30,7 +33,7 @@ from .bulk import BulkSummary
 from .client import Summarizer
 from .errors import ConfigError, InputError, UsageError
 from .limits import RateLimiter
-from .schemas import ErrorInfo, Failure, Record, TaskName
+from .schemas import ErrorInfo, Failure, Record, TaskName, writable
 from .parquet import ParquetOutput
 from .sinks import JsonlSink
 from .sources import MAX_LINE_BYTES, BulkItem, item_from_line, item_from_record, oversized_line, source_path
@@ -173,6 +176,7 @@ class RayOptions:
     rpm: float | None = None
     tpm: float | None = None
     progress_bars: bool = True  # Ray Data's own bars and INFO lines, on stderr
+    quiet: bool = False  # keep Ray's own lines off stderr: its warnings, and what its C++ core writes to fd 2
 
 
 def run(
@@ -196,13 +200,54 @@ def run(
     sink = ParquetOutput(out, task=task) if parquet_out else JsonlSink(out, retry_failed=retry_failed,
                                                             input_path=source_path(source), task=task)
     try:
-        return _run(source, sink, task=task, settings=settings, ray_options=ray_options, retry_failed=retry_failed,
-                    on_record=on_record, fields={"id_field": id_field, "text_field": text_field,
-                                                 "published_field": published_field},
-                    options={"published": published.isoformat() if published else None, "words": words,
-                             "language": language, "strict": strict, "verify": verify, "cache": cache})
+        with _quiet(ray_options.quiet):
+            return _run(source, sink, task=task, settings=settings, ray_options=ray_options, retry_failed=retry_failed,
+                        on_record=on_record, fields={"id_field": id_field, "text_field": text_field,
+                                                     "published_field": published_field},
+                        options={"published": published.isoformat() if published else None, "words": words,
+                                 "language": language, "strict": strict, "verify": verify, "cache": cache})
     finally:
         sink.close()
+
+
+@contextlib.contextmanager
+def _quiet(enabled: bool) -> Iterator[None]:
+    """Ray's own output off the terminal while it runs: its Python warnings and log lines, and what its C++
+    core writes straight to file descriptor 2 (actor notices, log-level lines) — which no logging setting
+    reaches. ``sys.stderr`` stays where it was, so our progress and errors still show."""
+    if not enabled:
+        yield
+        return
+    previous = sys.stderr
+    swap = previous is not None and _fileno(previous) == 2
+    if previous is not None:
+        previous.flush()
+    saved = os.dup(2)
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="backslashreplace") \
+        if swap else None
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    if terminal is not None:
+        sys.stderr = terminal
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if terminal is not None:
+            terminal.flush()
+            sys.stderr = previous
+            terminal.close()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _fileno(stream: Any) -> int | None:
+    try:
+        return int(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _run(source: str, sink: JsonlSink | ParquetOutput, *, task: TaskName, settings: dict[str, Any],
@@ -212,6 +257,8 @@ def _run(source: str, sink: JsonlSink | ParquetOutput, *, task: TaskName, settin
     ray = _ray()
     if not ray.is_initialized():
         _init(ray, ray_options)
+    if ray_options.quiet:
+        logging.getLogger("ray").setLevel(logging.ERROR)
     if not ray_options.progress_bars:  # and none of Ray Data's INFO lines and planning warnings either
         ray.data.DataContext.get_current().enable_progress_bars = False  # (importing ray.data sets its logging up)
         logging.getLogger("ray.data").setLevel(logging.ERROR)
@@ -352,7 +399,7 @@ def _to_jsonl(mapped: Any, sink: JsonlSink, summary: BulkSummary,
                 repeats[record.id] = repeats.get(record.id, 1) + 1
                 record = Failure(id=f"{record.id}#dup-{repeats[record.id]}", task=record.task, error=ErrorInfo(
                     code="duplicate_id", message=f"id {record.id!r} appeared earlier in the input"))
-            sink.write(record)
+            record = sink.write(record)
             summary.add(record)
             if on_record is not None:
                 on_record(record, summary)
@@ -373,7 +420,7 @@ def _init(ray: Any, ray_options: RayOptions) -> None:
     _check_reachable(ray_options.address)
     try:
         ray.init(address=ray_options.address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.INFO if ray_options.progress_bars else logging.ERROR)
+                 logging_level=logging.ERROR if ray_options.quiet or not ray_options.progress_bars else logging.INFO)
     except (ValueError, ConnectionError, RuntimeError) as exc:
         where = f"the Ray cluster at {ray_options.address!r}" if ray_options.address else "a local Ray"
         raise ConfigError(f"cannot start or join {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
@@ -402,6 +449,7 @@ def _table(rows: list[dict[str, Any]]) -> Any:
 
 
 def _row(record: Record) -> dict[str, Any]:
+    record, line = writable(record)  # Arrow strings are UTF-8: a lone surrogate would fail the whole batch
     usage = record.usage
     return {
         "id": record.id, "task": record.task, "status": record.status,
@@ -412,7 +460,7 @@ def _row(record: Record) -> dict[str, Any]:
         "completion_tokens": usage.completion_tokens, "requests": usage.requests, "retries": usage.retries,
         "reasks": usage.reasks, "cached": record.cached, "model": record.model,
         "prompt_version": record.prompt_version,
-        "record": record.model_dump_json(),
+        "record": line,
     }
 
 

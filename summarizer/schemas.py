@@ -20,7 +20,7 @@ __all__ = [
     "DEFAULT_WORDS", "EVENT_TYPES", "TASK_NAMES", "Brief", "CheckedSentence", "ErrorInfo", "Event", "EventAnswer",
     "EventReport", "Evidence", "Failure", "Issue", "Participant", "ParticipantAnswer", "Place", "PlaceAnswer", "Record",
     "ReportAnswer", "Result", "SourceText", "Span", "TaskName", "Usage", "When", "WhenAnswer", "count_words",
-    "event_report_schema", "strict_schema",
+    "event_report_schema", "strict_schema", "writable",
 ]
 
 TaskName = str
@@ -307,6 +307,35 @@ class Failure(_Envelope):
 
 Record = Result[Any] | Failure
 """One line of a bulk output: the same envelope for a success and a failure."""
+
+def writable(record: Record) -> tuple[Record, str]:
+    """``record`` and its JSON line — or, when it cannot be written as UTF-8 (a lone surrogate in a
+    model's answer, say), an error record for the same id (code ``output_error``).
+
+    Every driver writes through this, so that one unwritable record costs its document, never the run.
+    """
+    try:
+        return record, record.model_dump_json()
+    except ValueError:  # pydantic cannot encode a lone surrogate as UTF-8
+        pass
+    where = next((name for name in ("value", "warnings", "error", "model", "prompt_version", "id")
+                  if not _encodes(record, name)), "record")
+    failure = Failure(id=_escaped(record.id), task=record.task, usage=record.usage, model=_escaped(record.model),
+                      error=ErrorInfo(code="output_error", message=f"the record's {where} holds a lone surrogate "
+                                                                   "(not valid Unicode): it cannot be written"))
+    return failure, failure.model_dump_json()
+
+
+def _encodes(record: Record, name: str) -> bool:
+    try:
+        record.model_dump_json(include={name})
+    except ValueError:
+        return False
+    return True
+
+
+def _escaped(text: str | None) -> Any:
+    return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # --- words ---------------------------------------------------------------------

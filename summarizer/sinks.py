@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import OutputError, UsageError
-from .schemas import Failure, Result
+from .schemas import Record, writable
 
 __all__ = ["JsonlSink", "lock_path", "scan_output", "take_lock"]
 
@@ -74,9 +74,11 @@ class JsonlSink:
     def skip(self, item_id: str) -> bool:
         return item_id in self.done
 
-    def write(self, record: Result[Any] | Failure) -> None:
+    def write(self, record: Record) -> Record:
+        """Append ``record``; return what was written (its error record, if it cannot be encoded)."""
+        record, line = writable(record)
         try:
-            self._file.write(record.model_dump_json().encode("utf-8") + b"\n")
+            self._file.write(line.encode("utf-8") + b"\n")
             self._file.flush()
             self.done[record.id] = record.status
             if self._owned and time.monotonic() - self._last_sync >= self._fsync_every:
@@ -84,6 +86,7 @@ class JsonlSink:
                 self._last_sync = time.monotonic()
         except (OSError, ValueError) as exc:
             raise OutputError(f"cannot write {self.name}: {_reason(exc)}") from None
+        return record
 
     def close(self) -> None:
         try:

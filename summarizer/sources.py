@@ -30,19 +30,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .documents import MAX_DOCUMENT_BYTES, Document, read_document
-from .errors import InputError
+from .documents import MAX_DOCUMENT_BYTES, Document, read_document, unicode_problem
+from .errors import InputError, SummarizerError
 from .extract import parse_date
 from .fetch import is_url
 from .schemas import ErrorInfo
 
 __all__ = [
-    "FOLDER_SUFFIXES", "BulkItem", "as_items", "item_from_line", "item_from_record", "read_folder", "read_jsonl",
-    "read_source", "source_path",
+    "FOLDER_SUFFIXES", "BulkItem", "as_items", "count_items", "item_from_line", "item_from_record", "read_folder",
+    "read_jsonl", "read_source", "source_path",
 ]
 
 FOLDER_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".html", ".htm", ".pdf"})
 MAX_LINE_BYTES = 2 * MAX_DOCUMENT_BYTES + 4096  # a document, JSON-escaped, and its other fields
+_BLANK = re.compile(rb"\n(?=[ \t\r]*\n)")  # a newline that ends a blank line (the next one holds nothing)
 _RESERVED_ID = re.compile(r"#(line-\d+|item-\d+|row-[0-9a-f]{16})$")
 
 
@@ -91,6 +92,38 @@ def read_source(
     return _read_and_close(handle, fields)
 
 
+def count_items(source: str | Path) -> int | None:
+    """How many items ``source`` will yield, if that can be known without consuming it (for progress).
+
+    A JSONL file: its non-blank lines (UTF-16 decoded first); a folder: its files that
+    ``read_folder`` reads; stdin, a FIFO or a device: None. Reads the file once, in blocks.
+    """
+    path = Path(source)
+    try:
+        if str(source) == "-" or not (path.is_file() or path.is_dir()):
+            return None
+        if path.is_dir():
+            return sum(1 for _, _, files in os.walk(path) for name in files
+                       if Path(name).suffix.lower() in FOLDER_SUFFIXES)
+        with path.open("rb") as handle:
+            if handle.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+                handle.seek(0)
+                text = io.TextIOWrapper(handle, encoding="utf-16", errors="replace", newline=None)
+                return sum(1 for line in text if line.strip())
+            handle.seek(0)
+            return _nonblank_lines(handle)
+    except OSError:
+        return None
+
+
+def _nonblank_lines(handle: IO[bytes]) -> int:
+    count, last = 0, b"\n"
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        count += block.count(b"\n") - len(_BLANK.findall(last[-1:] + block))
+        last = block
+    return count + (last[-1:] != b"\n")
+
+
 def source_path(source: str | Path) -> Path | None:
     """The regular file behind ``source``, if it is one (to refuse writing the output over it)."""
     if str(source) == "-":
@@ -133,9 +166,16 @@ def _lines(stream: IO[bytes] | Iterable[bytes | str]) -> Iterator[bytes | str | 
     handle: Any = stream
     head = handle.peek(4)[:4] if hasattr(handle, "peek") else b""
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = io.TextIOWrapper(handle, encoding="utf-16", newline=None)
+        # Decoded, then split: a "\n" byte is half of many UTF-16 characters. A stray byte becomes a
+        # lone surrogate in its line (an error record), never an exception that ends the run.
+        text = io.TextIOWrapper(handle, encoding="utf-16", errors=_UNDECODABLE, newline=None)
         while line := text.readline(MAX_LINE_BYTES):
-            yield line
+            if len(line) >= MAX_LINE_BYTES and not line.endswith("\n"):
+                while (rest := text.readline(1 << 20)) and not rest.endswith("\n"):
+                    pass
+                yield _Oversized()
+            else:
+                yield line
         return
     if head.startswith(codecs.BOM_UTF8):
         handle.read(3)
@@ -148,9 +188,23 @@ def _lines(stream: IO[bytes] | Iterable[bytes | str]) -> Iterator[bytes | str | 
             yield line
 
 
+def _mark_undecodable(error: UnicodeError) -> tuple[str, int]:
+    """A decoding error handler: each undecodable byte becomes a lone surrogate (U+DC00 + byte)."""
+    assert isinstance(error, UnicodeDecodeError)
+    return "".join(chr(0xDC00 + byte) for byte in error.object[error.start:error.end]), error.end
+
+
+_UNDECODABLE = "summarizer.undecodable"
+codecs.register_error(_UNDECODABLE, _mark_undecodable)
+
+
 def _record_from_line(line: bytes | str, number: int, fields: _Fields, seen: set[str],
                       where: str | None = None) -> BulkItem:
     where = where or f"line {number}"
+    if isinstance(line, str) and (problem := unicode_problem(line)) is not None:
+        return _failed(f"#line-{number}", "invalid_record",
+                       f"{where}: not valid text ({problem}): a stray or missing byte in UTF-16 input "
+                       "garbles every character after it")
     try:
         record = json.loads(line)
     except UnicodeDecodeError:
@@ -171,6 +225,9 @@ def _record(record: Any, number: int, kind: str, fields: _Fields, seen: set[str]
     if isinstance(raw_id, (dict, list)):
         return _failed(generated, "invalid_record", f"{where}: field {fields.id!r} is not a string or number")
     doc_id = generated if raw_id is None or raw_id == "" else str(raw_id)
+    if (problem := unicode_problem(doc_id)) is not None:  # it could be neither written nor sent: named for its line
+        return _failed(generated, "input_error", f"{where}: field {fields.id!r} is not valid Unicode ({problem}); "
+                                                 f"the record is named {generated}")
     if doc_id != generated and _RESERVED_ID.search(doc_id):
         return _failed(generated, "invalid_record",
                        f"{where}: id {doc_id!r} ends like the ids summarizer makes (#line-N, #item-N, #row-…)")
@@ -183,6 +240,8 @@ def _record(record: Any, number: int, kind: str, fields: _Fields, seen: set[str]
     if not isinstance(value, str):
         return _failed(doc_id, "invalid_record",
                        f"{where}: no string field {fields.text!r} (or \"html\", or \"url\")")
+    if (problem := unicode_problem(value)) is not None:
+        return _failed(doc_id, "input_error", f"{where}: {field} is not valid Unicode ({problem})")
     if len(value) > MAX_DOCUMENT_BYTES:
         return _failed(doc_id, "input_error", f"{where}: {field} larger than {MAX_DOCUMENT_BYTES // 2**20} MiB")
     if field == "url":
@@ -207,7 +266,23 @@ def _published(value: Any, fields: _Fields) -> tuple[dt.date | None, tuple[str, 
 
 
 def _failed(doc_id: str, code: str, message: str) -> BulkItem:
-    return BulkItem(doc_id, error=ErrorInfo(code=code, message=message))
+    return BulkItem(doc_id, error=ErrorInfo(code=code, message=_escaped(message)))
+
+
+def _escaped(text: str) -> str:
+    """``text`` writable as UTF-8: a file name's undecodable bytes (or a lone surrogate) as ``\\xNN``/``\\udNNN``."""
+    if unicode_problem(text) is None:
+        return text
+    return os.fsencode(text).decode("utf-8", "backslashreplace") if _fs_escapes(text) else \
+        text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _fs_escapes(text: str) -> bool:
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_folder(root: Path, *, published: dt.date | None = None) -> Iterator[BulkItem]:
@@ -221,7 +296,7 @@ def read_folder(root: Path, *, published: dt.date | None = None) -> Iterator[Bul
             path = Path(directory, name)
             if path.suffix.lower() not in FOLDER_SUFFIXES:
                 continue
-            doc_id = path.relative_to(root).as_posix()
+            doc_id = _escaped(path.relative_to(root).as_posix())  # a name in another encoding: \xNN for its bytes
             try:
                 mode = path.stat().st_mode
             except OSError as exc:
@@ -230,10 +305,17 @@ def read_folder(root: Path, *, published: dt.date | None = None) -> Iterator[Bul
             if not stat.S_ISREG(mode):
                 yield _failed(doc_id, "input_error", f"{doc_id}: not a regular file (a FIFO or device); skipped")
                 continue
-            try:
-                yield BulkItem(doc_id, document=read_document(path, id=doc_id, published=published))
-            except InputError as exc:
-                yield _failed(doc_id, exc.code, str(exc))
+            yield _file_item(path, doc_id, published)
+
+
+def _file_item(path: Path, doc_id: str, published: dt.date | None) -> BulkItem:
+    """One file of a folder as an item; whatever reading it raises costs this file, never the run."""
+    try:
+        return BulkItem(doc_id, document=read_document(path, id=doc_id, published=published))
+    except SummarizerError as exc:
+        return _failed(doc_id, exc.code, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a parser's bug on one file (a PDF, a page) is that file's error
+        return _failed(doc_id, "input_error", f"{doc_id}: cannot read ({type(exc).__name__}: {exc})"[:300])
 
 
 _LIBRARY = _Fields()

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -26,22 +27,26 @@ from pydantic import BaseModel
 from . import observe
 from .backends import Backend, Completion, Delta, Message, OutputSpec
 from .dates import describe
-from .documents import Document, estimate_tokens, split_into_chunks
+from .documents import Document, estimate_tokens, split_into_chunks, unicode_problem
 from .errors import ConfigError, OutputValidationError, SummarizerError
 from .grounding import SourceIndex
 from .options import TaskOptions
 from .prompts import PromptLibrary, PromptTemplate, message_tokens
 from .catalog import default_registry
 from .registry import OutputContext, TaskRegistry, TaskSpec
-from .schemas import EVENT_TYPES, Result, SourceText, Usage
+from .schemas import EVENT_TYPES, Result, SourceText, Usage, count_words
 from .validation import Invalid
 from .verify import Claim, claims_text, judge_output, parse_verdicts
 
-__all__ = ["Reask", "Request", "StreamEvent", "TaskOptions", "TaskRun", "resolve_task", "run_task", "task_prompts"]
+__all__ = [
+    "Reask", "Request", "RunProgress", "StreamEvent", "TaskOptions", "TaskRun", "fitted_words", "resolve_task", "run_task",
+    "task_prompts",
+]
 
 V = TypeVar("V", bound=BaseModel)
 
 _TYPES = "|".join(f'"{t}"' for t in EVENT_TYPES)
+_SURROGATES = re.compile("[\ud800-\udfff]")
 # The tokens a template costs before any text, by (template, words, language): the same for every document.
 _OVERHEAD: dict[tuple[str, tuple[int, int], str | None, Any], int] = {}
 TaskLike = "str | TaskSpec[Any]"
@@ -107,6 +112,17 @@ class Reask:
 StreamEvent = Delta | Reask
 
 
+@dataclass(frozen=True)
+class RunProgress:
+    """Where a long document's run stands: ``done`` of its ``total`` parts read (stage "part"), then of
+    the groups of each combine ``round`` (stage "combine"). A document read whole has none."""
+
+    stage: str
+    done: int
+    total: int
+    round: int = 0
+
+
 class TaskRun(Generic[V]):
     """One task on one document, as a state machine that a driver feeds answers to."""
 
@@ -116,13 +132,14 @@ class TaskRun(Generic[V]):
     ) -> None:
         self.spec: TaskSpec[Any] = resolve_task(task)
         self.task = self.spec.name
-        self.document, self.prompts, self.options = document, prompts, options
+        self.document, self.prompts = document, prompts
         self.usage = Usage()
         self.model = model
         self.warnings: list[str] = []
         self.warnings.extend(document.notes)
         if document.dropped_repeats:
             self.warnings.append(f"dropped {document.dropped_repeats} repeated paragraph(s) from the input")
+        self.options = _fitted(options, document, self.warnings) if "words" in self.spec.options else options
         self._used: list[str] = []
         self._round = 0
         self._expected = 0
@@ -157,6 +174,7 @@ class TaskRun(Generic[V]):
         """Take one answer; return what to send next (nothing once the run is done)."""
         self.usage.add(completion.usage)
         self.model = completion.model or self.model
+        completion = self._valid_unicode(completion)
         if request.stage == "verify":
             return self._judged(request, completion)
         if completion.refusal:
@@ -177,6 +195,23 @@ class TaskRun(Generic[V]):
                 raw_output=completion.text, errors=errors, usage=self.usage,
             ) from None
         return self._accept(request, accepted, completion.text)
+
+    def _valid_unicode(self, completion: Completion) -> Completion:
+        """The answer with any lone surrogate (a JSON escape no encoder can write) as U+FFFD, as a UTF-8
+        decoder would show it: otherwise a re-ask could not be sent, nor the result written."""
+        text, refusal = completion.text, completion.refusal or ""
+        if unicode_problem(text) is None and unicode_problem(refusal) is None:
+            return completion
+        self.warnings.append("the model's answer held lone surrogates (not valid Unicode): shown as U+FFFD")
+        return replace(completion, text=_replacement(text), refusal=_replacement(refusal) or None)
+
+    def progress(self) -> RunProgress | None:
+        """How far a map-reduced run has got (None for a document read in one request)."""
+        if not self._expected:
+            return None
+        stage = "part" if self._round == 0 else "combine"
+        done = self._expected if self.value is not None else len(self._values)
+        return RunProgress(stage, done, self._expected, self._round)
 
     def snapshot(self) -> dict[str, Any]:
         """The run's state as JSON-able data: the batch mode keeps it between rounds, and across restarts."""
@@ -379,6 +414,35 @@ def _date_rule(document: Document) -> str:
             "they mean, with the matching precision")
 
 
+def _fitted(options: TaskOptions, document: Document, warnings: list[str]) -> TaskOptions:
+    words, note = fitted_words(options.words, document)
+    if note:
+        warnings.append(note)
+    return options if words == options.words else replace(options, words=words)
+
+
+def fitted_words(words: tuple[int, int], document: Document) -> tuple[tuple[int, int], str | None]:
+    """The word range a brief of ``document`` can keep to without inventing, and a warning when it is not
+    the one asked for.
+
+    Never more words than the document has; and when the document is too short to be told in
+    the minimum asked (fewer than twice as many words), at least half its words instead — a
+    15-word notice gets a brief of 7 to 15 words, not 40 words of padding.
+    """
+    low, high = words
+    count = max(1, count_words(document.text))
+    fitted = (low if count >= 2 * low else min(low, max(1, count // 2)), min(high, count))
+    fitted = (min(fitted), fitted[1])
+    if fitted[0] == low:
+        return fitted, None  # at most the maximum was capped: nothing asked for is lost
+    return fitted, (f"the document has only {count} word(s): the brief is held to {fitted[0]}-{fitted[1]} words "
+                    f"instead of {low}-{high}, so that nothing is invented to fill it")
+
+
+def _replacement(text: str) -> str:
+    return _SURROGATES.sub("\ufffd", text)
+
+
 def _groups_that_fit(items: list[int], costs: list[int], budget: int) -> list[list[int]]:
     """Consecutive items in groups whose costs fit ``budget``."""
     groups: list[list[int]] = [[]]
@@ -398,16 +462,18 @@ def _groups_that_fit(items: list[int], costs: list[int], budget: int) -> list[li
 async def run_task(
     task: str | TaskSpec[Any], document: Document, backend: Backend, prompts: PromptLibrary, options: TaskOptions,
     *, on_event: Callable[[StreamEvent], None] | None = None,
+    on_progress: Callable[[RunProgress], None] | None = None,
 ) -> Result[Any]:
     """Run ``task`` on ``document``; raise SummarizerError (usage attached) on failure.
 
     ``on_event`` streams the final answer's deltas (and a Reask when it must be
     asked again) for plain-text tasks; structured answers arrive whole.
+    ``on_progress`` hears of a long document's parts as they are read and combined.
     """
     run: TaskRun[Any] = TaskRun(task, document, prompts, options, model=backend.model)
     started = time.perf_counter()
     try:
-        await _drive(run, backend, options.chunk_concurrency, on_event)
+        await _drive(run, backend, options.chunk_concurrency, on_event, _Reporter(run, on_progress))
     except SummarizerError as exc:
         if exc.usage is not None and exc.usage is not run.usage:
             run.usage.add(exc.usage)
@@ -416,8 +482,28 @@ async def run_task(
     return run.result(round((time.perf_counter() - started) * 1000))
 
 
+class _Reporter:
+    """Calls ``on_progress`` when a run's progress changes."""
+
+    def __init__(self, run: TaskRun[Any], on_progress: Callable[[RunProgress], None] | None) -> None:
+        self.run, self.on_progress = run, on_progress
+        self.last: RunProgress | None = None
+
+    def __call__(self) -> None:
+        if self.on_progress is None:
+            return
+        now, last = self.run.progress(), self.last
+        if now is None or now == last:
+            return
+        if last is not None and (last.stage, last.round) != (now.stage, now.round) and last.done < last.total:
+            self.on_progress(replace(last, done=last.total))  # the stage's last answer moved the run on at once
+        self.last = now
+        self.on_progress(now)
+
+
 async def _drive(
     run: TaskRun[Any], backend: Backend, limit: int, on_event: Callable[[StreamEvent], None] | None,
+    report: Callable[[], None] = lambda: None,
 ) -> None:
     """Send what the run asks, as many at once as ``limit`` allows; the first failure cancels the rest."""
 
@@ -427,11 +513,13 @@ async def _drive(
         else:
             completion = await backend.complete(request.messages, output=request.output, params=request.params)
         follow_ups = run.receive(request, completion)
+        report()
         if on_event is not None and request.final and follow_ups and follow_ups[0].reasks > request.reasks:
             on_event(Reask(_last_errors(follow_ups[0])))
         return follow_ups
 
     pending = run.start()
+    report()
     while len(pending) == 1:  # one document, one request at a time (re-asks included): no task group needed
         pending = await exchange(pending[0])
     if not pending:

@@ -9,7 +9,10 @@ neither file, spoilers (malformed, badquote, invalid, …) are valid HTTP with
 bad content. Output lines come out of order. ``refuse_creates`` refuses the
 next N creations for the enqueued-token limit; ``expire_next`` makes the next
 batch expire with that share of its output; ``max_requests``/``max_bytes`` are
-the per-file limits. ``POST /v1/batches/fake-release`` ends every running batch now (benchmarks).
+the per-file limits. A batch can fail at validation (status ``failed``, its
+``errors`` saying why, no files): ``validation_max_requests`` (a per-file limit
+lower than the client's), ``validation_error`` (every batch), or lines whose
+body carries ``[[batch:refuse]]`` (named by line number). ``POST /v1/batches/fake-release`` ends every running batch now (benchmarks).
 """
 
 from __future__ import annotations
@@ -39,17 +42,23 @@ class FakeBatchAPI:
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     submitted: list[str] = field(default_factory=list)  # custom ids, every time one is sent
     created: list[str] = field(default_factory=list)  # batch ids, in order
-    refused: int = 0
+    refused_creates: int = 0
     disabled: bool = False  # a server without these routes: 404
     on_retrieve: Callable[[int], Any] | None = None  # called with the count of batch look-ups so far
     retrieves: int = 0
+    # Failing at validation (the batch is created, then "failed" with `errors`, no files):
+    validation_max_requests: int | None = None  # a per-file request limit lower than the client's
+    validation_error: dict[str, Any] | None = None  # every batch fails with this error (no line)
+    refused: list[str] = field(default_factory=list)  # batch ids failed at validation
 
     def reset(self) -> None:
         self.files.clear()
         self.batches.clear()
         self.submitted.clear()
         self.created.clear()
-        self.refuse_creates = self.refused = self.retrieves = 0
+        self.refuse_creates = self.refused_creates = self.retrieves = 0
+        self.validation_max_requests, self.validation_error = None, None
+        self.refused.clear()
         self.expire_next, self.on_retrieve, self.disabled = None, None, False
         self.durations = (0.02, 0.05, 0.02)
         self.clock = time.monotonic
@@ -100,7 +109,7 @@ class FakeBatchAPI:
         body = json.loads(payload)
         if self.refuse_creates > 0:
             self.refuse_creates -= 1
-            self.refused += 1
+            self.refused_creates += 1
             return 400, {}, json.dumps({"error": {"code": "token_limit_exceeded", "type": "invalid_request_error",
                                                   "message": "Enqueued token limit reached for fake-model."}}).encode()
         source = self.files.get(body.get("input_file_id", ""))
@@ -119,6 +128,7 @@ class FakeBatchAPI:
             answers.append((line["custom_id"], behaviour, completion))
         self.batches[batch_id] = {
             "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "errors": None,
+            "_invalid": self._validate(lines),
             "input_file_id": body["input_file_id"], "completion_window": body["completion_window"],
             "status": "validating", "output_file_id": None, "error_file_id": None, "created_at": int(time.time()),
             "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
@@ -162,6 +172,18 @@ class FakeBatchAPI:
             self._finish(batch, "cancelled", share=0.3)
         return 200, {}, json.dumps(_public(batch)).encode()
 
+    def _validate(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Why the batch fails validation: the provider's `errors` entries (none: it runs)."""
+        if self.validation_error is not None:
+            return [{"code": None, "line": None, "param": None, **self.validation_error}]
+        if self.validation_max_requests is not None and len(lines) > self.validation_max_requests:
+            return [{"code": "too_many_tasks", "line": None, "param": None,
+                     "message": f"The batch has {len(lines)} requests; this model allows at most "
+                                f"{self.validation_max_requests} per batch."}]
+        return [{"code": "invalid_request", "line": number, "param": "body",
+                 "message": "The request body is not valid for /v1/chat/completions."}
+                for number, line in enumerate(lines, 1) if "[[batch:refuse]]" in json.dumps(line["body"])]
+
     # -- life cycle --------------------------------------------------------------------------------
 
     def _advance(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +194,9 @@ class FakeBatchAPI:
         total = batch["request_counts"]["total"]
         if age < validating:
             batch["status"] = "validating"
+        elif batch["_invalid"]:
+            batch["status"], batch["errors"] = "failed", {"object": "list", "data": batch["_invalid"]}
+            self.refused.append(batch["id"])
         elif age < validating + running:
             batch["status"] = "in_progress"
             done = int(total * (age - validating) / running)

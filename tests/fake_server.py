@@ -13,7 +13,7 @@ sentences, an event report quoting it verbatim), unless told to misbehave:
 
 Behaviours: ok, 429, 500, 503, 408, 400, 401, 404, reset, hang, malformed,
 fenced, prose, truncated, refusal, invalid, badquote, preamble, bullets, short,
-twoparas, badnumber; and answers that are not proper chat completions:
+twoparas, badnumber, surrogate (a lone surrogate in the answer); and answers that are not proper chat completions:
 notjson (a 200 whose body is not JSON), oddusage (usage counts that are
 strings), oddchoices (``choices`` a string), oddcontent (``content`` a number),
 deepjson (content nested 100,000 brackets deep), echokey (a 401 whose message
@@ -423,6 +423,9 @@ def _spoil(content: str, behaviour: str, task: str) -> tuple[str | None, str, st
         "short": lambda c: " ".join(c.split()[:8]) + ".",
         "twoparas": lambda c: c.replace(". ", ".\n\n", 1),
         "badnumber": lambda c: c.rstrip(".") + " at a cost of 987654 dollars.",
+        # a lone surrogate (sent as a JSON escape) where validation does not look: the headline, a brief's words
+        "surrogate": lambda c: c.replace('"headline": "', '"headline": "\ud800', 1) if c.startswith("{")
+        else c.replace(" ", " \ud800", 1),
     }
     if behaviour.startswith("content:"):  # a scripted answer, word for word
         return behaviour.removeprefix("content:"), "stop", None

@@ -103,7 +103,7 @@ def test_a_batch_refused_for_enqueued_tokens_is_created_again(fake: FakeServer, 
                                  str(tmp_path / "out.jsonl"), "--via", "batch", "--base-url", fake.base_url,
                                  "--model", "m", *FAST])
     assert result.exit_code == 0, result.output
-    assert fake.batch_api.refused == 2 and len(fake.batch_api.created) == 1
+    assert fake.batch_api.refused_creates == 2 and len(fake.batch_api.created) == 1
     assert "enqueued-token limit" in result.stderr
 
 
@@ -217,3 +217,180 @@ def test_sigkill_while_polling_then_rerun_creates_no_new_batch(fake: FakeServer,
     assert rounds == [1, 2]  # round 1 was polled, not made again; round 2 carried the re-asks
     assert Counter(r["id"] for r in read_out(out)) == Counter(d["id"] for d in docs(50))
     assert Counter(re.sub(r"/.*", "", c) for c in fake.batch_api.submitted)["doc-1"] == 1
+
+
+# -- the state of a run, and an output that lost its records ------------------------------------------
+
+
+def files_in(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if p.name not in ("cache", "config")}
+
+
+def endpoint_args(fake: FakeServer) -> list[str]:
+    return ["--base-url", fake.base_url, "--model", "m", "--api-key", SECRET]
+
+
+def with_cache(fake: FakeServer, *args: str):
+    return runner.invoke(app, ["bulk", *args, "--via", "batch", *endpoint_args(fake), *FAST])
+
+
+def test_a_deleted_output_is_restored_by_the_rerun_from_the_cache(fake: FakeServer, tmp_path: Path) -> None:
+    source = write(tmp_path / "in.jsonl", docs(5))
+    out = tmp_path / "out.jsonl"
+    assert with_cache(fake, str(source), "--out", str(out), "-q").exit_code == 0
+    first = read_out(out)
+    out.unlink()
+    rerun = with_cache(fake, str(source), "--out", str(out), "--json")
+    assert rerun.exit_code == 0, rerun.output
+    assert "holds 0 of the 5 records this batch run wrote to it" in rerun.stderr
+    assert "all 5 document(s) were answered from the result cache" in rerun.stderr
+    assert sorted(r["id"] for r in read_out(out)) == sorted(r["id"] for r in first)
+    assert all(r["status"] == "ok" and r["cached"] for r in read_out(out))
+    assert len(fake.batch_api.created) == 1  # nothing asked again
+    assert json.loads(rerun.stdout)["finished"]
+
+
+def test_a_deleted_output_without_a_cache_is_asked_again(fake: FakeServer, tmp_path: Path) -> None:
+    source = write(tmp_path / "in.jsonl", docs(4))
+    out = tmp_path / "out.jsonl"
+    assert batch(fake, str(source), "--out", str(out)).exit_code == 0
+    out.write_text("".join(line + "\n" for line in out.read_text().splitlines()[:1]))  # cut to its first record
+    assert batch(fake, str(source), "--out", str(out)).exit_code == 0
+    assert Counter(r["id"] for r in read_out(out)) == Counter(d["id"] for d in docs(4))
+    assert len(fake.batch_api.created) == 2 and fake.batch_api.batches[fake.batch_api.created[1]][
+        "request_counts"]["total"] == 3  # only the three it lost
+
+
+def test_collect_on_a_deleted_output_says_how_to_restore_it(fake: FakeServer, tmp_path: Path) -> None:
+    source = write(tmp_path / "in.jsonl", docs(3))
+    out = tmp_path / "out.jsonl"
+    assert batch(fake, str(source), "--out", str(out)).exit_code == 0
+    out.unlink()
+    before = files_in(tmp_path)
+    collected = runner.invoke(app, ["batch", "collect", str(out), *endpoint_args(fake)])
+    assert collected.exit_code == 2 and "Traceback" not in collected.output
+    assert collected.stderr.strip().splitlines() == [
+        f"summarizer: error: {out} holds 0 of the 3 records this batch run wrote to it (deleted or cut?): run "
+        f"`summarizer bulk SOURCE --via batch --out {out}` again to restore them (from the result cache where it "
+        "has them, else asked again)"]
+    assert files_in(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty-meta"])
+def test_a_damaged_state_file_is_one_line_and_exit_2(damage: str, fake: FakeServer, tmp_path: Path) -> None:
+    source = write(tmp_path / "in.jsonl", docs(3))
+    out = tmp_path / "out.jsonl"
+    fake.batch_api.durations = (0.0, 3600.0, 0.0)
+    assert batch(fake, str(source), "--out", str(out), "--no-wait").exit_code == 0
+    state = tmp_path / "out.jsonl.batch.sqlite3"
+    for extra in ("-wal", "-shm"):
+        (tmp_path / f"out.jsonl.batch.sqlite3{extra}").unlink(missing_ok=True)
+    if damage == "truncated":
+        state.write_bytes(state.read_bytes()[: state.stat().st_size // 3])
+    elif damage == "garbage":
+        state.write_bytes(b"this is not a database" * 100)
+    else:
+        import sqlite3
+
+        with sqlite3.connect(state) as db:
+            db.execute("UPDATE meta SET value = '{not json' WHERE key = 'round'")
+    commands = [["bulk", str(source), "--out", str(out), "--via", "batch", *FAST], ["batch", "collect", str(out)],
+                ["batch", "status", str(out)], ["batch", "cancel", str(out)]]
+    if damage == "empty-meta":
+        commands.pop()  # cancel reads only the batches table, which is intact: it may cancel
+    for command in commands:
+        result = runner.invoke(app, [*command, *(endpoint_args(fake) if command[1] != "status" else [])])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and "Traceback" not in result.output, (command, result.output)
+        assert lines[-1].startswith(f"summarizer: error: {state} is not a readable batch state"), (command, lines)
+
+
+@pytest.mark.parametrize("command", ["collect", "cancel", "status"])
+def test_a_command_on_an_output_with_no_run_creates_nothing(command: str, fake: FakeServer, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["batch", command, str(out), *(endpoint_args(fake) if command != "status" else [])])
+    assert result.exit_code == 2 and f"{out} has no batch run" in result.stderr
+    assert files_in(tmp_path) == set() and fake.batch_api.created == []
+
+
+def test_collect_goes_on_with_the_runs_own_task_and_options(fake: FakeServer, tmp_path: Path) -> None:
+    now = [0.0]
+    fake.batch_api.clock = lambda: now[0]
+    source = write(tmp_path / "in.jsonl", docs(3))
+    out = tmp_path / "out.jsonl"
+    assert batch(fake, str(source), "--out", str(out), "--no-wait", "--task", "brief", "--words", "30-60",
+                 "--context-tokens", "4096").exit_code == 0
+    for flags, says in [(["--task", "events"], "--task events contradicts the batch run"),
+                        (["--words", "40-120"], "--words 40-120 contradicts"),
+                        (["--context-tokens", "8192"], "--context-tokens 8192 contradicts")]:
+        refused = runner.invoke(app, ["batch", "collect", str(out), *flags, *endpoint_args(fake)])
+        assert refused.exit_code == 2 and says in refused.stderr and "started with" in refused.stderr
+    now[0] += 10
+    collected = runner.invoke(app, ["batch", "collect", str(out), *endpoint_args(fake), "-q", "--json"])
+    assert collected.exit_code == 0 and json.loads(collected.stdout)["finished"], collected.output
+    records = read_out(out)
+    assert {r["task"] for r in records} == {"brief"} and len(records) == 3 and all(r["status"] == "ok" for r in records)
+
+
+# -- a batch the provider fails at validation ---------------------------------------------------------
+
+
+def test_a_limit_lower_than_ours_splits_the_file_and_goes_on(fake: FakeServer, tmp_path: Path) -> None:
+    fake.batch_api.validation_max_requests = 3
+    source = write(tmp_path / "in.jsonl", docs(10))
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["bulk", str(source), "--out", str(out), "--via", "batch", "--no-cache", "--json",
+                                 *endpoint_args(fake), *FAST])
+    assert result.exit_code == 0, result.output
+    assert "refused batch" in result.stderr and "too_many_tasks: The batch has 10 requests; this model allows at " \
+                                                "most 3 per batch" in result.stderr
+    assert all(r["status"] == "ok" for r in read_out(out)) and len(read_out(out)) == 10
+    api = fake.batch_api
+    files = [tuple(json.loads(line)["custom_id"] for line in api.files[api.batches[b]["input_file_id"]]["data"]
+                   .splitlines()) for b in api.created]
+    assert len(set(files)) == len(files)  # no file sent twice
+    refused = [api.batches[b]["request_counts"]["total"] for b in api.refused]
+    answered = [api.batches[b]["request_counts"]["total"] for b in api.created if b not in api.refused]
+    assert refused[0] == 10 and min(refused) > 3 and sum(answered) == 10 and max(answered) <= 3
+    assert len(json.loads(result.stdout)["rounds"]) == 1  # refusals cost no round
+
+
+def test_a_line_the_provider_refuses_fails_with_its_reason_and_the_rest_go_on(fake: FakeServer, tmp_path: Path) -> None:
+    source = write(tmp_path / "in.jsonl", docs(4, lambda i: "[[batch:refuse]] " if i == 2 else ""))
+    out = tmp_path / "out.jsonl"
+    result = batch(fake, str(source), "--out", str(out))
+    assert result.exit_code == 1, result.output
+    by_id = {r["id"]: r for r in read_out(out)}
+    assert [by_id[f"doc-{i}"]["status"] for i in range(4)] == ["ok", "ok", "error", "ok"]
+    error = by_id["doc-2"]["error"]
+    assert error["code"] == "provider_error" and "invalid_request: The request body is not valid" in error["message"]
+    assert "(line 3)" in error["message"]
+    refused, again = fake.batch_api.created
+    assert fake.batch_api.refused == [refused]  # never sent again unchanged: the second file lacks that line
+    assert fake.batch_api.batches[again]["request_counts"]["total"] == 3
+
+
+def test_a_batch_refused_for_another_reason_is_never_resent(fake: FakeServer, tmp_path: Path) -> None:
+    fake.batch_api.validation_error = {"code": "model_mismatch", "message": "The model 'm' is not available for batch."}
+    source = write(tmp_path / "in.jsonl", docs(3))
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["bulk", str(source), "--out", str(out), "--via", "batch", "--no-cache",
+                                 *endpoint_args(fake), *FAST])
+    assert result.exit_code == 1
+    assert "model_mismatch: The model 'm' is not available for batch." in result.stderr
+    assert len(fake.batch_api.created) == 1  # one batch, not one per round
+    errors = [r["error"] for r in read_out(out)]
+    assert len(errors) == 3 and all("model_mismatch: The model 'm' is not available" in e["message"] for e in errors)
+    assert not any("without an answer" in e["message"] for e in errors)
+
+
+def test_an_upload_over_the_providers_byte_limit_is_split(fake: FakeServer, tmp_path: Path) -> None:
+    fake.batch_api.max_bytes = 30_000  # lower than ours: the upload itself is refused
+    source = write(tmp_path / "in.jsonl", docs(40))
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["bulk", str(source), "--out", str(out), "--via", "batch", "--no-cache", "--task",
+                                 "brief", *endpoint_args(fake), *FAST])
+    assert result.exit_code == 0, result.output
+    assert "the limit is 30000" in result.stderr and len(read_out(out)) == 40
+    uploads = [f for f in fake.batch_api.files.values() if f["purpose"] == "batch"]
+    assert all(f["bytes"] <= 30_000 for f in uploads)

@@ -305,3 +305,150 @@ def test_sink_refuses_a_file_that_is_not_ours_and_read_jsonl_numbers_lines(tmp_p
     assert out.read_bytes().count(b"\n") == 2 and out.read_bytes().endswith(b"}\n")
     items = list(read_jsonl([b'{"id": "x", "text": "hi"}', b"", b"oops"]))
     assert [i.id for i in items] == ["x", "#line-3"]
+
+
+# -- text that is not valid Unicode ------------------------------------------------------------
+
+SURROGATES = [  # JSON escapes as the lines carry them: each decodes to a lone surrogate
+    '{"id": "in-text", "text": "Report \\ud800 here. ' + BODY + '"}',
+    '{"id": "in-\\udc00-id", "text": "' + BODY + '"}',
+    '{"id": "in-html", "html": "<p>\\udfff ' + BODY + '</p>"}',
+    '{"id": "in-url", "url": "http://127.0.0.1:9/\\ud800"}',
+    '{"id": "in-date", "text": "Dated. ' + BODY + '", "published": "\\ud800"}',
+]
+
+
+def test_lone_surrogates_cost_their_record_and_the_run_goes_on(fake: FakeServer, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", [docs(1)[0], *SURROGATES, docs(2)[1]])
+    out = tmp_path / "out.jsonl"
+    result = bulk(fake, str(source), "--out", str(out), "--task", "brief")
+    assert result.exit_code == 1, result.output
+    by_id = {r["id"]: r for r in read_out(out)}
+    assert {k: r["status"] for k, r in by_id.items()} == {
+        "doc-0": "ok", "in-text": "error", "#line-3": "error", "in-html": "error", "in-url": "error",
+        "in-date": "ok", "doc-1": "ok"}
+    for doc_id in ("in-text", "#line-3", "in-html", "in-url"):
+        assert by_id[doc_id]["error"]["code"] == "input_error"
+        assert "not valid Unicode (a lone surrogate" in by_id[doc_id]["error"]["message"]
+    assert "the record is named #line-3" in by_id["#line-3"]["error"]["message"]
+    assert any("is not a YYYY-MM-DD date" in w for w in by_id["in-date"]["warnings"])
+    again = bulk(fake, str(source), "--out", str(out), "--task", "brief", "--retry-failed")  # resumable as ever
+    assert again.exit_code == 1 and len(read_out(out)) == 7
+
+
+@pytest.mark.parametrize("task", ["brief", "events"])
+def test_an_answer_with_a_lone_surrogate_is_written_with_a_replacement_character(
+        task: str, fake: FakeServer, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", docs(3, lambda i: "[[fake:surrogate]] " if i == 1 else ""))
+    out = tmp_path / "out.jsonl"
+    assert bulk(fake, str(source), "--out", str(out), "--task", task).exit_code == 0
+    by_id = {r["id"]: r for r in read_out(out)}
+    assert [by_id[f"doc-{i}"]["status"] for i in range(3)] == ["ok", "ok", "ok"]
+    value = json.dumps(by_id["doc-1"]["value"], ensure_ascii=False)
+    assert "\ufffd" in value and any("lone surrogates" in w for w in by_id["doc-1"]["warnings"])
+
+
+def test_a_record_that_cannot_be_encoded_is_written_as_its_error_record(tmp_path: Path) -> None:
+    from summarizer.schemas import ErrorInfo, Failure
+
+    sink = JsonlSink(tmp_path / "out.jsonl", task="brief")
+    written = sink.write(Failure(id="a\ud800", task="brief", error=ErrorInfo(code="x", message="m \udc00")))
+    sink.close()
+    assert written.id == "a\\ud800" and written.error is not None and written.error.code == "output_error"
+    assert read_out(tmp_path / "out.jsonl") == [written.model_dump(mode="json")]
+
+
+def test_utf16_input_with_a_stray_byte_is_decoded_then_split(fake: FakeServer, tmp_path: Path) -> None:
+    good = "".join(json.dumps(d) + "\n" for d in docs(2)).encode("utf-16-le")
+    bad = "".join(json.dumps(d) + "\n" for d in docs(4)[2:]).encode("utf-16-le")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\xff\xfe" + good + bad[:40] + b"\x00" + bad[40:])  # a stray byte in line 3
+    out = tmp_path / "out.jsonl"
+    result = bulk(fake, str(source), "--out", str(out), "--task", "brief")
+    assert result.exit_code == 1, result.output
+    by_id = {r["id"]: r for r in read_out(out)}
+    assert by_id["doc-0"]["status"] == by_id["doc-1"]["status"] == "ok"
+    assert set(by_id) == {"doc-0", "doc-1", "#line-3"} and by_id["#line-3"]["error"]["code"] == "invalid_record"
+    assert "stray or missing byte in UTF-16" in by_id["#line-3"]["error"]["message"]
+
+
+def test_a_file_name_in_another_encoding_is_read_with_an_escaped_id(fake: FakeServer, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / os.fsdecode(b"caf\xe9.txt")).write_text(BODY)
+    out = tmp_path / "out.jsonl"
+    assert bulk(fake, str(corpus), "--out", str(out), "--task", "brief").exit_code == 0
+    assert [r["id"] for r in read_out(out)] == ["caf\\xe9.txt"]
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+
+def _plain_progress(source: str, ticks: list[tuple[float, int]]) -> list[str]:
+    """The lines BulkProgress prints (no terminal) as ``(time, done)`` arrive at one doc a second."""
+    import io
+
+    from rich.console import Console
+
+    from summarizer.bulk import BulkSummary
+    from summarizer.progress import BulkProgress
+
+    out, now = io.StringIO(), [0.0]
+    progress = BulkProgress(source, every=10, clock=lambda: now[0], console=Console(file=out, width=200))
+    summary = BulkSummary(started=0.0)
+    with progress:
+        for t, done in ticks:
+            now[0] = summary.wall_s = t
+            summary.ok = done
+            progress.update(None, summary)  # type: ignore[arg-type]
+    return out.getvalue().splitlines()
+
+
+def test_progress_knows_the_total_of_a_folder_and_of_jsonl_and_gives_an_eta(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    (corpus / "sub").mkdir(parents=True)
+    for i in range(30):
+        (corpus / ("sub" if i % 2 else "") / f"d{i}.txt").write_text(BODY)
+    (corpus / "notes.csv").write_text("not read")
+    source = write_jsonl(tmp_path / "in.jsonl", docs(40))
+    (tmp_path / "u16.jsonl").write_bytes(source.read_text().encode("utf-16"))
+    (tmp_path / "blank.jsonl").write_text(source.read_text().replace("\n", "\n\n  \n"))
+    ticks = [(10.0, 10), (20.0, 20)]
+    assert _plain_progress(str(corpus), ticks)[0] == "summarizer: 10/30 done · ok 10 · failed 0 · 1.0 docs/s · ETA 0:20"
+    for name in ("in.jsonl", "u16.jsonl", "blank.jsonl"):
+        lines = _plain_progress(str(tmp_path / name), ticks)
+        assert lines == ["summarizer: 10/40 done · ok 10 · failed 0 · 1.0 docs/s · ETA 0:30",
+                         "summarizer: 20/40 done · ok 20 · failed 0 · 1.0 docs/s · ETA 0:20"], name
+    assert _plain_progress("-", ticks)[0] == "summarizer: 10 done · ok 10 · failed 0 · 1.0 docs/s"
+
+
+def test_the_progress_bar_shows_the_count_without_a_question_mark(tmp_path: Path) -> None:
+    import io
+    import re as regex
+
+    from rich.console import Console
+
+    from summarizer.bulk import BulkSummary
+    from summarizer.progress import BulkProgress
+
+    for source, shown in ((str(write_jsonl(tmp_path / "in.jsonl", docs(50))), "7/50"), ("-", "7 done")):
+        out = io.StringIO()
+        summary = BulkSummary(started=0.0)
+        summary.ok, summary.wall_s = 7, 7.0
+        with BulkProgress(source, console=Console(file=out, width=100, force_terminal=True)) as progress:
+            progress.update(None, summary)  # type: ignore[arg-type]
+            progress.refresh()
+        text = regex.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+        assert shown in text and "/?" not in text
+
+
+def test_a_long_document_says_which_part_it_is_on(fake: FakeServer, tmp_path: Path) -> None:
+    long = tmp_path / "long.txt"
+    long.write_text("\n\n".join(f"Paragraph {i}: the council of Lisbon met on Monday and voted on budget line {i}. "
+                                * 4 for i in range(120)))
+    result = runner.invoke(app, ["brief", str(long), "--context-tokens", "4096", "--base-url", fake.base_url,
+                                 "--model", "m"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[:5] == [
+        "summarizer: long document: reading it in 3 parts", "summarizer: part 1/3 read", "summarizer: part 2/3 read",
+        "summarizer: part 3/3 read", "summarizer: combining the parts"]

@@ -105,7 +105,7 @@ def test_events_falls_back_when_server_lacks_structured_output(fake: FakeServer)
 
 
 def test_schema_events_is_strict_mode_compatible() -> None:
-    schema = json.loads(run("schema", "events").stdout)
+    schema = json.loads(run("schema", "events", "--answer").stdout)
 
     def objects(node):
         if isinstance(node, dict):
@@ -123,7 +123,7 @@ def test_schema_events_is_strict_mode_compatible() -> None:
         assert obj["additionalProperties"] is False
         assert set(obj["required"]) == set(obj["properties"])
     assert "maxLength" not in json.dumps(schema)
-    assert "maxLength" in run("schema", "events", "--full").stdout
+    assert "maxLength" in run("schema", "events", "--answer", "--full").stdout
 
 
 def test_prompts_list_and_show() -> None:
@@ -148,6 +148,20 @@ def test_prompts_dir_overrides_and_result_records_its_version(fake: FakeServer, 
     assert json.loads(result.stdout)["prompt_version"] == "brief@custom-7"
     assert "Be terse." in fake.requests[0]["messages"][0]["content"]
     assert "brief@custom-7" in run("prompts", "list", "--prompts-dir", str(custom)).stdout
+
+
+def test_a_short_document_gets_a_brief_no_longer_than_itself(fake: FakeServer, tmp_path: Path) -> None:
+    short = tmp_path / "short.txt"
+    short.write_text("The city council of Porto approved a new tram line on Monday after a debate.")  # 15 words
+    result = run("brief", str(short), *endpoint(fake))
+    assert result.exit_code == 0, result.output
+    assert "7 to 15 words" in fake.requests[0]["messages"][0]["content"]
+    assert count_words(result.stdout) <= 15 and "expected" not in result.stdout
+    assert ("warning: the document has only 15 word(s): the brief is held to 7-15 words instead of 40-120, so that "
+            "nothing is invented to fill it") in result.stderr
+    narrow = run("brief", str(short), "--words", "5-10", *endpoint(fake))  # a range the document supports: kept
+    assert narrow.exit_code == 0 and "5 to 10 words" in fake.requests[-1]["messages"][0]["content"]
+    assert "held to" not in narrow.stderr
 
 
 # -- exit codes ---------------------------------------------------------------------------
@@ -228,6 +242,23 @@ def test_bad_config_file_exits_3(tmp_path: Path) -> None:
     assert_one_line_error(run("brief", str(UNGA)), 3, "summarizer.toml")
     (tmp_path / "summarizer.toml").write_text('timeout = "soon"')
     assert_one_line_error(run("brief", str(UNGA)), 3, "timeout")
+
+
+@pytest.mark.parametrize("name", ["SUMMARIZER_BASE_URL", "OPENAI_BASE_URL"])
+def test_a_bad_base_url_in_the_environment_names_the_variable(name: str, tmp_path: Path) -> None:
+    result = run("brief", str(UNGA), env={name: "not a url"})
+    assert_one_line_error(result, 3, f"(from {name})", "not an http(s) URL")
+    assert "config file" not in result.stderr
+    (tmp_path / "summarizer.toml").write_text('base_url = "zz"')
+    assert_one_line_error(run("brief", str(UNGA)), 3, "(from summarizer.toml)")
+
+
+def test_a_missing_prompts_dir_is_a_bad_flag_exit_2_and_a_bad_setting_exit_3(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope")
+    assert_one_line_error(run("brief", str(UNGA), "--prompts-dir", missing), 2, missing, "does not exist")
+    assert_one_line_error(run("prompts", "list", "--prompts-dir", missing), 2, "does not exist")
+    result = run("brief", str(UNGA), env={"SUMMARIZER_PROMPTS_DIR": missing})
+    assert_one_line_error(result, 3, "(from SUMMARIZER_PROMPTS_DIR)", "does not exist")
 
 
 def test_real_entry_point_in_a_subprocess(fake: FakeServer, tmp_path: Path) -> None:

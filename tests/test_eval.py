@@ -149,3 +149,14 @@ def test_every_quote_and_brief_sentence_of_the_eval_set_points_at_its_source() -
                 assert all(0 <= c.start < c.end <= len(text) for c in sentence.citations)
                 checked_briefs += 1
     assert checked_events >= 30 and checked_briefs >= 60
+@pytest.mark.parametrize("flags", [["--live"], ["--record"]])
+def test_live_against_a_dead_endpoint_exits_4_saying_it_could_not_be_reached(flags: list[str], tmp_path: Path) -> None:
+    evals = tmp_path / "evals"
+    shutil.copytree(EVALS, evals)
+    result = runner.invoke(app, ["eval", *flags, "--case", "unga-lavrov", "--evals-dir", str(evals),
+                                 "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--max-attempts", "1"])
+    assert result.exit_code == 4, result.output
+    assert "PASS" not in result.output and "failure rate" not in result.output
+    assert result.stderr.strip().splitlines() == [
+        "summarizer: error: live eval stopped at unga-lavrov/brief: the endpoint could not be reached or kept "
+        "failing: cannot reach http://127.0.0.1:9/v1: ConnectError"]

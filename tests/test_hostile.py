@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import UNGA
 from fake_server import FakeServer
-from web_server import PDF_LINES, make_pdf
+from web_server import PDF_LINES, WebServer, hostile_pdf, make_pdf
 
 KEY = "sk-hostile-Zq8wXv3Lp0Ty7Rk2Nm5Jd9Hb4Gc6Fa1"
 TEXT = UNGA.read_text("utf-8")
@@ -104,9 +104,27 @@ CASES = [
     Case("pdf-scan", [*B, "{tmp}/scan.pdf"], 2, "no text layer", files={"scan.pdf": make_pdf(None)}),
     Case("pdf-broken", [*E, "{tmp}/b.pdf"], 2, "not a readable PDF", files={"b.pdf": b"%PDF-1.7\n\x00\xff garbage"}),
     Case("pdf-text", [*B, "{tmp}/ok.pdf"], 0, files={"ok.pdf": make_pdf(PDF_LINES)}),
+    Case("pdf-flate-bomb", [*B, "{tmp}/bomb.pdf"], 2, "decompression bomb", files={"bomb.pdf": hostile_pdf("flate-bomb")}),
+    Case("pdf-jbig2", [*E, "{tmp}/j.pdf"], 2, "decoder that is not installed", files={"j.pdf": hostile_pdf("jbig2")}),
+    Case("pdf-brotli", [*B, "{tmp}/br.pdf"], 2, "PDF", files={"br.pdf": hostile_pdf("brotli")}),
+    Case("pdf-truncated", [*B, "{tmp}/t.pdf"], 2, "not a readable PDF", files={"t.pdf": hostile_pdf("truncated")}),
+    Case("bulk-folder-of-hostile-pdfs", ["bulk", "{tmp}/pdfs", "--out", "{tmp}/out.jsonl"], 1,
+         files={"pdfs/bomb.pdf": hostile_pdf("flate-bomb"), "pdfs/j.pdf": hostile_pdf("jbig2"),
+                "pdfs/t.pdf": hostile_pdf("truncated"), "pdfs/ok.pdf": make_pdf(PDF_LINES)},
+         ids=["bomb.pdf", "j.pdf", "t.pdf", "ok.pdf"]),
     Case("html-garbage", [*B, "{tmp}/g.html"], 0, files={"g.html": b"<html><<<>>><p>" + BODY.encode() + b"</b></i>"}),
     Case("file-url", [*B, "file:///etc/passwd"], 2, "no such file"),
     Case("url-unreachable", [*B, "http://127.0.0.1:9/article"], 2, "cannot fetch"),
+    Case("url-gzip", [*B, "{web}/gzip"], 0),
+    Case("url-deflate-raw", [*E, "{web}/deflate-raw"], 0),
+    Case("url-gzip-bomb", [*B, "{web}/gzip-bomb"], 2, "once decompressed (a decompression bomb?)"),
+    Case("url-gzip-cut", [*B, "{web}/gzip-cut"], 2, "cut short"),
+    Case("url-brotli-unasked", [*B, "{web}/brotli"], 2, "did not ask for"),
+    Case("url-latin1-undeclared", [*B, "{web}/latin1-undeclared", "--json"], 0, check=lambda run, fake, tmp: (
+        None if "Liège" in fake.requests[-1]["messages"][1]["content"] else pytest.fail("not decoded as windows-1252"))),
+    Case("bulk-url-records-compressed", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl"], 1,
+         files={"in.jsonl": jsonl({"id": "z", "url": "{web}/gzip"}, {"id": "bomb", "url": "{web}/gzip-bomb"},
+                                  {"id": "l", "url": "{web}/latin1-undeclared"})}, ids=["z", "bomb", "l"]),
     Case("published-bad", [*E, str(UNGA), "--published", "2024-02-30"], 2, "--published"),
     Case("bulk-url-records", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl"], 1,
          files={"in.jsonl": jsonl({"id": "u1", "url": "http://127.0.0.1:9/x"}, {"id": "u2", "url": "ftp://x/y"},
@@ -131,7 +149,9 @@ CASES = [
     Case("backend-unknown", [*B, str(UNGA), "--backend", "nope"], 2, "--backend"),
     Case("mode-unknown", [*E, str(UNGA), "--output-mode", "xml"], 2, "--output-mode"),
     Case("language-empty", [*B, str(UNGA), "--language", ""], 2, "language"),
-    Case("prompts-dir-missing", [*B, str(UNGA), "--prompts-dir", "{tmp}/nope"], 3, "does not exist"),
+    Case("prompts-dir-missing", [*B, str(UNGA), "--prompts-dir", "{tmp}/nope"], 2, "does not exist"),
+    Case("prompts-dir-missing-env", [*B, str(UNGA)], 3, "(from SUMMARIZER_PROMPTS_DIR)",
+         env={"SUMMARIZER_PROMPTS_DIR": "{tmp}/nope"}),
     Case("unknown-option", [*B, str(UNGA), "--nosuch"], 2, "--nosuch"),
     # -- configuration: file and environment ----------------------------------------------------
     Case("config-missing", [*B, str(UNGA)], 3, "does not exist", env={"SUMMARIZER_CONFIG": "{tmp}/none.toml"}),
@@ -145,7 +165,10 @@ CASES = [
          script=["invalid"], check=_requests(1)),
     Case("key-non-ascii", [*B, str(UNGA)], 3, "API key", env={"OPENAI_API_KEY": "sk-ünïcode-Zq8wXv3Lp0"}),
     Case("key-newline", [*B, str(UNGA)], 3, "API key", env={"OPENAI_API_KEY": KEY + "\n"}),
-    Case("url-not-a-url", [*B, str(UNGA)], 3, "not an http(s) URL", env={"SUMMARIZER_BASE_URL": "not a url"}),
+    Case("url-not-a-url", [*B, str(UNGA)], 3, "(from SUMMARIZER_BASE_URL): base URL",
+         env={"SUMMARIZER_BASE_URL": "not a url"}),
+    Case("openai-url-not-a-url", [*B, str(UNGA)], 3, "(from OPENAI_BASE_URL): base URL",
+         env={"SUMMARIZER_BASE_URL": None, "OPENAI_BASE_URL": "not a url"}),
     Case("url-bad-port", [*B, str(UNGA)], 3, "not a valid URL", env={"SUMMARIZER_BASE_URL": "http://127.0.0.1:99999/v1"}),
     Case("url-bad-ipv6", [*B, str(UNGA)], 3, "not a valid URL", env={"SUMMARIZER_BASE_URL": "http://[bad/v1"}),
     Case("url-ftp", [*B, str(UNGA), "--base-url", "ftp://example.org/v1"], 2, "base URL"),
@@ -202,6 +225,19 @@ CASES = [
          files={"in.jsonl": GOOD}, check=_stdout_has_both),
     Case("bulk-utf16-jsonl", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl"], 0,
          files={"in.jsonl": GOOD.decode().encode("utf-16")}, ids=["a", "b"]),
+    Case("bulk-utf16-stray-byte", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl"], 1,
+         files={"in.jsonl": b"\xff\xfe" + jsonl({"id": "a", "text": BODY}).decode().encode("utf-16-le") + b"\x00"
+                + jsonl({"id": "b", "text": BODY}).decode().encode("utf-16-le")}, ids=["a", "#line-2"]),
+    Case("bulk-utf16-be-jsonl", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl"], 0,
+         files={"in.jsonl": GOOD.decode().encode("utf-16-be").join([b"\xfe\xff", b""])}, ids=["a", "b"]),
+    Case("bulk-lone-surrogates", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl"], 1,
+         files={"in.jsonl": jsonl({"id": "a", "text": BODY}, b'{"id": "t", "text": "\\ud800 ' + BODY.encode() + b'"}',
+                                  b'{"id": "x\\udfff", "text": "' + BODY.encode() + b'"}',
+                                  b'{"id": "h", "html": "<p>\\udc00</p>"}', b'{"id": "u", "url": "http://x/\\ud800"}',
+                                  {"id": "m", "text": "[[fake:surrogate]] " + BODY})},
+         ids=["a", "t", "#line-3", "h", "u", "m"]),
+    Case("bulk-lone-surrogates-stdout", ["bulk", "-", "--out", "-", "--task", "brief"], 1,
+         stdin=jsonl(b'{"id": "t\\ud800", "text": "' + BODY.encode() + b'"}', {"id": "m", "text": "[[fake:surrogate]] " + BODY})),
     Case("bulk-utf8-bom-jsonl", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl"], 0,
          files={"in.jsonl": b"\xef\xbb\xbf" + GOOD}, ids=["a", "b"]),
     Case("bulk-bad-lines", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl"], 1,
@@ -225,17 +261,45 @@ CASES = [
          files={"in.jsonl": GOOD}),
     Case("bulk-key-in-401", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl", "--no-cache"], 1,
          files={"in.jsonl": GOOD}, script=["echokey", "echokey"], ids=["a", "b"]),
+    # -- batch state ----------------------------------------------------------------------------
+    Case("batch-collect-no-run", ["batch", "collect", "{tmp}/out.jsonl"], 2, "has no batch run",
+         check=lambda run, fake, tmp: None if not (tmp / "out.jsonl").exists() else pytest.fail("created OUT")),
+    Case("batch-cancel-no-run", ["batch", "cancel", "{tmp}/out.jsonl"], 2, "has no batch run"),
+    Case("batch-status-no-run", ["batch", "status", "{tmp}/out.jsonl"], 2, "has no batch run"),
+    Case("batch-status-garbage-state", ["batch", "status", "{tmp}/out.jsonl"], 2, "not a readable batch state",
+         files={"out.jsonl.batch.sqlite3": b"not a database at all " * 200}),
+    Case("batch-collect-garbage-state", ["batch", "collect", "{tmp}/out.jsonl"], 2, "not a readable batch state",
+         files={"out.jsonl.batch.sqlite3": b"SQLite format 3\x00" + b"\x00" * 100}),
+    Case("bulk-via-batch-garbage-state", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl", "--via", "batch"], 2,
+         "not a readable batch state", files={"in.jsonl": GOOD, "out.jsonl.batch.sqlite3": b"\xff" * 5000}),
+    Case("bulk-via-batch-model-refused", ["bulk", "{tmp}/in.jsonl", "--out", "{tmp}/out.jsonl", "--via", "batch",
+                                          "--poll-interval", "0.02", "--max-poll-interval", "0.05"], 1,
+         "refused batch", files={"in.jsonl": jsonl({"id": "a", "text": "[[batch:refuse]] " + BODY},
+                                                   {"id": "b", "text": BODY})}, ids=["a", "b"]),
     # -- eval -----------------------------------------------------------------------------------
     Case("eval-missing-dir", ["eval", "--evals-dir", "{tmp}/nope"], 2, "not an eval set"),
     Case("eval-empty-dir", ["eval", "--evals-dir", "{tmp}/evals"], 2, "holds no cases",
          setup=lambda tmp: (tmp / "evals" / "cases").mkdir(parents=True)),
     Case("eval-unknown-case", ["eval", "--case", "nope"], 2, "no eval case named nope"),
     Case("eval-endpoint-without-live", ["eval", "--model", "x"], 2, "--live"),
+    Case("eval-live-dead-endpoint", ["eval", "--live", "--case", "unga-lavrov", "--max-attempts", "1"], 4,
+         "the endpoint could not be reached", env={"SUMMARIZER_BASE_URL": "http://127.0.0.1:9/v1"}),
+    # -- documents the options do not fit ---------------------------------------------------------
+    Case("brief-fifteen-words", [*B, "{tmp}/short.txt"], 0, "the brief is held to 7-15 words",
+         files={"short.txt": b"The city council of Porto approved a new tram line on Monday after a debate."}),
+    Case("brief-long-document-parts", [*B, "{tmp}/long.txt", "--context-tokens", "4096"], 0, "part 3/3 read",
+         files={"long.txt": "\n\n".join(f"Paragraph {i}: the council of Lisbon met on Monday and voted on budget "
+                                         f"line {i}. " * 4 for i in range(120)).encode()}),
 ]
 
 
+_WEB: list[WebServer] = []  # the loopback web server, started by the first case that needs it
+
+
 def _fill(value: str, tmp: Path) -> str:
-    return value.replace("{tmp}", str(tmp))
+    if "{web}" in value and not _WEB:
+        _WEB.append(WebServer().start())
+    return value.replace("{tmp}", str(tmp)).replace("{web}", _WEB[0].url if _WEB else "")
 
 
 def _leaks(blob: bytes) -> list[str]:
@@ -264,7 +328,8 @@ def run_case(
     """Run one case through the console script; return the run and every broken promise."""
     for name, content in case.files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_bytes(content)
+        (tmp_path / name).write_bytes(_fill(content.decode("latin-1"), tmp_path).encode("latin-1")
+                                      if b"{web}" in content else content)
     if case.setup is not None:
         case.setup(tmp_path)
     inputs = {p: hashlib.sha256(b).hexdigest() for p, b in _snapshot(tmp_path).items()}

@@ -12,7 +12,7 @@ import pytest
 from conftest import UNGA
 from fake_server import FakeServer
 from typer.testing import CliRunner
-from web_server import PDF_LINES, PAGES, WebServer, make_pdf
+from web_server import LIEGE, PDF_LINES, PAGES, WebServer, hostile_pdf, make_pdf
 
 from summarizer import ConfigError, InputError, Summarizer, read_document
 from summarizer.cli import app
@@ -166,27 +166,126 @@ def test_bulk_records_with_urls_html_and_dates(web: WebServer, fake: FakeServer,
     assert sum("published on 2025-01-21" in s for s in systems) == 1  # the page's own date
 
 
-def test_the_service_policy_refuses_private_addresses(web: WebServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    closed = FetchPolicy(allow_private=False)
+def test_the_service_policy_refuses_private_addresses(web: WebServer) -> None:
+    closed, before = FetchPolicy(allow_private=False), len(web.requests)
     for url in (f"{web.url}/pages/daily-courier-quake.html", "http://169.254.169.254/latest/meta-data/",
-                "http://[::1]:8080/", "http://10.0.0.7/", "http://0.0.0.0/"):
+                "http://[::1]:8080/", "http://10.0.0.7/", "http://0.0.0.0/", "http://[::ffff:127.0.0.1]/",
+                "http://[64:ff9b::a9fe:a9fe]/", "http://[2002:7f00:1::]/", "http://[::127.0.0.1]/"):
         with pytest.raises(InputError, match="non-public address"):
             fetch(url, closed)
-    # a name that resolves to a public address for the check, then to loopback for the connection
-    real = socket.getaddrinfo
-    calls = {"n": 0}
+    assert len(web.requests) == before
 
-    def rebinding(host: str, *args: object, **kwargs: object) -> list:
+
+def _resolver(monkeypatch: pytest.MonkeyPatch, answers: list[str], port: int) -> list[str]:
+    """news.example resolves to each of ``answers`` in turn (the last one for good); returns the names asked."""
+    real, asked = socket.getaddrinfo, []
+
+    def resolve(host: str, *args: object, **kwargs: object) -> list:
         if host == "news.example":
-            calls["n"] += 1
-            address = "93.184.216.34" if calls["n"] == 1 else "127.0.0.1"
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, web.httpd.server_address[1]))]
+            asked.append(host)
+            address = answers[min(len(asked), len(answers)) - 1]
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            return [(family, socket.SOCK_STREAM, 6, "", (address, port))]
         return real(host, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    with pytest.raises(InputError, match=r"non-public address \(127\.0\.0\.1\)"):
-        fetch(f"http://news.example:{web.httpd.server_address[1]}/pages/daily-courier-quake.html", closed)
-    assert calls["n"] == 2  # checked, then connected — and the connection's peer was refused
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    return asked
+
+
+def test_dns_rebinding_never_reaches_the_private_address(web: WebServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = web.httpd.server_address[1]
+    asked = _resolver(monkeypatch, ["93.184.216.34", "127.0.0.1"], port)  # public for the check, then loopback
+    real_connect, connected = socket.create_connection, []
+
+    def connect(address: tuple[str, int], *args: object, **kwargs: object) -> socket.socket:
+        connected.append(address[0])
+        if address[0] == "93.184.216.34":  # no network here: the public address does not answer
+            raise ConnectionRefusedError(111, "Connection refused")
+        return real_connect(address, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    before = len(web.requests)
+    with pytest.raises(InputError, match="cannot fetch"):
+        fetch(f"http://news.example:{port}/pages/daily-courier-quake.html", FetchPolicy(allow_private=False))
+    assert asked == ["news.example"] and connected == ["93.184.216.34"]  # resolved once, connected to what passed
+    assert len(web.requests) == before  # the loopback server never heard of it
+
+
+def test_the_checked_address_is_used_for_every_hop_with_the_name_in_the_host_header(
+        web: WebServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import summarizer.fetch as fetching
+
+    port = web.httpd.server_address[1]
+    asked = _resolver(monkeypatch, ["127.0.0.1", "10.66.66.66"], port)  # a second answer would go elsewhere
+    strict = fetching._refuse_private
+    monkeypatch.setattr(fetching, "_refuse_private",  # let this one loopback server stand for a public site
+                        lambda url, address: None if address == "127.0.0.1" else strict(url, address))
+    before = len(web.requests)
+    fetched = fetch(f"http://news.example:{port}/redirect/3", FetchPolicy(allow_private=False))
+    assert b"Magnitude 7.1 earthquake" in fetched.content
+    assert asked == ["news.example"]  # four requests, one resolution
+    assert web.hosts[before:] == [f"news.example:{port}"] * 4 and len(web.requests) == before + 4
+
+
+@pytest.mark.parametrize("address", ["::ffff:127.0.0.1", "::127.0.0.1", "64:ff9b::a9fe:a9fe", "2002:c0a8:101::1",
+                                     "::ffff:0:a00:1", "64:ff9b:1::a00:1"])
+def test_ipv6_forms_of_private_ipv4_addresses_are_refused(address: str, web: WebServer,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    _resolver(monkeypatch, [address], 80)
+    with pytest.raises(InputError, match="refused: it resolves to a non-public address"):
+        fetch("http://news.example/", FetchPolicy(allow_private=False))
+
+
+# -- compressed pages and legacy encodings ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["/gzip", "/gzip-twice", "/deflate", "/deflate-raw"])
+def test_compressed_pages_are_inflated(route: str, web: WebServer, fake: FakeServer) -> None:
+    result = runner.invoke(app, ["brief", web.url + route, *endpoint(fake)])
+    assert result.exit_code == 0, result.output
+    assert "A magnitude 7.1 earthquake struck" in user_text(fake) and "Accept all cookies" not in user_text(fake)
+
+
+@pytest.mark.parametrize(("route", "says"), [
+    ("/gzip-bomb", "larger than 10 MiB once decompressed (a decompression bomb?)"),
+    ("/gzip-cut", "gzip data is cut short"),
+    ("/gzip-garbage", "not valid gzip data"),
+    ("/brotli", "Content-Encoding 'br', which summarizer did not ask for"),
+])
+def test_bad_compressed_pages_are_one_line_and_exit_2(route: str, says: str, web: WebServer, fake: FakeServer) -> None:
+    result = runner.invoke(app, ["brief", web.url + route, *endpoint(fake)])
+    assert result.exit_code == 2 and fake.requests == []
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"summarizer: error: {web.url}{route}: ") and says in lines[0]
+
+
+def test_a_bomb_is_refused_without_inflating_it_whole(web: WebServer) -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    with pytest.raises(InputError, match="decompression bomb"):
+        fetch(f"{web.url}/gzip-bomb", FetchPolicy(max_bytes=1024 * 1024))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024  # 64 MiB inflated would be; the cap is 1 MiB
+
+
+@pytest.mark.parametrize(("route", "text"), [
+    ("/latin1-undeclared", "The new tram line in Liège opened on Saturday"),
+    ("/cp1252-undeclared", "the city’s mayor Willy Demeyer said, and “it will change the centre”"),
+    ("/latin1-label-cp1252", "the city’s mayor Willy Demeyer said, and “it will change the centre”"),
+    ("/meta-charset", "The new tram line in Ličge opened"),  # the page says windows-1250: it is believed
+    ("/utf8-bom-wrong-header", "The new tram line in Liège opened"),  # a BOM outranks the header
+    ("/gzip-latin1", "The new tram line in Liège opened"),
+])
+def test_pages_are_decoded_as_browsers_decode_them(route: str, text: str, web: WebServer) -> None:
+    assert text in read_document(web.url + route).text
+
+
+def test_a_saved_page_with_a_meta_charset_is_read(tmp_path: Path) -> None:
+    page = tmp_path / "saved.html"
+    page.write_bytes(LIEGE.replace("<head>", '<head><meta charset="iso-8859-1">').encode("cp1252"))
+    assert "the city’s mayor" in read_document(page).text
 
 
 # -- PDFs -----------------------------------------------------------------------------------------
@@ -202,6 +301,36 @@ def test_pdf_files(tmp_path: Path, fake: FakeServer) -> None:
     assert scan.exit_code == 2 and "no text layer" in scan.stderr
     broken = runner.invoke(app, ["brief", str(tmp_path / "broken.pdf"), *endpoint(fake)])
     assert broken.exit_code == 2 and "not a readable PDF" in broken.stderr
+
+
+HOSTILE_PDFS = {"flate-bomb": "inflates past pypdf's size limit", "jbig2": "needs a decoder that is not installed",
+                "brotli": "PDF", "truncated": "not a readable PDF"}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_PDFS))
+def test_a_pdf_pypdf_cannot_read_is_one_line_and_exit_2(kind: str, tmp_path: Path, fake: FakeServer) -> None:
+    (tmp_path / f"{kind}.pdf").write_bytes(hostile_pdf(kind))
+    result = runner.invoke(app, ["brief", str(tmp_path / f"{kind}.pdf"), *endpoint(fake)])
+    assert result.exit_code == 2 and fake.requests == [], result.output
+    assert result.stderr.startswith(f"summarizer: error: {tmp_path / kind}.pdf: ")
+    assert len(result.stderr.strip().splitlines()) == 1 and HOSTILE_PDFS[kind] in result.stderr
+
+
+def test_a_folder_with_hostile_pdfs_still_gives_every_record(tmp_path: Path, fake: FakeServer) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for kind in HOSTILE_PDFS:
+        (corpus / f"{kind}.pdf").write_bytes(hostile_pdf(kind))
+    (corpus / "minutes.pdf").write_bytes(make_pdf(PDF_LINES))
+    (corpus / "note.txt").write_text(UNGA.read_text())
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["bulk", str(corpus), "--out", str(out), "--task", "brief", "-q", *endpoint(fake)])
+    assert result.exit_code == 1, result.output
+    records = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert {k: r["status"] for k, r in records.items()} == {
+        **{f"{kind}.pdf": "error" for kind in HOSTILE_PDFS}, "minutes.pdf": "ok", "note.txt": "ok"}
+    assert all(records[f"{kind}.pdf"]["error"]["code"] == "input_error" for kind in HOSTILE_PDFS)
+    assert "inflates past" in records["flate-bomb.pdf"]["error"]["message"]
 
 
 # -- publication dates ------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"validation", "constraints", "backends"},
     {"grounding", "candidates", "faithfulness", "facts"},
     {"cache", "prompts", "documents", "limits", "config", "options", "otel"},
-    {"extract", "fetch", "dates", "language", "gazetteer", "align"},
+    {"extract", "fetch", "dates", "language", "gazetteer", "align", "charsets"},
     {"schemas", "errors", "observe", "_resources", "_version"},
 ]
 

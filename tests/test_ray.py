@@ -162,3 +162,34 @@ def test_a_file_that_is_not_parquet_is_one_line_and_exit_2(fake: FakeServer, tmp
     run = cli(fake, str(source), "--out", str(tmp_path / "out.jsonl"))
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert f"{source}: not readable as Parquet" in run.stderr and fake.requests == []
+
+
+def test_lone_surrogates_cost_their_row_and_ray_stays_quiet(fake: FakeServer, tmp_path: Path) -> None:
+    lines = [json.dumps({"id": "a", "text": BODY}), '{"id": "in-text", "text": "x \\ud800 ' + BODY + '"}',
+             '{"id": "in-\\udc00-id", "text": "' + BODY + '"}',
+             json.dumps({"id": "answer", "text": "[[fake:surrogate]] " + BODY})]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUMMARIZER_", "OPENAI_"))}
+    env.update({"SUMMARIZER_BASE_URL": fake.base_url, "SUMMARIZER_MODEL": "fake-model"})
+    expected = {"a": "ok", "in-text": "error", "#line-3": "error", "answer": "ok"}
+    for out in (tmp_path / "out.jsonl", tmp_path / "out.parquet"):
+        run = subprocess.run([sys.executable, "-m", "summarizer", "bulk", str(source), "--out", str(out), "--engine",
+                              "ray", "--actors", "1", "--no-cache", "--task", "brief"],
+                             env=env, capture_output=True, text=True, timeout=600)
+        assert run.returncode == 1, run.stderr[-3000:]
+        if out.suffix == ".jsonl":
+            rows = {r["id"]: r["status"] for r in map(json.loads, out.read_text().splitlines())}
+        else:
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(out)
+            rows = dict(zip(table.column("id").to_pylist(), table.column("status").to_pylist(), strict=True))
+        assert rows == expected
+        # no Ray log lines, no core-worker notices, no Python warnings: our progress and summary only
+        lines_seen = [line for line in run.stderr.splitlines() if line.strip()]
+        assert not [line for line in lines_seen if not (line.startswith(("summarizer", "┌", "│", "└")))], run.stderr
+    verbose = subprocess.run([sys.executable, "-m", "summarizer", "bulk", str(source), "--out",
+                              str(tmp_path / "v.jsonl"), "--engine", "ray", "--actors", "1", "--no-cache", "-v", "-q"],
+                             env=env, capture_output=True, text=True, timeout=600)
+    assert verbose.returncode == 1 and "ray" in verbose.stderr.lower()  # --verbose lets Ray speak

@@ -22,8 +22,10 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import re
 import secrets
+import sqlite3
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -47,14 +49,16 @@ from ..sinks import JsonlSink
 from ..sources import BulkItem
 from ..tasks import Request, TaskRun
 from .provider import Provider
-from .state import BatchState, RequestRow, state_path
+from .state import BatchState, RequestRow, state_path, unreadable
 
-__all__ = ["BatchLimits", "BatchRunner", "BatchSummary", "batch_status", "cancel_batches", "state_path"]
+__all__ = ["BatchLimits", "BatchRunner", "BatchSummary", "batch_status", "cancel_batches", "collect_settings",
+           "recorded_settings", "state_path"]
 
 Finish = Literal["batch", "direct"]
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,40}")
 _RETRYABLE = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 _CHUNK = 500  # lines per state transaction while collecting
+log = logging.getLogger("summarizer")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class BatchSummary(Tally):
     pending: int = 0  # requests still waiting for an answer
     finished: bool = False  # every document has its record in OUT
     rounds: list[dict[str, int]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a person should be told (an all-cached run, …)
 
     @property
     def complete(self) -> bool:
@@ -82,7 +87,7 @@ class BatchSummary(Tally):
     def as_dict(self) -> dict[str, Any]:
         return {
             **self.counts(), "submitted": self.submitted, "batches": self.batches, "pending": self.pending, "finished": self.finished,
-            "rounds": self.rounds, "wall_s": round(self.wall_s, 3),
+            "rounds": self.rounds, "notes": self.notes, "wall_s": round(self.wall_s, 3),
         }
 
 
@@ -120,34 +125,71 @@ class BatchRunner:
 
     async def run(self, items: Iterator[BulkItem] | None, *, wait: bool = True) -> BatchSummary:
         """Build (``items``; None: resume only), submit, and — with ``wait`` — poll and collect to the end."""
+        path = state_path(self.out)
+        if items is None:  # collecting: a run must exist, and nothing is created for an OUT without one
+            BatchState(path, create=False).close()
+            if not self.out.exists():
+                self._check_written(0, _written(path), resume_only=True)
         sink = JsonlSink(self.out, input_path=self.input_path, task=self.task)
-        state = BatchState(state_path(self.out))
+        try:
+            state = BatchState(path)
+        except BaseException:
+            sink.close()
+            raise
         client = self.endpoint.client()
         provider = Provider(client, self.endpoint.endpoint, secrets=self.endpoint.secrets, sleep=self._sleep,
                             refused_wait=self.max_poll_interval)
         try:
             self._begin(state)
+            self.limits = _tighter(self.limits, state.get("limits"))
+            if self._check_written(len(sink.done), int(state.get("written") or 0), resume_only=items is None):
+                state.set("phase", "build")  # build again: what OUT lost is queued (or answered from the cache)
             if state.get("phase") == "build" and items is not None:
                 await self._build(items, state, sink)
                 state.set("phase", "rounds")
             await self._rounds(state, sink, provider, wait=wait)
+        except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
+            raise unreadable(path, exc) from None
         finally:
-            self.summary.pending = state.count("pending") + state.count("submitted") + state.count("staged")
-            self.summary.rounds = state.rounds()
+            with contextlib.suppress(sqlite3.DatabaseError):
+                state.set("written", len(sink.done))  # how many records OUT must hold from now on
+                self.summary.pending = state.count("pending") + state.count("submitted") + state.count("staged")
+                self.summary.rounds = state.rounds()
             self.summary.wall_s = time.monotonic() - self.summary.started
+            self._note_cache_only()
             state.close()
             sink.close()
             await client.close()
         return self.summary
 
+    def _check_written(self, held: int, written: int, *, resume_only: bool) -> bool:
+        """Whether OUT lost records this run wrote (deleted, cut, replaced): refuse to only collect, or rebuild."""
+        if held >= written:
+            return False
+        where = f"{self.out} holds {held:,} of the {written:,} records this batch run wrote to it (deleted or cut?)"
+        if resume_only:
+            raise UsageError(f"{where}: run `summarizer bulk SOURCE --via batch --out {self.out}` again to restore "
+                             "them (from the result cache where it has them, else asked again)")
+        log.warning("%s: restoring the missing ones from the input (from the result cache where it has them, "
+                    "else asked again)", where)
+        return True
+
+    def _note_cache_only(self) -> None:
+        summary = self.summary
+        if summary.cached and summary.batches == 0 and summary.pending == 0 and summary.cached == summary.ok:
+            summary.notes.append(f"all {summary.cached:,} document(s) were answered from the result cache: no batch "
+                                 "was created (--no-cache asks the provider again)")
+
     # -- the run's identity -------------------------------------------------------------------------
 
     def _begin(self, state: BatchState) -> None:
-        identity = {"task": self.task, "options": self.spec.cache_parts(self.options), "backend": self.backend.identity}
+        # What shapes the answers (compared on every rerun); the options in full (what `batch collect` goes on with).
+        identity = {"task": self.task, "shape": self.spec.cache_parts(self.options), "backend": self.backend.identity}
         known = state.get("identity")
         if known is None:
             state.set("run_id", "sum_" + secrets.token_hex(6))
             state.set("identity", identity)
+            state.set("options", self.options.to_state())
             state.set("round", 1)
             state.set("phase", "build")
         elif known != identity:
@@ -199,7 +241,10 @@ class BatchRunner:
             round_ = int(state.get("round"))
             await self._submit(state, provider, round_)
             await (self._poll(state, provider) if wait else self._refresh(state, provider))
+            self._requeued = False
             await self._collect_finished(state, sink, provider)
+            if self._requeued and wait and not state.batches(uncollected=True):
+                continue  # refused at validation and changed (split, or without the lines it named): same round
             if state.batches(uncollected=True) or not state.count("pending"):
                 return self._settle(state)  # still running (no wait), or nothing left to ask
             if round_ >= self.max_rounds:
@@ -217,7 +262,13 @@ class BatchRunner:
         with tempfile.TemporaryDirectory() as tmp:
             files = _write_files(state.pending(round_), Path(tmp), f"{state.get('run_id')}-r{round_}", self.limits)
             for path, custom_ids in files:  # written first, from a stream: memory stays flat however many
-                file_id = await provider.upload(path)
+                try:
+                    file_id = await provider.upload(path)
+                except ProviderError as exc:
+                    if not _is_limit({"message": str(exc)}) or len(custom_ids) < 2:
+                        raise
+                    self._halve(state, len(custom_ids), path.stat().st_size, str(exc))
+                    return await self._submit(state, provider, round_)  # the rest, in smaller files
                 path.unlink()
                 with state.transaction():
                     for custom_id in custom_ids:
@@ -239,6 +290,13 @@ class BatchRunner:
             state.tally(round_, requests=len(custom_ids))
         self.summary.batches += 1
         self.summary.submitted += len(custom_ids)
+
+    def _halve(self, state: BatchState, requests: int, size: int, reason: str) -> None:
+        self.limits = BatchLimits(max(1, min(self.limits.max_requests, requests) // 2),
+                                  max(1024, min(self.limits.max_bytes, size) // 2))
+        state.set("limits", [self.limits.max_requests, self.limits.max_bytes])
+        log.warning("%s; sending the requests again in files of at most %d requests and %d bytes", reason,
+                    self.limits.max_requests, self.limits.max_bytes)
 
     async def _refresh(self, state: BatchState, provider: Provider) -> None:
         for batch in state.batches(uncollected=True):
@@ -266,6 +324,11 @@ class BatchRunner:
     async def _collect(self, batch: dict[str, Any], state: BatchState, sink: JsonlSink, provider: Provider) -> None:
         """Every answer of a finished batch, then whatever it left undone, into the next round."""
         info, round_ = batch["info"], batch["round"]
+        if batch["status"] == "failed" and info.get("errors"):
+            with state.transaction():
+                self._refused(batch, state, sink)
+                state.collected(batch["id"])
+            return
         for file_key in ("output_file_id", "error_file_id"):
             if not info.get(file_key):
                 continue
@@ -348,6 +411,37 @@ class BatchRunner:
         state.tally(round_, resent=1)
         state.set(f"last_error:{row.doc_id}", reason[:300])
 
+    def _refused(self, batch: dict[str, Any], state: BatchState, sink: JsonlSink) -> None:
+        """A batch the provider failed at validation: say why, and never send that file again unchanged.
+
+        Lines it names fail with its reason (the rest go again, without them); a limit lower than
+        ours halves the file limits for the rest of the run (kept in the state) and the requests go
+        again in smaller files; anything else fails the batch's documents with the provider's reason.
+        """
+        errors, rows = batch["info"]["errors"], state.in_batch(batch["id"])
+        reason = "; ".join(_error_text(e) for e in errors[:3]) + (f" (+{len(errors) - 3} more)" if len(errors) > 3
+                                                                   else "")
+        log.warning("the provider refused batch %s (%d requests) at validation: %s", batch["id"], len(rows), reason)
+        by_line = {e["line"]: e for e in errors if isinstance(e.get("line"), int)}
+        named = [row for number, row in enumerate(rows, 1) if number in by_line]
+        if named:
+            for number, row in enumerate(rows, 1):
+                if number in by_line:
+                    self._fail(row, ProviderError(f"{self.endpoint.endpoint} refused this request in batch "
+                                                  f"{batch['id']}: {_error_text(by_line[number])}"), state, sink)
+                else:
+                    state.set_request(row.custom_id, status="pending")
+            self._requeued = True
+        elif any(_is_limit(e) for e in errors) and len(rows) > 1:
+            self._halve(state, len(rows), sum(len(_line(row)) for row in rows), "it was over a limit of the provider")
+            for row in rows:
+                state.set_request(row.custom_id, status="pending")
+            self._requeued = True
+        else:
+            for row in rows:
+                self._fail(row, ProviderError(f"{self.endpoint.endpoint} refused batch {batch['id']} at validation: "
+                                              f"{reason}"), state, sink)
+
     def _fail(self, row: RequestRow, error: SummarizerError, state: BatchState, sink: JsonlSink) -> None:
         restored = self._restore(row.doc_id, state)
         state.set_request(row.custom_id, status="answered")
@@ -415,16 +509,55 @@ class BatchRunner:
         state.add_request(_custom_id(doc_id, request), doc_id, round_, request.to_state(), body)
 
     def _write(self, sink: JsonlSink, record: Record) -> None:
-        sink.write(record)
-        self.summary.add(record)
+        self.summary.add(sink.write(record))
+
+
+def recorded_settings(out: Path) -> dict[str, Any]:
+    """The task and options the batch run of ``out`` was started with (what ``batch collect`` goes on with)."""
+    path = state_path(out)
+    state = BatchState(path, create=False)
+    try:
+        identity, options = state.get("identity"), state.get("options")
+    except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
+        raise unreadable(path, exc) from None
+    finally:
+        state.close()
+    try:
+        known = TaskOptions.from_state(options)
+        return {"task": str(identity["task"]), "words": known.words, "language": known.language,
+                "strict": known.strict, "verify": known.verify, "context_tokens": known.context_tokens}
+    except (TypeError, KeyError, ValueError, AttributeError, UsageError) as exc:
+        raise unreadable(path, exc) from None
+
+
+def collect_settings(out: Path, **given: Any) -> dict[str, Any]:
+    """The settings to go on with the run of ``out``: as recorded; a given one (not None) must agree.
+
+    ``given``: task, words, language, strict, context_tokens. A contradiction is a UsageError
+    naming both values, never a second run with other settings on the same output.
+    """
+    recorded = recorded_settings(out)
+    flags = {"task": "--task", "words": "--words", "language": "--language", "strict": "--strict",
+             "verify": "--verify", "context_tokens": "--context-tokens"}
+    for name, value in given.items():
+        if value is not None and value != recorded[name]:
+            raise UsageError(f"{flags[name]} {_shown(value)} contradicts the batch run of {out}, started with "
+                             f"{flags[name]} {_shown(recorded[name])}: leave it out (the run's own is used)")
+    return dict(recorded)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "-".join(map(str, value))
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "none" if value is None else str(value)
 
 
 def batch_status(out: Path) -> dict[str, Any]:
     """Where a batch run stands, from its state file alone (no network)."""
     path = state_path(out)
-    if not path.exists():
-        raise UsageError(f"{out} has no batch run (no {path.name} beside it)")
-    state = BatchState(path)
+    state = BatchState(path, create=False)
     try:
         return {
             "run_id": state.get("run_id"), "round": state.get("round"), "phase": state.get("phase"),
@@ -435,13 +568,16 @@ def batch_status(out: Path) -> dict[str, Any]:
                          "collected": b["collected"], "counts": b["info"].get("counts", {})}
                         for b in state.batches()],
         }
+    except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
+        raise unreadable(path, exc) from None
     finally:
         state.close()
 
 
 async def cancel_batches(endpoint: BatchEndpoint, out: Path) -> list[str]:
     """Cancel every batch of the run that is still going; return their ids."""
-    state = BatchState(state_path(out))
+    path = state_path(out)
+    state = BatchState(path, create=False)
     client = endpoint.client()
     provider = Provider(client, endpoint.endpoint, secrets=endpoint.secrets)
     try:
@@ -451,12 +587,46 @@ async def cancel_batches(endpoint: BatchEndpoint, out: Path) -> list[str]:
                 state.update_batch(batch["id"], await provider.cancel(batch["id"]))
                 cancelled.append(batch["id"])
         return cancelled
+    except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
+        raise unreadable(path, exc) from None
     finally:
         state.close()
         await client.close()
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+
+_LIMIT_WORDS = ("limit", "maximum", "at most", "too large", "too many", "too_many", "exceed")
+
+
+def _is_limit(error: dict[str, Any]) -> bool:
+    """A refusal for size (requests, bytes or tokens in one file): a smaller file can pass."""
+    text = f"{error.get('code') or ''} {error.get('message') or ''}".lower()
+    return any(word in text for word in _LIMIT_WORDS)
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    code, message = error.get("code"), " ".join(str(error.get("message") or "no detail").split())[:200]
+    line = f" (line {error['line']})" if isinstance(error.get("line"), int) else ""
+    return f"{code}: {message}{line}" if code else f"{message}{line}"
+
+
+def _tighter(limits: BatchLimits, learned: Any) -> BatchLimits:
+    """The given limits, or those a provider's refusal taught this run (kept in its state), whichever is lower."""
+    if not (isinstance(learned, list) and len(learned) == 2 and all(isinstance(v, int) for v in learned)):
+        return limits
+    return BatchLimits(min(limits.max_requests, learned[0]), min(limits.max_bytes, learned[1]))
+
+
+def _written(path: Path) -> int:
+    state = BatchState(path, create=False)
+    try:
+        return int(state.get("written") or 0)
+    except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
+        raise unreadable(path, exc) from None
+    finally:
+        state.close()
+
 
 
 def _custom_id(doc_id: str, request: Request) -> str:

@@ -120,8 +120,10 @@ class Provider:
 
 def _info(batch: Any) -> dict[str, Any]:
     counts = batch.request_counts
+    errors = getattr(batch.errors, "data", None) or []  # why the provider failed it at validation
     return {
         "id": batch.id, "status": batch.status, "input_file_id": batch.input_file_id,
         "output_file_id": batch.output_file_id, "error_file_id": batch.error_file_id,
         "counts": {"total": counts.total, "completed": counts.completed, "failed": counts.failed} if counts else {},
+        "errors": [{"code": e.code, "message": e.message, "line": e.line} for e in errors],
     }

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BatchState", "RequestRow", "state_path"]
+from ..errors import UsageError
+
+__all__ = ["BatchState", "RequestRow", "state_path", "unreadable"]
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -39,8 +41,18 @@ _SCHEMA = [
 ]
 
 
+SUFFIX = ".batch.sqlite3"
+
+
 def state_path(out: Path) -> Path:
-    return out.with_name(out.name + ".batch.sqlite3")
+    return out.with_name(out.name + SUFFIX)
+
+
+def unreadable(path: Path, error: BaseException) -> UsageError:
+    """The one line for a state file that cannot be read."""
+    reason = " ".join(str(error).split())[:120] or type(error).__name__
+    return UsageError(f"{path} is not a readable batch state ({reason}): the run it tracked cannot be resumed "
+                      f"from it; move it aside to start that output over")
 
 
 @dataclass(frozen=True)
@@ -58,14 +70,27 @@ class RequestRow:
 class BatchState:
     """The run's memory; every write is a transaction."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        """Open the state at ``path``; with ``create=False`` a missing file is a UsageError, not a new run.
+
+        A file that is not a readable state (truncated, overwritten, not SQLite) is a UsageError
+        naming it, never a traceback: every later read goes through the same check (``unreadable``).
+        """
         self.path = path
         self._formats: dict[str, Any] = {}  # response_format by digest: every request of a run shares one
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        for statement in _SCHEMA:
-            self._db.execute(statement)
+        if not create and not path.exists():
+            out = path.with_name(path.name.removesuffix(SUFFIX))
+            raise UsageError(f"{out} has no batch run (no {path.name} beside it): start one with "
+                             f"`summarizer bulk SOURCE --via batch --out {out}`")
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+            self._db.execute("SELECT key, value FROM meta").fetchall()  # a cut file fails here, not mid-run
+        except sqlite3.DatabaseError as exc:
+            raise unreadable(path, exc) from None
 
     def close(self) -> None:
         self._db.close()
@@ -136,8 +161,9 @@ class BatchState:
         return int(self._db.execute("SELECT COUNT(*) FROM requests WHERE status = ?", (status,)).fetchone()[0])
 
     def in_batch(self, batch_id: str, status: str = "submitted") -> list[RequestRow]:
+        """The batch's requests in the order of its file's lines (rows are written in rowid order)."""
         return [self._request(r) for r in self._db.execute(
-            "SELECT * FROM requests WHERE batch = ? AND status = ?", (batch_id, status)).fetchall()]
+            "SELECT * FROM requests WHERE batch = ? AND status = ? ORDER BY rowid", (batch_id, status)).fetchall()]
 
     def set_request(self, custom_id: str, *, status: str, batch: str | None = None, round_: int | None = None,
                     attempts: int | None = None) -> None:
