@@ -15,6 +15,7 @@ candidates, and the date then has to be stated in the text.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 
@@ -198,7 +199,16 @@ _EXPRESSION = re.compile(
 
 def _fold(text: str) -> str:
     """Lower case without accents, one character for each of ``text``'s: spans map back unchanged."""
-    return "".join(unicodedata.normalize("NFKD", c)[:1].lower()[:1] or " " for c in text.replace("’", "'"))
+    text = text.replace("’", "'")
+    if text.isascii():
+        return text.lower()
+    table = {ord(c): _fold_char(c) for c in set(text) if not c.isascii()}
+    return text.translate(table).lower()  # one character for one: the table maps each to its folded first
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(c: str) -> str:
+    return unicodedata.normalize("NFKD", c)[:1].lower()[:1] or " "
 
 
 def time_expressions(text: str, *, limit: int = 24) -> list[str]:

@@ -14,18 +14,19 @@ scale characters (万, 亿) and negation, not names or content words.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .align import WIDE_RANGES, fold
+from .align import WIDE_RANGES, Span, fold
 from .dates import candidates, date_of, time_expressions
 
 __all__ = [
-    "CONTINENTAL", "TITLE_WORDS", "Facts", "Quantity", "TimeRef", "antonym_of", "close", "concept", "facts_of",
-    "is_content",
-    "is_generic", "negated", "number_word", "quantities", "same_quantity", "stem",
+    "CONTINENTAL", "TITLE_WORDS", "Facts", "Quantity", "TimeRef", "antonym_of", "close", "concept", "contrasts_of",
+    "document_facts",
+    "facts_of", "is_content", "is_generic", "negated", "number_word", "quantities", "ratios", "same_quantity", "stem",
 ]
 
 # -- words -----------------------------------------------------------------------------------
@@ -66,7 +67,7 @@ expected expect expects coming response responded respond mean means meant signs
 # Paraphrase sets of news vocabulary: any member stands for the set.
 _CONCEPTS: dict[str, tuple[str, ...]] = {
     "kill": ("kill", "killed", "killing", "die", "died", "dead", "death", "deaths", "fatal", "fatality", "fatalities",
-             "toll", "perish", "perished", "lives", "life", "victim", "victims", "drown", "drowned", "fallecido",
+             "toll", "perish", "perished", "lives", "victim", "victims", "drown", "drowned", "fallecido",
              "muerto", "muertos", "tote", "todesopfer", "gestorben", "morts", "遇难", "死亡"),
     "injure": ("injure", "injured", "injuring", "injury", "injuries", "hurt", "wound", "wounded", "verletzt"),
     "arrest": ("arrest", "arrested", "detain", "detained", "detention", "custody", "apprehended"),
@@ -78,7 +79,7 @@ _CONCEPTS: dict[str, tuple[str, ...]] = {
              "decreased", "lower", "slip", "slipped", "ease", "eased", "slump", "slumped", "plunge", "plunged",
              "down", "shrink", "shrank", "cut", "cuts", "reduce", "reduced"),
     "buy": ("buy", "bought", "acquire", "acquired", "acquisition", "purchase", "purchased", "takeover"),
-    "win": ("win", "won", "winning", "winner", "beat", "defeat", "defeated", "defeating", "victory", "retain",
+    "win": ("win", "won", "winning", "winner", "beat", "defeated", "defeating", "victory", "retain",
             "retained", "took", "prize"),
     "approve": ("approve", "approved", "pass", "passed", "adopt", "adopted", "back", "backed", "endorse",
                 "endorsed", "accept", "accepted", "agree", "agreed", "agreement"),
@@ -109,7 +110,19 @@ _CONCEPTS: dict[str, tuple[str, ...]] = {
 _CONCEPT = {fold(word): name for name, words in _CONCEPTS.items() for word in words}
 _ANTONYMS = {"rise": "fall", "fall": "rise", "win": "lose", "approve": "reject", "reject": "approve",
              "convict": "acquit", "acquit": "convict"}
-_CONCEPT.update({w: "lose" for w in ("lose", "lost", "losing", "loser", "defeat_")})
+_CONCEPT.update({w: "lose" for w in ("lose", "loses", "lost", "losing", "loser", "defeat", "defeats")})
+# States that exclude one another although neither is the other's negation: a claim of the first where the
+# source says only the second ("charged" where the source says "arrested") is a predicate error.
+_CONTRASTS: dict[str, tuple[str, ...]] = {
+    "charge": ("arrest",), "convict": ("charge", "arrest"), "kill": ("injure",), "injure": ("kill",),
+    "admit": ("deny",), "deny": ("admit",), "postpone": ("cancel",), "cancel": ("postpone",),
+    "draw": ("win", "lose"),
+}
+_CONCEPT.update({w: name for name, words in {
+    "charge": ("charge", "charged", "charges", "charging"), "admit": ("admit", "admits", "admitted", "confessed"),
+    "deny": ("deny", "denies", "denied", "denying"), "postpone": ("postpone", "postponed", "delay", "delayed"),
+    "draw": ("draw", "drew", "drawn"),
+}.items() for w in words})
 _SUFFIXES = ("ations", "ation", "ements", "ement", "ments", "ment", "ions", "ion", "ings", "ing", "ies", "ied",
              "ers", "ees", "ed", "es", "er", "ly", "s", "y", "e")
 
@@ -128,6 +141,7 @@ def stem(word: str) -> str:
     return word[:7]
 
 
+@functools.lru_cache(maxsize=65536)
 def concept(word: str) -> str:
     """The paraphrase set a word belongs to, else its stem."""
     key = fold(word)
@@ -138,11 +152,18 @@ def antonym_of(name: str) -> str | None:
     return _ANTONYMS.get(name)
 
 
+def contrasts_of(name: str) -> tuple[str, ...]:
+    """The states a claim of ``name`` excludes when the source states only them."""
+    return _CONTRASTS.get(name, ())
+
+
+@functools.lru_cache(maxsize=65536)
 def is_content(word: str) -> bool:
     key = fold(word)
     return len(key) > 2 and key not in _STOP and not key.isdigit() and not _WIDE.search(key)
 
 
+@functools.lru_cache(maxsize=65536)
 def is_generic(word: str) -> bool:
     key = fold(word)
     return key in _GENERIC or stem(key) in _GENERIC_STEMS
@@ -192,6 +213,7 @@ _UNITS: dict[str, tuple[str, float]] = {
     **dict.fromkeys(["week", "weeks", "semanas", "semaines", "wochen"], ("time", 604800.0)),
     **dict.fromkeys(["month", "months", "meses", "mois", "monate"], ("time", 2.6e6)),
     **dict.fromkeys(["year", "years", "años", "ans", "jahre"], ("time", 3.15e7)),
+    **dict.fromkeys(["decade", "decades"], ("time", 3.15e8)), **dict.fromkeys(["fortnight", "fortnights"], ("time", 1.2096e6)),
     **dict.fromkeys(["mph"], ("speed", 1.609)), **dict.fromkeys(["km/h", "kph"], ("speed", 1.0)),
     **dict.fromkeys(["fold", "times"], ("ratio", 1.0)),
     **dict.fromkeys(["mw", "megawatt", "megawatts"], ("power", 1.0)),
@@ -210,15 +232,15 @@ _QUANTITY = re.compile(
     r"milliards?|Milliarden?|Mrd\.?|万|亿|千|lakh|crore)(?![a-zA-Z]))?"
     r"(?:\s?-?\s?(?P<unit>%|per ?cent|percentage points?|basis points?|bps|pct|km/h|kph|mph|square miles?|"
     r"kilo(?:gram|metre|meter)s?|km|kg|tonnes?|tons?|miles?|met(?:re|er)s?|feet|foot|ft|inch(?:es)?|hectares?|"
-    r"gallons?|barrels?|lit(?:re|er)s?|seconds?|minutes?|hours?|days?|weeks?|months?|years?|fold|times|MW|"
+    r"gallons?|barrels?|lit(?:re|er)s?|seconds?|minutes?|hours?|days?|weeks?|fortnights?|months?|years?|decades?|fold|times|MW|"
     r"megawatts?|dollars|euros|pounds|rupees|kronor|kroner|taka|yuan|天)(?![a-zA-Z]))?",
     re.IGNORECASE,
 )
 _WORD_QUANTITY = re.compile(
     r"\b(?P<num>" + "|".join(sorted((w for w in _NUMBER_WORDS), key=len, reverse=True)) + r")"
     r"(?:[\s-](?P<scale>thousand|million|billion|trillion|hundred))?"
-    r"(?:[\s-](?P<unit>per ?cent|percentage points?|seconds?|minutes?|hours?|days?|weeks?|months?|years?|"
-    r"km|kilometres?|miles?|tonnes?|fold|times))?\b",
+    r"(?:[\s-](?P<unit>per ?cent|percentage points?|seconds?|minutes?|hours?|days?|weeks?|fortnights?|months?|years?|"
+    r"decades?|km|kilometres?|miles?|tonnes?|fold|times))?\b",
     re.IGNORECASE,
 )
 _POINT_FRACTION = re.compile(r"\b(quarter|half)(?: of)? (?:a )?percentage point", re.I)
@@ -227,6 +249,15 @@ _TENS_UNITS = re.compile(r"\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|nin
 _UNIT_WORDS = frozenset({"mw", "km", "kg", "hpa", "mph", "ha", "ft", "bn", "mn"})
 _FOLD_WORD = re.compile(r"\b(thirty|twenty|forty|fifty|hundred|two|three|ten)fold\b", re.IGNORECASE)
 _CLOCK = re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?\b")
+_A_PERIOD = re.compile(r"\b(?:a|one|une?)\s+(decade|fortnight)\b", re.IGNORECASE)
+# "seven flights in ten", "one in five", "sept vols sur dix": a share, read as a percentage by the checker
+_NUMBER_TOKEN = "|".join(sorted((w for w in (
+    "one two three four five six seven eight nine ten un une deux trois quatre cinq six sept huit neuf dix "
+    "uno dos tres cuatro cinco seis siete ocho nueve diez".split())), key=len, reverse=True))
+_RATIO = re.compile(rf"\b(?P<n>{_NUMBER_TOKEN}|\d{{1,2}})(?:\s+[^\W\d_]+){{0,2}}?\s+(?:in|out of|sur|de cada|of every)\s+"
+                    rf"(?P<m>{_NUMBER_TOKEN}|\d{{1,3}})\b", re.IGNORECASE)
+_ONES = {"one": 1.0, "un": 1.0, "une": 1.0, "uno": 1.0}
+_NOUN_RUN = re.compile(r"[^\W\d_]+|[\d.,;:()!?\"“”]")
 _SCORE = re.compile(r"\b\d{1,2}-\d{1,2}\b")
 
 
@@ -246,6 +277,7 @@ class Quantity:
     count: float = 0.0  # value without its unit ("11,000" of "11,000 hours")
     count_step: float = 1.0  # the precision of ``count``
     word: bool = False  # written as a word ("two")
+    nouns: tuple[str, ...] = ()  # concepts of the words it counts ("199 fire engines": fire, engin)
 
 
 CONTINENTAL = frozenset({"de", "es", "fr", "it", "pt", "nl"})  # they write 1.000,5 where English writes 1,000.5
@@ -273,6 +305,9 @@ def quantities(text: str, continental: bool = False) -> list[Quantity]:
     taken: list[tuple[int, int]] = [m.span() for m in _CLOCK.finditer(text)] + [m.span() for m in _SCORE.finditer(text)]
     for m in _CLOCK.finditer(text):
         found.append(Quantity(m.group(), m.start(), -1.0, dimension="clock:" + m.group()))
+    for m in _SCORE.finditer(text):  # "3-0" is "0-3" from the loser's side
+        a, b = sorted(int(x) for x in m.group().split("-"))
+        found.append(Quantity(m.group(), m.start(), -1.0, dimension=f"score:{a}-{b}"))
     for m in _QUANTITY.finditer(text):
         if any(a <= m.start("num") < b for a, b in taken):
             continue
@@ -296,7 +331,31 @@ def quantities(text: str, continental: bool = False) -> list[Quantity]:
     for m in _FOLD_WORD.finditer(text):
         number = float(_NUMBER_WORDS.get(m.group(1).casefold(), 30 if m.group(1).casefold() == "thirty" else 0))
         found.append(Quantity(m.group(), m.start(), number, dimension="ratio", mantissa=number))
-    return found
+    for m in _A_PERIOD.finditer(text):
+        unit = _UNITS[m.group(1).casefold()][1]
+        found.append(Quantity(m.group(), m.start(), unit, "time", step=unit, mantissa=1.0, count=1.0, word=True))
+    return [replace(q, nouns=_counted(text, q.start + len(q.text))) for q in found]
+
+
+def _counted(text: str, end: int) -> tuple[str, ...]:
+    """What a number counts: the word right after it ("199 fire engines": fire), when it says something."""
+    m = _NOUN_RUN.search(text, end, min(len(text), end + 32))
+    if m is None or not m.group()[0].isalpha():
+        return ()
+    word = m.group()
+    vague = is_generic(word) or not is_content(word) or fold(word) in _NUMBER_WORDS or word[0].isupper()
+    return () if vague else (concept(word),)
+
+
+def ratios(text: str) -> list[tuple[int, int, float]]:
+    """("seven flights in ten" -> (start of "seven", start of "ten", 70.0)): a share written as two counts."""
+    out = []
+    for m in _RATIO.finditer(text):
+        n, d = (_ONES.get(g.casefold()) or _NUMBER_WORDS.get(g.casefold()) or (float(g) if g.isdigit() else 0)
+                for g in (m["n"], m["m"]))
+        if 0 < n < d and d in (3, 4, 5, 10, 100):
+            out.append((m.start("n"), m.start("m"), 100.0 * n / d))
+    return out
 
 
 def _not_a_number(text: str, m: re.Match[str]) -> bool:
@@ -335,7 +394,7 @@ def _quantity(text: str, m: re.Match[str], number: float, step: float, currency:
 
 def same_quantity(claim: Quantity, backing: Quantity) -> bool:
     """Whether ``backing`` (from the source) states ``claim`` (from a summary), allowing rounding and hedges."""
-    if claim.dimension and claim.dimension.startswith("clock:"):
+    if claim.dimension and claim.dimension.startswith(("clock:", "score:")):
         return claim.dimension == backing.dimension
     if claim.dimension and backing.dimension and claim.dimension != backing.dimension:
         return False
@@ -371,6 +430,9 @@ _TITLES = (
     "general secretary", "chief executive", "chief financial officer", "chief scientist", "project scientist",
     "chief executive officer", "regional director", "regional governor", "opposition leader", "party president",
     "council leader", "water minister", "shipping minister", "police chief", "lead negotiator",
+    "health minister", "health secretary", "home secretary", "business secretary", "energy secretary",
+    "transport minister", "culture secretary", "education secretary", "interior minister", "shadow chancellor",
+    "commander", "chair", "headteacher", "commissioner", "prosecutor", "ambassador", "inspector", "superintendent",
     "president", "minister", "governor", "mayor", "premier", "chancellor", "king", "queen", "ceo", "cfo",
     "chairman", "chairwoman", "director", "manager", "coach", "captain", "pilot", "engineer", "judge", "leader",
     "secretary", "spokesman", "spokeswoman", "founder", "economist", "analyst", "lawyer", "negotiator",
@@ -427,12 +489,42 @@ class Facts:
 
 
 def facts_of(text: str, *, continental: bool = False, published: dt.date | None = None,
-             sentence_start: bool = True, names: bool = True) -> Facts:
-    """The facts of one sentence: words, concepts, names, titles, quantities, times, negations."""
+             sentence_start: bool = True, names: bool = True, initials: frozenset[str] = frozenset()) -> Facts:
+    """The facts of one sentence: words, concepts, names, titles, quantities, times, negations.
+
+    A capitalised word alone at the start of a sentence is a name only if it is among ``initials`` (folded):
+    "The", "Police", "Lava" are not; "CrowdStrike" may be.
+    """
+    return _facts(text, fold(text), _times(text, published), continental, sentence_start, names, initials)
+
+
+def document_facts(text: str, spans: list[Span], *, continental: bool = False, published: dt.date | None = None,
+                   names: bool = True) -> list[Facts]:
+    """``facts_of`` each sentence of a document, with the costly passes (folding, dates) made once over it."""
+    folded = fold(text)
+    same = len(folded) == len(text)  # "ß" -> "ss" shifts offsets: then fold sentence by sentence
+    words = [m.group() for m in _WORD.finditer(text)]
+    initials = frozenset({fold(w) for w in words if w[:1].isupper()} - {w for w in words if w.islower()}
+                         - TITLE_WORDS - _STOP - _GENERIC)
+    times = _times(text, published, limit=100_000)
+    starts = [t.start for t in times]
+    out = []
+    for span in spans:
+        lo, hi = bisect.bisect_left(starts, span.start), bisect.bisect_left(starts, span.end)
+        inner = [replace(t, start=t.start - span.start) for t in times[lo:hi]
+                 if t.start + len(t.text) <= span.end]
+        piece = span.of(text)
+        out.append(_facts(piece, folded[span.start:span.end] if same else fold(piece), inner, continental, True,
+                          names, initials))
+    return out
+
+
+def _facts(text: str, folded: str, times: list[TimeRef], continental: bool, sentence_start: bool,
+           names: bool, initials: frozenset[str]) -> Facts:
     f = Facts(text)
-    f.words = [(fold(m.group()), m.start()) for m in _WORD.finditer(text)]
+    f.words = [(folded[m.start():m.end()], m.start()) for m in _WORD.finditer(text)]
     if names and not _WIDE.search(text):
-        f.names = _names(text, sentence_start)
+        f.names = _names(text, sentence_start, initials)
         f.name_keys = {k for n in f.names for k in n.keys}
         f.titles = _titles(text, f.names)
     for i, (word, offset) in enumerate(f.words):
@@ -448,28 +540,45 @@ def facts_of(text: str, *, continental: bool = False, published: dt.date | None 
     for run in _WIDE_RUN.findall(text):
         f.concepts |= {run[i:i + 2] for i in range(len(run) - 1)}
     f.quantities = quantities(text, continental)
-    f.times = _times(text, published)
+    f.times = times
     date_spans = [(t.start, t.start + len(t.text)) for t in f.times]
     f.quantities = [q for q in f.quantities
                     if not any(a <= q.start < b for a, b in date_spans) or q.year]
     return f
 
 
-def _names(text: str, sentence_start: bool) -> list[Name]:
+def _names(text: str, sentence_start: bool, initials: frozenset[str]) -> list[Name]:
     out = []
     for m in _NAME_RUN.finditer(text):
         words = m.group().split()
         start = m.start()
         initial = sentence_start and not text[:m.start()].strip(" \"'“‘(")
-        if initial and (fold(words[0]) in _STOP or fold(words[0]) in _GENERIC or len(words) == 1):
+        if initial and len(words) == 1 and _name_key(words[0]) in initials and fold(words[0]) not in TITLE_WORDS:
+            pass  # "CrowdStrike said": a word the text never writes in lower case
+        elif initial and (fold(words[0]) in _STOP or fold(words[0]) in _GENERIC or len(words) == 1):
             if len(words) == 1 or fold(words[0]) in _STOP:
                 words = words[1:]
                 start = m.start() + m.group().find(words[0]) if words else start
-        keys = tuple(k for k in (_name_key(w) for w in words) if k and k not in _STOP and k not in _MONTHS_WEEKDAYS
-                     and not _TITLE.fullmatch(k))
-        if keys:
-            out.append(Name(" ".join(words).rstrip("."), start, keys))
+        for part, at in _split_at_titles(words, text, start):
+            keys = tuple(k for k in (_name_key(w) for w in part) if k and k not in _STOP
+                         and k not in _MONTHS_WEEKDAYS and not _TITLE.fullmatch(k))
+            if keys:
+                out.append(Name(" ".join(part).rstrip("."), at, keys))
     return out
+
+
+def _split_at_titles(words: list[str], text: str, start: int) -> list[tuple[list[str], int]]:
+    """The name(s) in a capitalised run: "Health Minister Andrew Slater" -> "Health", "Andrew Slater"."""
+    titled = [i for i, w in enumerate(words[:-1]) if fold(w) in TITLE_WORDS]
+    if not titled:
+        return [(words, start)]
+    first, last = titled[0], titled[-1]
+    head, tail = words[:first], words[last + 1:]
+    out = [(head, start)] if head else []
+    at = start
+    for w in words[:last + 1]:
+        at = text.index(w, at) + len(w)
+    return out + [(tail, text.index(tail[0], at))]
 
 
 def _name_key(word: str) -> str:
@@ -499,21 +608,21 @@ _TIME_HINT = re.compile(r"\d|day|jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec
                         re.I)
 
 
-def _times(text: str, published: dt.date | None) -> list[TimeRef]:
+def _times(text: str, published: dt.date | None, limit: int = 24) -> list[TimeRef]:
     if not _TIME_HINT.search(text):  # time_expressions folds every character: skip sentences with no hint of a date
         return []
     out = []
-    for expression in time_expressions(text):
-        for m in re.finditer(re.escape(expression), text):
-            folded = fold(expression)
-            weekday = next((i for i, d in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday",
-                                                      "saturday", "sunday")) if d in folded), None)
-            dates = set(candidates(expression, published))
-            stated = date_of(expression, published)
-            if stated:
-                dates.add(stated[0])
-            out.append(TimeRef(expression, m.start(), weekday, frozenset(dates)))
-    return out
+    for expression in time_expressions(text, limit=limit):
+        folded = fold(expression)
+        weekday = next((i for i, d in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday",
+                                                  "saturday", "sunday")) if d in folded), None)
+        dates = set(candidates(expression, published))
+        stated = date_of(expression, published)
+        if stated:
+            dates.add(stated[0])
+        out += [TimeRef(expression, m.start(), weekday, frozenset(dates))
+                for m in re.finditer(re.escape(expression), text)]
+    return sorted(out, key=lambda t: t.start)
 
 
 def negated(facts: Facts) -> set[str]:

@@ -46,13 +46,19 @@ def kinds(result: Check) -> set[str]:
     ("The government asked for international help.", "negation"),
     ("Rescue teams were not searching for the six people trapped under rubble, governor Rohel Sánchez said.",
      "negation"),
-    ("President Dina Boluarte, who was elected in a landslide, blamed the mining industry.", "unsupported_content"),
     ("The quake was felt in Lima, where Mayor Rafael López Aliaga ordered buildings evacuated.", "name"),
 ])
 def test_catches(summary: str, kind: str) -> None:
     result = check(summary, SOURCE, published=PUBLISHED)
     assert result.flagged, result.model_dump_json(indent=1)
     assert kind in kinds(result), result.model_dump_json(indent=1)
+
+
+def test_content_the_source_lacks_is_partial_not_flagged() -> None:
+    # Words alone cannot tell a synonym from an invention: named, but no flag.
+    result = check("President Dina Boluarte, who was elected in a landslide, blamed the mining industry.", SOURCE)
+    assert not result.flagged and result.sentences[0].support == "partial"
+    assert {i.kind for i in result.sentences[0].issues} == {"unsupported_content"}
 
 
 @pytest.mark.parametrize("summary", [
