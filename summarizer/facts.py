@@ -19,9 +19,11 @@ import datetime as dt
 import functools
 import re
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from .align import WIDE_RANGES, Span, fold
-from .dates import candidates, date_of, time_expressions
+from .dates import candidates, date_of, may_hold_time, time_expressions
+from .patterns import alternation
 
 __all__ = [
     "CONTINENTAL", "TITLE_WORDS", "Facts", "Quantity", "TimeRef", "antonym_of", "close", "concept", "contrasts_of",
@@ -237,7 +239,7 @@ _QUANTITY = re.compile(
     re.IGNORECASE,
 )
 _WORD_QUANTITY = re.compile(
-    r"\b(?P<num>" + "|".join(sorted((w for w in _NUMBER_WORDS), key=len, reverse=True)) + r")"
+    r"\b(?P<num>" + alternation(w.casefold() for w in _NUMBER_WORDS) + r")"
     r"(?:[\s-](?P<scale>thousand|million|billion|trillion|hundred))?"
     r"(?:[\s-](?P<unit>per ?cent|percentage points?|seconds?|minutes?|hours?|days?|weeks?|fortnights?|months?|years?|"
     r"decades?|km|kilometres?|miles?|tonnes?|fold|times))?\b",
@@ -251,12 +253,16 @@ _FOLD_WORD = re.compile(r"\b(thirty|twenty|forty|fifty|hundred|two|three|ten)fol
 _CLOCK = re.compile(r"\b\d{1,2}:\d{2}(?::\d{2})?\b")
 _A_PERIOD = re.compile(r"\b(?:a|one|une?)\s+(decade|fortnight)\b", re.IGNORECASE)
 # "seven flights in ten", "one in five", "sept vols sur dix": a share, read as a percentage by the checker
-_NUMBER_TOKEN = "|".join(sorted((w for w in (
+_NUMBER_TOKEN = alternation(
     "one two three four five six seven eight nine ten un une deux trois quatre cinq six sept huit neuf dix "
-    "uno dos tres cuatro cinco seis siete ocho nueve diez".split())), key=len, reverse=True))
+    "uno dos tres cuatro cinco seis siete ocho nueve diez".split())
 _RATIO = re.compile(rf"\b(?P<n>{_NUMBER_TOKEN}|\d{{1,2}})(?:\s+[^\W\d_]+){{0,2}}?\s+(?:in|out of|sur|de cada|of every)\s+"
                     rf"(?P<m>{_NUMBER_TOKEN}|\d{{1,3}})\b", re.IGNORECASE)
 _ONES = {"one": 1.0, "un": 1.0, "une": 1.0, "uno": 1.0}
+_RATIO_FIRST = frozenset(
+    "one two three four five six seven eight nine ten un une deux trois quatre cinq six sept huit neuf dix "
+    "uno dos tres cuatro cinco seis siete ocho nueve diez".split())
+_LETTERS = re.compile(r"[^\W\d_]+")
 _NOUN_RUN = re.compile(r"[^\W\d_]+|[\d.,;:()!?\"“”]")
 _SCORE = re.compile(r"\b\d{1,2}-\d{1,2}\b")
 
@@ -299,42 +305,67 @@ def _parse_number(raw: str, continental: bool) -> tuple[float, float] | None:
     return value, 10.0 ** -places
 
 
-def quantities(text: str, continental: bool = False) -> list[Quantity]:
-    """Every quantity in ``text``: digits (with scale, unit, currency) and number words."""
+def quantities(text: str, continental: bool = False, words: list[tuple[str, int]] | None = None) -> list[Quantity]:
+    """Every quantity in ``text``: digits (with scale, unit, currency) and number words.
+
+    ``words`` — ``text``'s folded words and their offsets, when the caller has them — spares a pass.
+    """
     found: list[Quantity] = []
-    taken: list[tuple[int, int]] = [m.span() for m in _CLOCK.finditer(text)] + [m.span() for m in _SCORE.finditer(text)]
-    for m in _CLOCK.finditer(text):
+    low = text.lower()  # cheap substring tests spare whole-text scans for the rare patterns below
+    clocks = list(_CLOCK.finditer(text)) if ":" in text else []
+    scores = list(_SCORE.finditer(text)) if "-" in text else []
+    taken = _Taken([m.span() for m in clocks] + [m.span() for m in scores])
+    for m in clocks:
         found.append(Quantity(m.group(), m.start(), -1.0, dimension="clock:" + m.group()))
-    for m in _SCORE.finditer(text):  # "3-0" is "0-3" from the loser's side
+    for m in scores:  # "3-0" is "0-3" from the loser's side
         a, b = sorted(int(x) for x in m.group().split("-"))
         found.append(Quantity(m.group(), m.start(), -1.0, dimension=f"score:{a}-{b}"))
     for m in _QUANTITY.finditer(text):
-        if any(a <= m.start("num") < b for a, b in taken):
+        if taken.covers(m.start("num")):
             continue
         parsed = _parse_number(m.group("num"), continental)
         if parsed is None:
             continue
         found.append(_quantity(text, m, parsed[0], parsed[1], m.group("cur")))
-        taken.append(m.span())
-    for m in _TENS_UNITS.finditer(text):
+        taken.add(m.span())
+    for m in _TENS_UNITS.finditer(text) if "ty" in low else ():
         value = float(_NUMBER_WORDS[m.group(1).casefold()] + _NUMBER_WORDS[m.group(2).casefold()])
         found.append(Quantity(m.group(), m.start(), value, mantissa=value, count=value, word=True))
-        taken.append(m.span())
-    for m in _WORD_QUANTITY.finditer(text):
-        if any(a <= m.start() < b for a, b in taken) or _not_a_number(text, m):
+        taken.add(m.span())
+    if words is None:
+        words = [(m.group(), m.start()) for m in _LETTERS.finditer(low)]
+    for at in (at for w, at in words if w in _NUMBER_WORDS):
+        word = _WORD_QUANTITY.match(text, at)
+        if word is None or taken.covers(at) or _not_a_number(text, word):
             continue
-        number = float(_NUMBER_WORDS[m.group("num").casefold()])
-        found.append(_quantity(text, m, number, 1.0, None))
-    for m in _POINT_FRACTION.finditer(text):
+        number = float(_NUMBER_WORDS[word.group("num").casefold()])
+        found.append(_quantity(text, word, number, 1.0, None))
+    for m in _POINT_FRACTION.finditer(text) if "percentage point" in low else ():
         value = 0.25 if m.group(1).casefold() == "quarter" else 0.5
         found.append(Quantity(m.group(), m.start(), value, dimension="pp", step=0.01, mantissa=value, count=value))
-    for m in _FOLD_WORD.finditer(text):
+    for m in _FOLD_WORD.finditer(text) if "fold" in low else ():
         number = float(_NUMBER_WORDS.get(m.group(1).casefold(), 30 if m.group(1).casefold() == "thirty" else 0))
         found.append(Quantity(m.group(), m.start(), number, dimension="ratio", mantissa=number))
-    for m in _A_PERIOD.finditer(text):
+    for m in _A_PERIOD.finditer(text) if "decade" in low or "fortnight" in low else ():
         unit = _UNITS[m.group(1).casefold()][1]
         found.append(Quantity(m.group(), m.start(), unit, "time", step=unit, mantissa=1.0, count=1.0, word=True))
-    return [replace(q, nouns=_counted(text, q.start + len(q.text))) for q in found]
+    for q in found:
+        object.__setattr__(q, "nouns", _counted(text, q.start + len(q.text)))  # still being built: not shared yet
+    return found
+
+
+class _Taken:
+    """Character spans already read as a quantity: a sorted list, searched by bisection."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        self.spans = sorted(spans)
+
+    def covers(self, at: int) -> bool:
+        i = bisect.bisect_right(self.spans, (at, len(self.spans) + 1 << 62)) - 1
+        return i >= 0 and self.spans[i][0] <= at < self.spans[i][1]
+
+    def add(self, span: tuple[int, int]) -> None:
+        bisect.insort(self.spans, span)
 
 
 def _counted(text: str, end: int) -> tuple[str, ...]:
@@ -347,10 +378,14 @@ def _counted(text: str, end: int) -> tuple[str, ...]:
     return () if vague else (concept(word),)
 
 
-def ratios(text: str) -> list[tuple[int, int, float]]:
+def ratios(text: str, words: list[tuple[str, int]] | None = None) -> list[tuple[int, int, float]]:
     """("seven flights in ten" -> (start of "seven", start of "ten", 70.0)): a share written as two counts."""
+    if words is None:
+        words = [(m.group().casefold(), m.start()) for m in _WORD.finditer(text)]
     out = []
-    for m in _RATIO.finditer(text):
+    for m in (_RATIO.match(text, at) for w, at in words if w in _RATIO_FIRST or (w.isdigit() and len(w) <= 2)):
+        if m is None:
+            continue
         n, d = (_ONES.get(g.casefold()) or _NUMBER_WORDS.get(g.casefold()) or (float(g) if g.isdigit() else 0)
                 for g in (m["n"], m["m"]))
         if 0 < n < d and d in (3, 4, 5, 10, 100):
@@ -439,7 +474,8 @@ _TITLES = (
     "head", "boss", "ministerpräsident", "bundeskanzler", "kanzler", "presidente", "ministre", "rey", "roi",
 )
 TITLE_WORDS = frozenset(w for t in _TITLES for w in t.split())
-_TITLE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _TITLES), key=len, reverse=True)) + r")\b", re.I)
+_TITLE_STARTS = frozenset(t.split()[0] for t in _TITLES)
+_TITLE = re.compile(r"\b(" + alternation(_TITLES) + r")\b", re.I)
 _MONTHS_WEEKDAYS = frozenset(
     "january february march april may june july august september october november december monday tuesday "
     "wednesday thursday friday saturday sunday".split()
@@ -472,6 +508,9 @@ class TimeRef:
     dates: frozenset[str]  # ISO dates/months/years it can mean
 
 
+_Placed = TypeVar("_Placed", TimeRef, Quantity)
+
+
 @dataclass
 class Facts:
     """The checkable pieces of one sentence (or a window of them)."""
@@ -495,56 +534,81 @@ def facts_of(text: str, *, continental: bool = False, published: dt.date | None 
     A capitalised word alone at the start of a sentence is a name only if it is among ``initials`` (folded):
     "The", "Police", "Lava" are not; "CrowdStrike" may be.
     """
-    return _facts(text, fold(text), _times(text, published), continental, sentence_start, names, initials)
+    folded = fold(text)
+    words = [(m.group(), m.start()) for m in _WORD.finditer(folded)]
+    return _facts(text, words, _times(text, published), quantities(text, continental, words), sentence_start,
+                  names, initials)
 
 
 def document_facts(text: str, spans: list[Span], *, continental: bool = False, published: dt.date | None = None,
                    names: bool = True) -> list[Facts]:
     """``facts_of`` each sentence of a document, with the costly passes (folding, dates) made once over it."""
     folded = fold(text)
-    same = len(folded) == len(text)  # "ß" -> "ss" shifts offsets: then fold sentence by sentence
-    words = [m.group() for m in _WORD.finditer(text)]
-    initials = frozenset({fold(w) for w in words if w[:1].isupper()} - {w for w in words if w.islower()}
+    if len(folded) != len(text):  # "ß" -> "ss" shifts offsets: then sentence by sentence
+        return [facts_of(s.of(text), continental=continental, published=published, names=names) for s in spans]
+    words = [(m.group(), m.start()) for m in _WORD.finditer(folded)]  # folding keeps word boundaries
+    initials = frozenset({w for w, at in words if text[at].isupper()} - {w for w, at in words if text[at].islower()}
                          - TITLE_WORDS - _STOP - _GENERIC)
-    times = _times(text, published, limit=100_000)
-    starts = [t.start for t in times]
+    numbers = sorted(quantities(text, continental, words), key=lambda q: q.start)
+    starts = [at for _, at in words]
     out = []
     for span in spans:
         lo, hi = bisect.bisect_left(starts, span.start), bisect.bisect_left(starts, span.end)
-        inner = [replace(t, start=t.start - span.start) for t in times[lo:hi]
-                 if t.start + len(t.text) <= span.end]
+        inner = [(w, at - span.start) for w, at in words[lo:hi]]
         piece = span.of(text)
-        out.append(_facts(piece, folded[span.start:span.end] if same else fold(piece), inner, continental, True,
-                          names, initials))
+        times = _times(piece, published) if may_hold_time([w for w, _ in inner]) else []
+        out.append(_facts(piece, inner, times, _within(numbers, span), True, names, initials))
     return out
 
 
-def _facts(text: str, folded: str, times: list[TimeRef], continental: bool, sentence_start: bool,
-           names: bool, initials: frozenset[str]) -> Facts:
+def _within(items: list[_Placed], span: Span) -> list[_Placed]:
+    """The items (sorted by start) wholly inside ``span``, their offsets made relative to it."""
+    lo = bisect.bisect_left(items, span.start, key=lambda x: x.start)
+    hi = bisect.bisect_left(items, span.end, key=lambda x: x.start)
+    return [_moved(x, x.start - span.start) for x in items[lo:hi] if x.start + len(x.text) <= span.end]
+
+
+def _moved(item: _Placed, start: int) -> _Placed:
+    """``item`` at another offset: ``dataclasses.replace`` without its cost (hundreds per document)."""
+    copy = object.__new__(type(item))
+    copy.__dict__.update(item.__dict__, start=start)
+    return copy
+
+
+def _facts(text: str, words: list[tuple[str, int]], times: list[TimeRef], numbers: list[Quantity],
+           sentence_start: bool, names: bool, initials: frozenset[str]) -> Facts:
     f = Facts(text)
-    f.words = [(folded[m.start():m.end()], m.start()) for m in _WORD.finditer(text)]
-    if names and not _WIDE.search(text):
+    f.words = words
+    wide = not text.isascii() and bool(_WIDE.search(text))
+    if names and not wide:
         f.names = _names(text, sentence_start, initials)
         f.name_keys = {k for n in f.names for k in n.keys}
-        f.titles = _titles(text, f.names)
+        f.titles = _titles(text, f.names) if _TITLE_STARTS & {w for w, _ in f.words} else []
     for i, (word, offset) in enumerate(f.words):
-        if word in _NEGATION or word.endswith("n't"):
+        cue, c = _word_info(word)
+        if cue:
             f.negations.append(i)
-        if is_content(word) and word not in _MONTHS_WEEKDAYS and word not in f.name_keys \
-                and word not in _NUMBER_WORDS:
-            c = concept(word)
+        if c is not None and word not in f.name_keys:
             f.concepts.add(c)
             f.content.append((word, c, offset))
     if _NEGATION_PHRASES.search(text):
         f.negations.append(-1)
-    for run in _WIDE_RUN.findall(text):
+    for run in _WIDE_RUN.findall(text) if wide else ():
         f.concepts |= {run[i:i + 2] for i in range(len(run) - 1)}
-    f.quantities = quantities(text, continental)
+    f.quantities = numbers
     f.times = times
     date_spans = [(t.start, t.start + len(t.text)) for t in f.times]
     f.quantities = [q for q in f.quantities
                     if not any(a <= q.start < b for a, b in date_spans) or q.year]
     return f
+
+
+@functools.lru_cache(maxsize=65536)
+def _word_info(word: str) -> tuple[bool, str | None]:
+    """(a negation cue?, the concept of a content word — None for function words, months, number words)."""
+    cue = word in _NEGATION or word.endswith("n't")
+    content = is_content(word) and word not in _MONTHS_WEEKDAYS and word not in _NUMBER_WORDS
+    return cue, concept(word) if content else None
 
 
 def _names(text: str, sentence_start: bool, initials: frozenset[str]) -> list[Name]:

@@ -164,7 +164,7 @@ class _Finding:
 class _Source:
     def __init__(self, text: str, published: dt.date | None) -> None:
         self.text, self.published = text, published
-        language = detect_language(text[:5000])
+        language = detect_language(text[:3000])  # the opening says which language; the whole text costs
         self.continental = language in CONTINENTAL
         self.names = language != "de"  # German capitalises every noun
         self.english = language in (None, "en")
@@ -192,14 +192,38 @@ class _Source:
         self.prefixes = {w[:5] for w in self.words if len(w) >= 5}
         self.titles = [t for s in self.sentences for t in s.facts.titles]
         self.quantities = [(i, q) for i, s in enumerate(self.sentences) for q in s.facts.quantities]
+        self._by_value = sorted((q.value, k) for k, (_, q) in enumerate(self.quantities))
+        self._by_count = sorted((q.count, k) for k, (_, q) in enumerate(self.quantities))
+        self._marks: dict[str, list[int]] = {}  # clock times and scores, matched by their text
+        self.counting: dict[str, list[Quantity]] = {}  # a counted noun -> the bare counts of it
+        for k, (_, q) in enumerate(self.quantities):
+            if q.dimension and q.dimension.startswith(("clock:", "score:")):
+                self._marks.setdefault(q.dimension, []).append(k)
+            if not q.year and q.dimension is None and q.currency is None:
+                for noun in q.nouns:
+                    self.counting.setdefault(noun, []).append(q)
+        self.percents = [q.value for _, q in self.quantities if q.dimension == "percent"]
         self.times = [t for s in self.sentences for t in s.facts.times]
         self.years = {int(q.value) for _, q in self.quantities if q.year} | ({published.year} if published else set())
-        self.shares = [share for _, _, share in ratios(text)]
+        self.shares = [share for s in self.sentences for _, _, share in ratios(s.facts.text, s.facts.words)]
         self._spelled: dict[str, bool] = {}
 
     def facts(self, text: str) -> Facts:
         return facts_of(text, continental=self.continental, published=self.published, names=self.names,
                         initials=self.name_keys)
+
+    def matching(self, q: Quantity) -> list[tuple[int, Quantity]]:
+        """The source quantities that state ``q`` (``same_quantity``), found by bisection on value and count."""
+        if q.dimension and q.dimension.startswith(("clock:", "score:")):
+            found = set(self._marks.get(q.dimension, ()))
+        else:
+            slack = max(q.step, q.count_step) + 0.13 * max(abs(q.value), abs(q.count)) + 1e-9
+            found = set()
+            for table, target in ((self._by_value, q.value), (self._by_count, q.count)):
+                lo = bisect.bisect_left(table, (target - slack, -1))
+                hi = bisect.bisect_right(table, (target + slack, len(table)))
+                found.update(k for _, k in table[lo:hi])
+        return [self.quantities[k] for k in sorted(found) if same_quantity(q, self.quantities[k][1])]
 
     def weight(self, element: str) -> float:
         return math.log(1 + len(self.sentences) / len(self.index.get(element, ()) or (1,)))
@@ -289,7 +313,7 @@ def _cite(claim: Facts, src: _Source) -> list[int]:
                 scores[i] = scores.get(i, 0.0) + weight
                 shared.setdefault(i, set()).add(element)
     for q in claim.quantities:
-        for i in {i for i, b in src.quantities if same_quantity(q, b)}:
+        for i in {i for i, _ in src.matching(q)}:
             scores[i] = scores.get(i, 0.0) + 2.5
             shared.setdefault(i, set()).add(f"#{q.start}")
     if not scores:
@@ -490,7 +514,7 @@ def _quantity_issues(claim: Facts, window: _Window, src: _Source) -> list[_Findi
             continue
         if any(same_quantity(q, b) for b in near) or _derived(q, claim, near, src):
             continue
-        if q.year and any(q.value == b.value for _, b in src.quantities):
+        if q.year and int(q.value) in src.years:
             continue
         out += _unbacked(q, near, src)
     return out
@@ -501,7 +525,7 @@ def _number_swapped(claim: _Slots, a: int, b: int, q: Quantity, src: _Source) ->
     stands in so close a slot: "rise by £300 a year to £1,717" where the source has "up by £149 a year to £1,717"."""
     if q.word and fold(q.text).split()[0] in _MULTIPLES:
         return None  # "a third of": a share the summary worked out
-    if q.nouns and any(set(q.nouns) & set(b.nouns) for _, b in src.quantities if same_quantity(q, b)):
+    if q.nouns and any(set(q.nouns) & set(b.nouns) for _, b in src.matching(q)):
         return None  # the source counts the same things with it ("four wickets")
     left, right = _neighbours(claim, a, b)
     candidates = {*src.number_slots.get(("L", left), ()), *src.number_slots.get(("R", right), ())}
@@ -530,7 +554,7 @@ def _comparable(q: Quantity, other: Quantity) -> bool:
 def _unbacked(q: Quantity, near: list[Quantity], src: _Source) -> list[_Finding]:
     rivals = [b for b in near if not b.year and _comparable(q, b) and b.currency == q.currency]
     shown = f"; the sentences backing it say {', '.join(repr(b.text) for b in rivals[:3])}" if rivals else ""
-    if any(same_quantity(q, b) and b.dimension == q.dimension for _, b in src.quantities):
+    if any(b.dimension == q.dimension for _, b in src.matching(q)):
         # precision: a fused sentence often draws numbers from afar
         return [_Finding(Issue(kind="number", text=q.text, detail=f"{q.text!r} is elsewhere in the source{shown}"),
                          False)]
@@ -553,11 +577,11 @@ def _bound_elsewhere(q: Quantity, src: _Source) -> Quantity | None:
     if q.dimension is not None or q.currency is not None or q.year or not q.nouns:
         return None
     nouns = set(q.nouns)
-    same = [b for _, b in src.quantities if same_quantity(q, b)]
+    same = [b for _, b in src.matching(q)]
     if not same or any(not b.nouns or nouns & set(b.nouns) for b in same):
         return None
-    return next((b for _, b in src.quantities if not b.year and b.dimension is None and b.currency is None
-                 and nouns & set(b.nouns) and not same_quantity(q, b) and not same_quantity(b, q)), None)
+    return next((b for noun in q.nouns for b in src.counting.get(noun, ())
+                 if not same_quantity(q, b) and not same_quantity(b, q)), None)
 
 
 def _derived(q: Quantity, claim: Facts, near: list[Quantity], src: _Source) -> bool:
@@ -589,7 +613,7 @@ def _years_apart(q: Quantity, claim: Facts) -> int | None:
 
 def _shares(claim: Facts, src: _Source) -> set[int]:
     """The counts of a claim's "seven in ten" (both of them) when the source gives that share as a percentage."""
-    percents = [b.value for _, b in src.quantities if b.dimension == "percent"] + src.shares
+    percents = src.percents + src.shares
     out: set[int] = set()
     for n, m, share in ratios(claim.text):
         if any(abs(p - share) <= 5 for p in percents):
