@@ -76,10 +76,12 @@ _CONCEPTS: dict[str, tuple[str, ...]] = {
     "resign": ("resign", "resigned", "resignation", "quit", "quits", "stepped", "step"),
     "rise": ("rise", "rose", "risen", "rising", "increase", "increased", "increasing", "climb", "climbed", "jump",
              "jumped", "grow", "grew", "growth", "gain", "gained", "soar", "soared", "surge", "surged", "lift",
-             "lifted", "raise", "raised", "hike", "higher", "up", "boost", "boosted", "doubled", "tripled"),
+             "lifted", "raise", "raised", "raises", "raising", "rises", "increases", "climbs", "climbing", "jumps",
+             "hike", "higher", "up", "boost", "boosted", "doubled", "tripled"),
     "fall": ("fall", "fell", "fallen", "falling", "drop", "dropped", "decline", "declined", "decrease",
              "decreased", "lower", "slip", "slipped", "ease", "eased", "slump", "slumped", "plunge", "plunged",
-             "down", "shrink", "shrank", "cut", "cuts", "reduce", "reduced"),
+             "down", "shrink", "shrank", "cut", "cuts", "reduce", "reduced", "reducing", "falls", "drops", "dropping",
+             "declines", "declining", "lowered", "lowering"),
     "buy": ("buy", "bought", "acquire", "acquired", "acquisition", "purchase", "purchased", "takeover"),
     "win": ("win", "won", "winning", "winner", "beat", "defeated", "defeating", "victory", "retain",
             "retained", "took", "prize"),
@@ -143,10 +145,40 @@ def stem(word: str) -> str:
     return word[:7]
 
 
+# Irregular verbs of news copy, base form first: "took", "taken", "taking" are all "take".
+_IRREGULAR_VERBS = """
+arise arose arisen|become became|begin began begun|break broke broken|bring brought|build built|buy bought|
+catch caught|choose chose chosen|come came|deal dealt|draw drew drawn|drive drove driven|eat ate eaten|
+fall fell fallen|feel felt|fight fought|find found|flee fled|fly flew flown|forget forgot forgotten|
+freeze froze frozen|get got gotten|give gave given|go went gone|grow grew grown|hear heard|hide hid hidden|
+hold held|keep kept|know knew known|lead led|leave left|lend lent|lose lost|make made|mean meant|meet met|
+pay paid|rise rose risen|run ran|see saw seen|seek sought|sell sold|send sent|shake shook shaken|shoot shot|
+show showed shown|sing sang sung|sink sank sunk|sit sat|sleep slept|speak spoke spoken|spend spent|stand stood|
+steal stole stolen|stick stuck|strike struck|swear swore sworn|swim swam swum|take took taken|teach taught|
+tear tore torn|tell told|think thought|throw threw thrown|understand understood|wake woke woken|wear wore worn|
+win won|withdraw withdrew withdrawn|write wrote written|overtake overtook overtaken|beat beaten|blow blew blown|
+ride rode ridden|ring rang rung|spread|hit|cut|put|set|shut|quit|let|cost|hurt
+"""
+_DOUBLED = frozenset("begin dig forget get hit let put quit run set shut sit spin swim win cut".split())
+
+
+def _inflections(base: str) -> set[str]:
+    ing = base[:-1] + "ing" if base.endswith("e") and not base.endswith("ee") else \
+        base + base[-1] + "ing" if base in _DOUBLED else base + "ing"
+    return {base + ("es" if base.endswith(("o", "ch", "sh")) else "s"), ing}
+
+
+_IRREGULAR = {form: forms.split()[0] for forms in _IRREGULAR_VERBS.replace("\n", "").split("|")
+              for form in {*forms.split(), *_inflections(forms.split()[0])}}
+
+
 @functools.lru_cache(maxsize=65536)
 def concept(word: str) -> str:
-    """The paraphrase set a word belongs to, else its stem."""
+    """The paraphrase set a word belongs to, else its stem (an irregular verb's base form's)."""
     key = fold(word)
+    if key in _CONCEPT:
+        return _CONCEPT[key]
+    key = _IRREGULAR.get(key, key)
     return _CONCEPT.get(key) or _CONCEPT.get(stem(key)) or stem(key)
 
 
@@ -456,7 +488,8 @@ def close(claim: Quantity, value: float, own: float | None = None, step: float |
 
 CAPITAL = "A-ZÀ-ÖØ-ÞĀ-ŽА-ЯЁΑ-Ω"
 _NAME_WORD = rf"[{CAPITAL}][\w'’.-]*"
-_NAME_RUN = re.compile(rf"(?<![\w'’-]){_NAME_WORD}(?:(?:\s+|\s+(?:of|de|del|la|al|el|bin|van|von|der|da|di|le)\s+){_NAME_WORD})*")
+_NAME_RUN = re.compile(rf"(?<![\w'’-]){_NAME_WORD}"
+                       rf"(?:(?:\s+|\s+(?:of|for|de|del|la|al|el|bin|van|von|der|da|di|le)\s+){_NAME_WORD})*")
 _VOCABULARY_ACRONYMS = frozenset("tv ceo cfo coo gdp ai pm mp dna id it pr vat ok cctv suv gps hiv aids covid "
                                   "ipo ev evs faq hq rpm mph".split())
 _TITLES = (
@@ -632,17 +665,16 @@ def _names(text: str, sentence_start: bool, initials: frozenset[str]) -> list[Na
 
 
 def _split_at_titles(words: list[str], text: str, start: int) -> list[tuple[list[str], int]]:
-    """The name(s) in a capitalised run: "Health Minister Andrew Slater" -> "Health", "Andrew Slater"."""
-    titled = [i for i, w in enumerate(words[:-1]) if fold(w) in TITLE_WORDS]
-    if not titled:
+    """The name(s) in a capitalised run: "Health Minister Andrew Slater" -> "Andrew Slater"; "Microsoft Chief
+    Executive George Kurtz" -> "Microsoft", "George Kurtz". A run without a title phrase is one name."""
+    run = " ".join(words)
+    titles = [m for m in _TITLE.finditer(run) if m.end() < len(run)]
+    if not titles:
         return [(words, start)]
-    first, last = titled[0], titled[-1]
-    head, tail = words[:first], words[last + 1:]
+    head = run[:titles[0].start()].split()
+    tail = run[titles[-1].end():].split()
     out = [(head, start)] if head else []
-    at = start
-    for w in words[:last + 1]:
-        at = text.index(w, at) + len(w)
-    return out + [(tail, text.index(tail[0], at))]
+    return out + [(tail, text.index(tail[0], start + titles[-1].end()))] if tail else out
 
 
 def _name_key(word: str) -> str:

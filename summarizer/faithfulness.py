@@ -80,6 +80,7 @@ _LOOSE_TITLES = frozenset({"head", "leader", "boss", "director", "secretary", "e
                            "captain", "pilot", "chair", "inspector", "commander"})
 _SLOT = 3  # words compared on each side of a name for a swap
 _AUXILIARY = frozenset("a an the has have had is are was were be been being will would shall do does did s".split())
+_SUBJECTS = frozenset({"he", "she", "it", "they"})
 _AGE = re.compile(r"\baged?\b|year-old|years? old", re.IGNORECASE)
 _MULTIPLES = frozenset("half quarter third twice double triple".split())
 
@@ -125,19 +126,32 @@ class _Slots:
     keys: list[str]  # each word's comparison key: a content word's concept, else the word
     names: list[tuple[int, int, Name]]  # the word range of each name
     numbers: list[tuple[int, int, Quantity]]  # the word range of each quantity
+    times: list[tuple[int, int, TimeRef]]  # the word range of each time expression
 
 
-def _slots(facts: Facts) -> _Slots:
+def _slots(facts: Facts, referent: Name | None = None) -> _Slots:
+    """``facts`` as word keys with name and number ranges; an opening "He"/"She"/"It"/"They" is a name slot
+    for ``referent`` (the previous sentence's first name), its keys and its words as written."""
     kept = [(w, at) for w, at in facts.words if w not in _AUXILIARY]
-    keys = [concept(w) if is_content(w) else w for w, _ in kept]
+    keys = ["<p>" if w in _SUBJECTS else concept(w) if is_content(w) else w for w, _ in kept]
     offsets = [at for _, at in kept]
 
     def words(start: int, end: int) -> tuple[int, int]:
         return bisect.bisect_left(offsets, start), bisect.bisect_left(offsets, end)
 
     names = [(*words(n.start, n.start + len(n.text)), n) for n in facts.names]
+    if referent is not None and kept and kept[0][0] in _SUBJECTS:
+        pronoun = facts.text[kept[0][1]:kept[0][1] + len(kept[0][0])]
+        names.insert(0, (0, 1, Name(f"{pronoun} ({referent.text})", kept[0][1], referent.keys)))
     numbers = [(*words(q.start, q.start + len(q.text)), q) for q in facts.quantities]
-    return _Slots(keys, [(a, b, n) for a, b, n in names if a < b], [(a, b, q) for a, b, q in numbers if a < b])
+    times = [(*words(t.start, t.start + len(t.text)), t) for t in facts.times if t.weekday is not None or t.dates]
+    return _Slots(keys, [(a, b, n) for a, b, n in names if a < b], [(a, b, q) for a, b, q in numbers if a < b],
+                  [(a, b, t) for a, b, t in times if a < b])
+
+
+def _first_name(*sentences: Facts | None) -> Name | None:
+    """What an opening pronoun most likely stands for: the first name of the nearest earlier sentence with one."""
+    return next((f.names[0] for f in sentences if f is not None and f.names), None)
 
 
 def _neighbours(slots: _Slots, a: int, b: int) -> tuple[str, str]:
@@ -170,19 +184,22 @@ class _Source:
         self.english = language in (None, "en")
         spans = sentence_spans(text)
         facts = document_facts(text, spans, continental=self.continental, published=published, names=self.names)
-        self.sentences = [_Sentence(span, f, bool({w for w, _ in f.words[:4]} & PRONOUNS), _slots(f))
-                          for span, f in zip(spans, facts)]
+        self.sentences = [_Sentence(span, f, bool({w for w, _ in f.words[:4]} & PRONOUNS),
+                                    _slots(f, _first_name(*facts[max(0, i - 2):i][::-1])))
+                          for i, (span, f) in enumerate(zip(spans, facts))]
         self.index: dict[str, list[int]] = {}  # content concept or name key -> the sentences that have it
         self.words: set[str] = set()
         self.sequence: list[str] = []
         self.slots: dict[tuple[str, str], list[tuple[int, int]]] = {}  # (side, neighbour) -> name slots
         self.number_slots: dict[tuple[str, str], list[tuple[int, int]]] = {}  # the same for quantities
+        self.time_slots: dict[tuple[str, str], list[tuple[int, int]]] = {}  # and for time expressions
         for i, s in enumerate(self.sentences):
             for element in s.facts.concepts | s.facts.name_keys:
                 self.index.setdefault(element, []).append(i)
             self.words |= {w for w, _ in s.facts.words}
             self.sequence += [w for w, _ in s.facts.words]
-            for table, ranges in ((self.slots, s.slots.names), (self.number_slots, s.slots.numbers)):
+            for table, ranges in ((self.slots, s.slots.names), (self.number_slots, s.slots.numbers),
+                                  (self.time_slots, s.slots.times)):
                 for j, (a, b, _) in enumerate(ranges):
                     left, right = _neighbours(s.slots, a, b)
                     table.setdefault(("L", left), []).append((i, j))
@@ -266,11 +283,13 @@ def check(summary: str, source: str, *, published: dt.date | None = None) -> Che
     """Check every sentence of ``summary`` against ``source``; see the module docstring for the rules."""
     src = _prepared(source, published)
     checked = []
+    earlier: list[Facts] = []
     for span in sentence_spans(summary):
         text = span.of(summary)
         facts = src.facts(text)
         cited = _cite(facts, src)
-        findings = _judge(facts, cited, src)
+        findings = _judge(facts, cited, src, _first_name(*earlier[-2:][::-1]))
+        earlier.append(facts)
         issues = [_placed(f.issue, summary, span) for f in findings]
         support: Support = ("unsupported" if any(f.hard for f in findings)
                             else "partial" if findings else "supported")
@@ -354,26 +373,30 @@ def _window(cited: list[int], src: _Source) -> _Window:
     return _Window(facts, [src.sentences[i].facts for i in sorted(extended)])
 
 
-def _judge(claim: Facts, cited: list[int], src: _Source) -> list[_Finding]:
+def _judge(claim: Facts, cited: list[int], src: _Source, referent: Name | None = None) -> list[_Finding]:
     if not cited:
         return [_Finding(Issue(kind="unsupported_content", text=claim.text[:80],
                                detail="no sentence of the source backs this"), True)]
     window = _window(cited, src)
-    return (_name_issues(claim, window, src) + _title_issues(claim, src) + _quantity_issues(claim, window, src)
-            + _time_issues(claim, window, src) + _negation_issues(claim, window, src) + _novel_issues(claim, src))
+    return (_name_issues(claim, window, src, referent) + _title_issues(claim, src)
+            + _quantity_issues(claim, window, src) + _time_issues(claim, window, src)
+            + _negation_issues(claim, window, src) + _novel_issues(claim, src))
 
 
 # -- names --------------------------------------------------------------------------------------
 
 
-def _name_issues(claim: Facts, window: _Window, src: _Source) -> list[_Finding]:
-    """Names the source lacks (hard unless a country word), and names put in another's place (hard)."""
+def _name_issues(claim: Facts, window: _Window, src: _Source, referent: Name | None) -> list[_Finding]:
+    """Names the source lacks (hard unless a country word), and names put in another's place (hard) — an
+    opening pronoun too, read as the previous sentence's first name."""
     near = {k for f in window.name_facts for k in f.name_keys} | {w for f in window.name_facts for w, _ in f.words}
-    slots = _slots(claim)
+    slots = _slots(claim, referent)
     out = []
     for a, b, name in slots.names:
         kind = _name_kind(claim.text, name.start)
         absent = [k for k in name.keys if not _known(k, near, src) and not _known(k, src.words, src)]
+        if name.text.endswith(")"):  # a pronoun: its referent was judged in its own sentence
+            absent = []
         if absent:
             hard = not all(k in _NATIONAL for k in absent) and not _demonym(name)
             out.append(_Finding(Issue(kind=kind, text=name.text, detail=f"{name.text!r} is not in the source"), hard))
@@ -522,7 +545,8 @@ def _quantity_issues(claim: Facts, window: _Window, src: _Source) -> list[_Findi
 
 def _number_swapped(claim: _Slots, a: int, b: int, q: Quantity, src: _Source) -> tuple[Quantity, _Sentence] | None:
     """The source number whose slot ``q`` fills (the words around alike, as for names), when ``q`` itself never
-    stands in so close a slot: "rise by £300 a year to £1,717" where the source has "up by £149 a year to £1,717"."""
+    stands in so close a slot: "rise by £300 a year to £1,717" where the source has "up by £149 a year to
+    £1,717"."""
     if q.word and fold(q.text).split()[0] in _MULTIPLES:
         return None  # "a third of": a share the summary worked out
     if q.nouns and any(set(q.nouns) & set(b.nouns) for _, b in src.matching(q)):
@@ -636,14 +660,39 @@ def _time_issues(claim: Facts, window: _Window, src: _Source) -> list[_Finding]:
             continue
         if any(_same_time(t, b) for b in near) or (t.dates and t.dates <= years):
             continue
+        if any(_same_time(t, b) for b in src.times):
+            swap = _time_swapped(t, claim, src)  # said elsewhere in the source: wrong only if put in another's place
+            if swap is not None:
+                detail = f"{t.text!r} where the source has {swap.text!r}"
+                out.append(_Finding(Issue(kind="date", text=t.text, detail=detail), True))
+            continue
         rivals = [b for b in near if (b.weekday is not None) == (t.weekday is not None)
                   and not any(_same_time(other, b) for other in claim.times)]
-        if not rivals and any(_same_time(t, b) for b in src.times):
-            continue
         said = ", ".join(repr(b.text) for b in rivals[:3])
         detail = f"the source says {said}" if said else "the source gives no such date"
         out.append(_Finding(Issue(kind="date", text=t.text, detail=detail), True))
     return out
+
+
+def _time_swapped(t: TimeRef, claim: Facts, src: _Source) -> TimeRef | None:
+    """The source time expression whose slot ``t`` fills, when ``t`` itself never stands in so close a slot."""
+    slots = _slots(claim)
+    a, b = next(((a, b) for a, b, x in slots.times if x is t), (0, 0))
+    if a == b:
+        return None
+    left, right = _neighbours(slots, a, b)
+    own, best, found = 0, 0, None
+    for i, j in {*src.time_slots.get(("L", left), ()), *src.time_slots.get(("R", right), ())}:
+        sentence = src.sentences[i]
+        c, d, other = sentence.slots.times[j]
+        strength = _slot_match(slots, a, b, sentence.slots, c, d, one_sided=True)
+        if not strength or (other.weekday is None) != (t.weekday is None):
+            continue
+        if _same_time(t, other):
+            own = max(own, strength)
+        elif strength > best:
+            best, found = strength, other
+    return found if best > own else None
 
 
 def _same_time(claim: TimeRef, backing: TimeRef) -> bool:
@@ -673,30 +722,42 @@ def _negation_issues(claim: Facts, window: _Window, src: _Source) -> list[_Findi
                 detail = f"affirmed here, negated in the source: {f.text[:100]!r}"
                 out.append(_Finding(Issue(kind="negation", text=_word_for(claim, unflipped[0]), detail=detail), True))
     concepts = window.concepts
-    for word, c, _ in claim.content:
+    for word, c, at in claim.content:
         if c in concepts:
             continue
+        around = _around(claim, at) - {c}
         opposite = antonym_of(c)
-        if opposite and opposite in concepts:
+        if opposite and opposite in concepts and _said_of(opposite, around, window.facts):
             detail = f"the source says the opposite ({opposite})"
             out.append(_Finding(Issue(kind="negation", text=word, detail=detail), True))
-        contrary = _contrary(c, claim, concepts, src)
+        contrary = _contrary(c, around, window, src)
         if contrary:
             detail = f"the source says {contrary!r}, not {c!r}"
             out.append(_Finding(Issue(kind="negation", text=word, detail=detail), True))
     return list({f.issue.text: f for f in out}.values())
 
 
-def _contrary(c: str, claim: Facts, window: set[str], src: _Source) -> str | None:
-    """A state that excludes ``c`` ("arrested" for "charged"), said in the backing sentences — or, when the
-    source never says ``c``, in a source sentence about the same thing."""
+def _around(facts: Facts, at: int, reach: int = 4) -> set[str]:
+    """What a word at offset ``at`` is said of: the substantive concepts, and numbers, of the words near it."""
+    offsets = [o for _, o in facts.words]
+    i = bisect.bisect_left(offsets, at)
+    near = [w for w, _ in facts.words[max(0, i - reach):i + reach + 1]]
+    return {w if w.isdigit() else concept(w) for w in near if w.isdigit() or (is_content(w) and not is_generic(w))}
+
+
+def _said_of(state: str, around: set[str], sentences: list[Facts]) -> bool:
+    """Whether one of ``sentences`` says ``state`` of something the claim's word is said of ("prices", "14")."""
+    return any(c == state and around & (_around(f, at) - {state}) for f in sentences for _, c, at in f.content)
+
+
+def _contrary(c: str, around: set[str], window: _Window, src: _Source) -> str | None:
+    """A state that excludes ``c`` ("arrested" for "charged") said of the same thing, in the backing sentences
+    — or anywhere in the source, when it never says ``c``."""
     for other in contrasts_of(c):
-        if other in window:
+        if other in window.concepts and _said_of(other, around, window.facts):
             return other
-        if c in src.concepts:
-            continue
-        about = {e for e in claim.concepts if e != c and _substantive(e, claim)}
-        if any(about & src.sentences[i].facts.concepts for i in src.index.get(other, ())):
+        elsewhere = [src.sentences[i].facts for i in src.index.get(other, ())]
+        if c not in src.concepts and _said_of(other, around, elsewhere):
             return other
     return None
 
