@@ -84,7 +84,7 @@ _CONCEPTS: dict[str, tuple[str, ...]] = {
              "declines", "declining", "lowered", "lowering"),
     "buy": ("buy", "bought", "acquire", "acquired", "acquisition", "purchase", "purchased", "takeover"),
     "win": ("win", "won", "winning", "winner", "beat", "defeated", "defeating", "victory", "retain",
-            "retained", "took", "prize"),
+            "retained", "prize"),
     "approve": ("approve", "approved", "pass", "passed", "adopt", "adopted", "back", "backed", "endorse",
                 "endorsed", "accept", "accepted", "agree", "agreed", "agreement"),
     "reject": ("reject", "rejected", "refuse", "refused", "dismiss", "dismissed", "oppose", "opposed", "against",

@@ -52,7 +52,7 @@ from .facts import (
 )
 from .language import detect_language
 
-__all__ = ["Check", "CheckedSentence", "Issue", "IssueKind", "Support", "check"]
+__all__ = ["Check", "CheckedSentence", "Issue", "IssueKind", "Support", "check", "hard_issues"]
 
 IssueKind = Literal["name", "number", "date", "quantity", "negation", "place", "role", "unsupported_content"]
 Support = Literal["supported", "partial", "unsupported"]
@@ -283,19 +283,32 @@ def check(summary: str, source: str, *, published: dt.date | None = None) -> Che
     """Check every sentence of ``summary`` against ``source``; see the module docstring for the rules."""
     src = _prepared(source, published)
     checked = []
+    for span, cited, findings in _verdicts(summary, src):
+        issues = [f.issue for f in findings]
+        support: Support = ("unsupported" if any(f.hard for f in findings)
+                            else "partial" if findings else "supported")
+        checked.append(CheckedSentence(text=span.of(summary), span=span, support=support, issues=issues,
+                                       citations=[src.sentences[i].span for i in cited]))
+    return Check(sentences=checked)
+
+
+def hard_issues(summary: str, source: str, *, published: dt.date | None = None) -> list[Issue]:
+    """The issues of ``check`` that make a sentence unsupported, each placed in ``summary``: for callers that
+    warn on well-evidenced problems only (``grounding.brief_warnings``)."""
+    src = _prepared(source, published)
+    return [f.issue for _, _, findings in _verdicts(summary, src) for f in findings if f.hard]
+
+
+def _verdicts(summary: str, src: _Source) -> list[tuple[Span, list[int], list[_Finding]]]:
+    out = []
     earlier: list[Facts] = []
     for span in sentence_spans(summary):
-        text = span.of(summary)
-        facts = src.facts(text)
+        facts = src.facts(span.of(summary))
         cited = _cite(facts, src)
         findings = _judge(facts, cited, src, _first_name(*earlier[-2:][::-1]))
         earlier.append(facts)
-        issues = [_placed(f.issue, summary, span) for f in findings]
-        support: Support = ("unsupported" if any(f.hard for f in findings)
-                            else "partial" if findings else "supported")
-        checked.append(CheckedSentence(text=text, span=span, citations=[src.sentences[i].span for i in cited],
-                                       support=support, issues=issues))
-    return Check(sentences=checked)
+        out.append((span, cited, [_Finding(_placed(f.issue, summary, span), f.hard) for f in findings]))
+    return out
 
 
 def _placed(issue: Issue, summary: str, sentence: Span) -> Issue:
