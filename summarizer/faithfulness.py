@@ -78,9 +78,10 @@ _TITLE_SAME = {"ceo": "chief executive", "chief executive officer": "chief execu
                "cfo": "chief financial officer", "kanzler": "bundeskanzler", "premier": "prime minister"}
 _LOOSE_TITLES = frozenset({"head", "leader", "boss", "director", "secretary", "engineer", "manager", "founder",
                            "captain", "pilot", "chair", "inspector", "commander"})
-_SLOT = 3  # words compared on each side of a name for a swap
+_SLOT = 4  # words compared on each side of a name for a swap
 _AUXILIARY = frozenset("a an the has have had is are was were be been being will would shall do does did s".split())
 _SUBJECTS = frozenset({"he", "she", "it", "they"})
+_Sides = Literal["both", "left", "either"]
 _AGE = re.compile(r"\baged?\b|year-old|years? old", re.IGNORECASE)
 _MULTIPLES = frozenset("half quarter third twice double triple".split())
 
@@ -424,16 +425,18 @@ def _name_issues(claim: Facts, window: _Window, src: _Source, referent: Name | N
 
 
 def _swapped(claim: _Slots, a: int, b: int, name: Name, src: _Source, *, place: bool) -> tuple[Name, _Sentence] | None:
-    """The source name whose slot ``name`` fills — words on both sides alike (or three on one, for a name of two
-    words or more that is not a place), a content word among them — when ``name`` itself never stands in so close
-    a slot in the source."""
+    """The source name whose slot ``name`` fills — words on both sides alike, or three on one for a place or a
+    name of two words or more (a lone capitalised word may be a common noun: "the first Test") — when ``name``
+    itself never stands in so close a slot in the source."""
     left, right = _neighbours(claim, a, b)
     candidates = {*src.slots.get(("L", left), ()), *src.slots.get(("R", right), ())}
     own, best, found = 0, 0, None
     for i, j in candidates:
         sentence = src.sentences[i]
         c, d, other = sentence.slots.names[j]
-        strength = _slot_match(claim, a, b, sentence.slots, c, d, one_sided=not place and len(name.keys) > 1)
+        # a place's slot is its left side ("the town of"); what follows it is often a time, shared by many
+        strength = _slot_match(claim, a, b, sentence.slots, c, d,
+                               sides="left" if place else "either" if len(name.keys) > 1 else "both")
         if not strength:
             continue
         if _same_entity(name, other):
@@ -452,10 +455,10 @@ def _same_entity(name: Name, other: Name) -> bool:
         any(len(k) >= 2 and k == "".join(n[0] for n in name.keys) for k in other.keys)
 
 
-def _slot_match(claim: _Slots, a: int, b: int, source: _Slots, c: int, d: int, *, one_sided: bool) -> int:
-    """How alike the words around two slots are (auxiliaries and articles aside): 0 unless both sides match,
-    three words in all, or one side three words (``one_sided``) — and two of the matched words are content words
-    or numbers."""
+def _slot_match(claim: _Slots, a: int, b: int, source: _Slots, c: int, d: int, *, sides: _Sides) -> int:
+    """How alike the words around two slots are (up to four a side, auxiliaries and articles aside): 0 unless
+    both sides match, three words in all, or (``sides``) one side, or the left one, three words or more — and
+    two of the matched words are content words or numbers."""
     left = right = content = 0
     while left < _SLOT:
         i, j = a - 1 - left, c - 1 - left
@@ -476,7 +479,8 @@ def _slot_match(claim: _Slots, a: int, b: int, source: _Slots, c: int, d: int, *
         content += _telling(claim.keys[i])
         right += 1
     both = left >= 1 and right >= 1 and left + right >= 3
-    if content < 2 or not (both or (one_sided and max(left, right) >= _SLOT)):
+    one = {"both": 0, "left": left, "either": max(left, right)}[sides]
+    if content < 2 or not (both or one >= 3):
         return 0
     return left + right
 
@@ -573,7 +577,7 @@ def _number_swapped(claim: _Slots, a: int, b: int, q: Quantity, src: _Source) ->
         c, d, other = sentence.slots.numbers[j]
         if not _comparable(q, other):
             continue
-        strength = _slot_match(claim, a, b, sentence.slots, c, d, one_sided=True)
+        strength = _slot_match(claim, a, b, sentence.slots, c, d, sides="either")
         if not strength:
             continue
         if same_quantity(q, other) or same_quantity(other, q):
@@ -698,7 +702,7 @@ def _time_swapped(t: TimeRef, claim: Facts, src: _Source) -> TimeRef | None:
     for i, j in {*src.time_slots.get(("L", left), ()), *src.time_slots.get(("R", right), ())}:
         sentence = src.sentences[i]
         c, d, other = sentence.slots.times[j]
-        strength = _slot_match(slots, a, b, sentence.slots, c, d, one_sided=True)
+        strength = _slot_match(slots, a, b, sentence.slots, c, d, sides="either")
         if not strength or (other.weekday is None) != (t.weekday is None):
             continue
         if _same_time(t, other):

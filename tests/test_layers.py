@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"grounding", "candidates", "faithfulness", "facts"},
     {"cache", "prompts", "documents", "limits", "config", "options", "otel"},
     {"extract", "fetch", "dates", "language", "gazetteer", "align"},
-    {"schemas", "errors", "observe", "_resources", "_version"},
+    {"schemas", "errors", "observe", "_resources", "_version", "patterns"},
 ]
 
 
