@@ -509,6 +509,7 @@ _TITLES = (
 TITLE_WORDS = frozenset(w for t in _TITLES for w in t.split())
 _TITLE_STARTS = frozenset(t.split()[0] for t in _TITLES)
 _TITLE = re.compile(r"\b(" + alternation(_TITLES) + r")\b", re.I)
+_LOWER_TITLE = re.compile(r"\b(" + alternation(_TITLES) + r")\b")  # on lower-cased text: 5x faster than re.I
 _MONTHS_WEEKDAYS = frozenset(
     "january february march april may june july august september october november december monday tuesday "
     "wednesday thursday friday saturday sunday".split()
@@ -580,8 +581,10 @@ def document_facts(text: str, spans: list[Span], *, continental: bool = False, p
     if len(folded) != len(text):  # "ß" -> "ss" shifts offsets: then sentence by sentence
         return [facts_of(s.of(text), continental=continental, published=published, names=names) for s in spans]
     words = [(m.group(), m.start()) for m in _WORD.finditer(folded)]  # folding keeps word boundaries
-    initials = frozenset({w for w, at in words if text[at].isupper()} - {w for w, at in words if text[at].islower()}
-                         - TITLE_WORDS - _STOP - _GENERIC)
+    upper, lower = set(), set()
+    for w, at in words:
+        (upper if text[at].isupper() else lower).add(w)
+    initials = frozenset(upper - lower - TITLE_WORDS - _STOP - _GENERIC)
     numbers = sorted(quantities(text, continental, words), key=lambda q: q.start)
     starts = [at for _, at in words]
     out = []
@@ -687,7 +690,8 @@ def _name_key(word: str) -> str:
 def _titles(text: str, names: list[Name]) -> list[tuple[str, str]]:
     """(title, surname) pairs: "President Dina Boluarte", "Ken Farley, the mission's project scientist"."""
     pairs = []
-    for m in _TITLE.finditer(text):
+    low = text.lower()
+    for m in _LOWER_TITLE.finditer(low) if len(low) == len(text) else _TITLE.finditer(text):
         title = fold(m.group())
         after = [n for n in names if 0 <= n.start - m.end() <= 3 or n.start == m.start()]
         before = [n for n in names if 0 < m.start() - (n.start + len(n.text)) <= 30
