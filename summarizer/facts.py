@@ -581,7 +581,8 @@ def document_facts(text: str, spans: list[Span], *, continental: bool = False, p
     if len(folded) != len(text):  # "ß" -> "ss" shifts offsets: then sentence by sentence
         return [facts_of(s.of(text), continental=continental, published=published, names=names) for s in spans]
     words = [(m.group(), m.start()) for m in _WORD.finditer(folded)]  # folding keeps word boundaries
-    upper, lower = set(), set()
+    upper: set[str] = set()
+    lower: set[str] = set()
     for w, at in words:
         (upper if text[at].isupper() else lower).add(w)
     initials = frozenset(upper - lower - TITLE_WORDS - _STOP - _GENERIC)
