@@ -15,10 +15,13 @@ candidates, and the date then has to be stated in the text.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import unicodedata
 
-__all__ = ["candidates", "date_of", "describe", "resolve", "time_expressions"]
+from .patterns import alternation
+
+__all__ = ["candidates", "date_of", "describe", "may_hold_time", "resolve", "time_expressions"]
 
 _WEEKDAYS = {
     **dict.fromkeys(["monday", "lunes", "lundi", "montag"], 0),
@@ -178,9 +181,9 @@ def _period(published: dt.date, plain: str, words: list[str]) -> Candidates:
 
 # --- time expressions in a text -------------------------------------------------------
 
-_WEEKDAY_WORDS = "|".join(sorted(_WEEKDAYS, key=len, reverse=True))
-_MONTH_WORDS = "|".join(sorted((m for m in _MONTHS if len(m) > 3 or m == "may"), key=len, reverse=True))
-_RELATIVE_WORDS = "|".join(re.escape(p) for p, _ in _RELATIVE_DAYS)
+_WEEKDAY_WORDS = alternation(_WEEKDAYS)
+_MONTH_WORDS = alternation(m for m in _MONTHS if len(m) > 3 or m == "may")
+_RELATIVE_WORDS = alternation(p for p, _ in _RELATIVE_DAYS)
 _ORDINAL = r"(?:st|nd|rd|th|er|o|\.)?"
 _EXPRESSION = re.compile(
     "|".join([
@@ -198,7 +201,29 @@ _EXPRESSION = re.compile(
 
 def _fold(text: str) -> str:
     """Lower case without accents, one character for each of ``text``'s: spans map back unchanged."""
-    return "".join(unicodedata.normalize("NFKD", c)[:1].lower()[:1] or " " for c in text.replace("’", "'"))
+    text = text.replace("’", "'")
+    if text.isascii():
+        return text.lower()
+    table = {ord(c): _fold_char(c) for c in set(text) if not c.isascii()}
+    return text.translate(table).lower()  # one character for one: the table maps each to its folded first
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(c: str) -> str:
+    return unicodedata.normalize("NFKD", c)[:1].lower()[:1] or " "
+
+
+_TIME_WORDS = (frozenset(_WEEKDAYS) | {m for m in _MONTHS if len(m) > 3 or m == "may"}
+               | {w for phrase, _ in _RELATIVE_DAYS for w in re.findall(r"[a-z]+", phrase)}
+               | {"week", "month", "year", "weekend", "aujourdhui"}) - {"the", "day", "before", "after", "last",
+                                                                        "this", "ce", "esta"}
+
+
+def may_hold_time(words: list[str]) -> bool:
+    """Whether folded words include one that every time expression has: a weekday, a month, "yesterday",
+    "week", a year... A sentence without one has none, and ``time_expressions`` need not read it."""
+    return any(w in _TIME_WORDS or (len(w) == 4 and w.isdigit()) or (not w.isascii() and _fold(w) in _TIME_WORDS)
+               for w in words)
 
 
 def time_expressions(text: str, *, limit: int = 24) -> list[str]:

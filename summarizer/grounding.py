@@ -92,28 +92,64 @@ def claims(text: str) -> tuple[set[str], list[str]]:
     """The checkable claims of a text: its numbers and its capitalised names."""
     text = text.translate(_TYPOGRAPHY)
     numbers = {n for n in (_plain_number(t) for t in _NUMBER.findall(text)) if n}
-    return numbers, list(dict.fromkeys(_names(text)))
+    return numbers, list(dict.fromkeys(name for name, _ in _names(text)))
 
 
 def brief_warnings(brief: str, source: SourceIndex) -> list[str]:
-    """Numbers and capitalised names in ``brief`` that the source never mentions."""
-    all_numbers, all_names = claims(brief)
-    numbers = sorted(n for n in all_numbers if n not in source.numbers)
-    names = [name for name in all_names if not _name_in_source(name, source)]
-    warnings = [f"number not in source: {n}" for n in numbers]
+    """Numbers and capitalised names in ``brief`` that the source does not back.
+
+    The candidates are what a string test finds: digit strings and capitalised names the source text lacks.
+    The faithfulness checker (``faithfulness.check``) then drops the ones it finds backed — "1,400,000" for
+    "1.4 million", "Kenyan" for Kenya, "BoE" for the Bank of England, a sum or a difference of the source's
+    numbers, a sentence's capitalised first word — and adds the number and name problems it finds well
+    evidenced that no string test sees: a scale slip ("1.9 billion" for "1.9 million"), a number word the
+    source lacks, a number or a name put where the source has another.
+    """
+    from .faithfulness import check, hard_issues
+
+    text = brief.translate(_TYPOGRAPHY)  # one character for one: offsets stay the brief's
+    result = check(brief, source.text, published=source.published)
+    unbacked = [s.span for s in result.sentences if not s.citations]
+    issues = [i for s in result.sentences for i in s.issues if i.span is not None and "elsewhere" not in i.detail]
+
+    def doubted(kinds: tuple[str, ...], start: int, end: int) -> bool:
+        return any(span.start <= start < span.end for span in unbacked) or any(
+            i.kind in kinds and i.span is not None and i.span.start < end and start < i.span.end for i in issues)
+
+    numbers = {n: (m.start(), m.end()) for m in _NUMBER.finditer(text)
+               for n in [_plain_number(m.group())] if n and n not in source.numbers}
+    numbers = {n: at for n, at in numbers.items() if doubted(("number", "quantity"), *at)}
+    names = {name: at for name, at in _names(text)
+             if not _name_in_source(name, source) and doubted(("name", "place"), *at)}
+    warnings = [f"number not in source: {n}" for n in sorted(numbers)]
     warnings += [f"name not in source: {n}" for n in names]
+    warned = [*numbers.values(), *names.values()]
+    for issue in hard_issues(brief, source.text, published=source.published):
+        at = issue.span
+        if issue.kind not in _WARNED or at is None or any(a < at.end and at.start < b for a, b in warned):
+            continue
+        warned.append((at.start, at.end))
+        absent = "not in the source" in issue.detail or issue.kind == "quantity"
+        what = _WARNED[issue.kind]
+        warnings.append(f"{what} not in source: {issue.text} ({issue.detail})" if absent
+                        else f"{what} at odds with source: {issue.text} ({issue.detail})")
     return warnings
 
 
-def _names(text: str) -> list[str]:
+_WARNED = {"number": "number", "quantity": "number", "name": "name", "place": "name"}
+
+
+def _names(text: str) -> list[tuple[str, tuple[int, int]]]:
+    """Capitalised runs and where they are, a sentence's first word left out."""
     names = []
     for match in _NAME_RUN.finditer(text):
-        run = match.group(0)
+        run, start = match.group(0), match.start()
         if _SENTENCE_START.search(text[: match.start()]):
             # A sentence's first word is capitalised anyway: judge the rest of the run.
-            run = run.partition(" ")[2]
+            head, _, run = run.partition(" ")
+            start += len(head) + 1
         if run:
-            names.append(_POSSESSIVE.sub("", run))
+            names.append((_POSSESSIVE.sub("", run), (start, start + len(run))))
     return names
 
 

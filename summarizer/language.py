@@ -43,7 +43,7 @@ _MIN_SHARE = 0.1  # of the letters, in the script, before the script decides
 
 def detect_language(text: str) -> str | None:
     """The ISO 639-1 code of ``text``'s language, or None when nothing points to one."""
-    letters = sum(1 for c in text if c.isalpha()) or 1
+    letters = sum(map(str.isalpha, text)) or 1
     for code, pattern in _SCRIPTS:
         if len(pattern.findall(text)) / letters >= _MIN_SHARE:
             return _refine(code, text)

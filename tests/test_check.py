@@ -46,13 +46,70 @@ def kinds(result: Check) -> set[str]:
     ("The government asked for international help.", "negation"),
     ("Rescue teams were not searching for the six people trapped under rubble, governor Rohel Sánchez said.",
      "negation"),
-    ("President Dina Boluarte, who was elected in a landslide, blamed the mining industry.", "unsupported_content"),
     ("The quake was felt in Lima, where Mayor Rafael López Aliaga ordered buildings evacuated.", "name"),
 ])
 def test_catches(summary: str, kind: str) -> None:
     result = check(summary, SOURCE, published=PUBLISHED)
     assert result.flagged, result.model_dump_json(indent=1)
     assert kind in kinds(result), result.model_dump_json(indent=1)
+
+
+@pytest.mark.parametrize(("summary", "kind"), [
+    # a number put in another's place: the words around it are the source's words around "two"
+    ("Police arrested six looters in Chivay.", "number"),
+    # a name put in another's place
+    ("Dina Boluarte said rescue teams were still searching for at least six people trapped under rubble.", "name"),
+    # an opening pronoun read as the previous sentence's first name
+    ("Rohel Sánchez toured Chivay. He declared a 30-day state of emergency in three provinces.", "name"),
+    # a state the source excludes: arrested, not charged
+    ("Police charged two looters in Chivay.", "negation"),
+])
+def test_catches_swaps_and_exclusive_states(summary: str, kind: str) -> None:
+    result = check(summary, SOURCE, published=PUBLISHED)
+    assert kind in kinds(result), result.model_dump_json(indent=1)
+
+
+def test_a_count_bound_to_other_things_is_caught() -> None:
+    source = "More than 670 firefighters, 199 fire engines and 35 aircraft were battling the blaze near Athens."
+    result = check("More than 670 firefighters and 199 aircraft were battling the blaze near Athens.", source)
+    assert "number" in kinds(result), result.model_dump_json(indent=1)
+
+
+@pytest.mark.parametrize(("source", "summary"), [
+    ("Ms Delaney won 31,204 votes, ahead of the Conservative candidate, Graham Pike, on 24,880.",
+     "Delaney beat Pike by more than 6,000 votes."),  # a difference
+    ("It is the first hosepipe ban imposed by the firm since 2022, the company said.",
+     "It is the firm's first hosepipe ban in two years."),  # years apart, from the publication date
+    ("The runner was banned for ten years for doping offences.", "The runner was banned for a decade for doping."),
+    ("Officials said 70% of flights at Orly would be cancelled on Thursday.",
+     "Seven flights in ten at Orly will be cancelled on Thursday."),
+    ("Twelve people, including six children, died when the boat sank.",
+     "A dozen people, half of them children, died when the boat sank."),  # a ratio written as a word
+])
+def test_derived_numbers_pass(source: str, summary: str) -> None:
+    result = check(summary, source, published=dt.date(2024, 8, 9))
+    assert not result.flagged, result.model_dump_json(indent=1)
+
+
+def test_a_small_count_the_source_never_gives_is_partial() -> None:
+    result = check("At least 14 people died in four towns in southern Peru.", SOURCE)
+    assert not result.flagged and result.sentences[0].support == "partial"
+
+
+def test_the_source_is_prepared_once() -> None:
+    from summarizer.faithfulness import _prepared
+
+    check("Most of the deaths were in Chivay.", SOURCE)
+    before = _prepared.cache_info().hits
+    check("Police arrested two looters in Chivay.", SOURCE)
+    assert _prepared.cache_info().hits == before + 1
+
+
+def test_content_the_source_lacks_is_partial_not_flagged() -> None:
+    # Words alone cannot tell a synonym from an invention: named, but no flag.
+    result = check("President Dina Boluarte, who was elected in a landslide, blamed the mining industry.", SOURCE)
+    assert not result.flagged and result.sentences[0].support == "partial"
+    assert {i.kind for i in result.sentences[0].issues} == {"unsupported_content"}
 
 
 @pytest.mark.parametrize("summary", [

@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"grounding", "candidates", "faithfulness", "facts"},
     {"cache", "prompts", "documents", "limits", "config", "options", "otel"},
     {"extract", "fetch", "dates", "language", "gazetteer", "align", "charsets"},
-    {"schemas", "errors", "observe", "_resources", "_version"},
+    {"schemas", "errors", "observe", "_resources", "_version", "patterns"},
 ]
 
 

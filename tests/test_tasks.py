@@ -116,6 +116,30 @@ def test_grounding_warns_about_numbers_and_names_absent_from_source(s: Summarize
 
 
 @respx.mock
+def test_grounding_leaves_out_what_the_checker_finds_backed(s: Summarizer, doc) -> None:
+    # "UNGA" spells the source's "UN General Assembly": a string test warned, the checker knows better.
+    mock(GOOD_BRIEF + " Lavrov also met ministers at UNGA on Wednesday.")
+    assert not any("not in source" in w for w in s.brief(doc).warnings)
+
+
+@respx.mock
+def test_grounding_warns_about_a_number_word_and_a_scale_slip(s: Summarizer, doc, tmp_path) -> None:
+    mock(GOOD_BRIEF + " He met fourteen of them.")
+    assert any(w.startswith("number not in source: fourteen") for w in s.brief(doc).warnings)
+    source = tmp_path / "aid.txt"
+    source.write_text("The health ministry said aid worth 1.4 million soles had been sent to the quake zone in "
+                      "southern Peru on Friday, where rescue teams were still searching for survivors. Families "
+                      "waited for news of relatives trapped under the rubble of their homes, and the ministry said "
+                      "more teams would arrive over the weekend.", "utf-8")  # long enough for a 40-word brief
+    brief = ("The health ministry said aid worth 1.4 billion soles had been sent to the quake zone in southern "
+             "Peru on Friday. Rescue teams were still searching for survivors there, the ministry said, as "
+             "families waited for news of relatives trapped under the rubble of their homes.")
+    mock(brief)
+    warnings = s.brief(read_document(source)).warnings
+    assert any(w.startswith("number not in source: 1.4 billion") and "1.4 million" in w for w in warnings)
+
+
+@respx.mock
 def test_strict_turns_grounding_warnings_into_reasks(s: Summarizer, doc) -> None:
     route = mock(GOOD_BRIEF + " It cost 987654 dollars.", GOOD_BRIEF)
     result = s.brief(doc, strict=True)
