@@ -280,23 +280,24 @@ class Summarizer:
         return BulkRunner(pipeline, concurrency=concurrency, limiter=limiter)
 
     def batch_runner(
-        self, out: str | Path, task: TaskLike = "events", *, limits: BatchLimits | None = None, max_rounds: int = 3,
-        finish: Literal["batch", "direct"] = "batch", poll_interval: float = 10.0, max_poll_interval: float = 60.0,
-        input_path: Path | None = None, on_progress: Callable[[dict[str, Any]], None] | None = None,
-        **options: Unpack[OptionSettings],
+        self, out: str | Path, task: TaskLike = "events", *, cache: CacheChoice = False,
+        limits: BatchLimits | None = None, max_rounds: int = 3, finish: Literal["batch", "direct"] = "batch",
+        poll_interval: float = 10.0, max_poll_interval: float = 60.0, input_path: Path | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None, rpm: float | None = None,
+        tpm: float | None = None, **options: Unpack[OptionSettings],
     ) -> BatchRunner:
-        """A run through the provider's Batch API into ``out``, for backends that offer one (capabilities.batch)."""
+        """A run through the provider's Batch API into ``out``, for backends that offer one (capabilities.batch).
+
+        Stragglers sent directly at the end (``finish="direct"``) go through the same retry and
+        pacing layers (``rpm``/``tpm``) as direct mode.
+        """
         from .batch import BatchLimits, BatchRunner
 
-        checked = self.options(**options)
-        with self._lock:
-            raw = self._transport()
-        return BatchRunner(
-            raw, self.prompts, self.task(task), checked, Path(out), policy=backends.retry_policy(self.settings),
-            cache=None, limits=limits or BatchLimits(), max_rounds=max_rounds, finish=finish,
-            poll_interval=poll_interval, max_poll_interval=max_poll_interval, fetch_policy=self.fetch_policy,
-            input_path=input_path, on_progress=on_progress,
-        )
+        pipeline = self.pipeline(task, self.options(**options), cache=_open_cache(cache),
+                                 pacer=RateLimiter(rpm, tpm))
+        return BatchRunner(pipeline, Path(out), limits=limits or BatchLimits(), max_rounds=max_rounds,
+                           finish=finish, poll_interval=poll_interval, max_poll_interval=max_poll_interval,
+                           input_path=input_path, on_progress=on_progress)
 
     async def abulk(
         self, documents: Iterable[Any], *, task: TaskLike = "brief", **settings: Unpack[BulkSettings],
@@ -366,13 +367,12 @@ class Summarizer:
         ``batch_runner``'s settings (limits, max_rounds, finish, poll intervals, on_progress, options).
         """
         input_path = source_path(source) if source is not None else None
-        runner = self.batch_runner(out, task, input_path=input_path, **batch)
-        store = runner.cache = _open_cache(cache)
+        runner = self.batch_runner(out, task, cache=cache, input_path=input_path, **batch)
         try:
             items = read_source(source, **(fields or {})) if source is not None else None
             return await runner.run(items, wait=wait)
         finally:
-            _close_opened(store, cache)
+            _close_opened(runner.pipeline.cache, cache)
 
     def batch_to_jsonl(
         self, source: str | Path | None, out: str | Path, *, task: TaskLike = "events", wait: bool = True,

@@ -17,6 +17,7 @@ import sys
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .charsets import decode_page
 from .errors import InputError
@@ -106,11 +107,28 @@ class Document:
         return cls(id=id or _content_id(unique), paragraphs=tuple(unique), dropped_repeats=dropped,
                    source=source, title=title or None, published=published, notes=tuple(found))
 
+    def to_state(self) -> dict[str, Any]:
+        """The document as JSON-able data (a batch run keeps it between rounds); ``from_state`` rebuilds it."""
+        return {"paragraphs": list(self.paragraphs), "dropped": self.dropped_repeats, "source": self.source,
+                "title": self.title, "published": self.published.isoformat() if self.published else None,
+                "notes": list(self.notes)}
+
+    @classmethod
+    def from_state(cls, doc_id: str, state: dict[str, Any]) -> Document:
+        return cls(id=doc_id, paragraphs=tuple(state["paragraphs"]), dropped_repeats=state["dropped"],
+                   source=state["source"], title=state["title"], published=date_or_none(state.get("published")),
+                   notes=tuple(state["notes"]))
+
     @property
     def digest(self) -> str:
         """SHA-256 of the normalised text and the publication date: the document part of a cache key."""
         blob = self.text + (f"\n@{self.published.isoformat()}" if self.published else "")
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def date_or_none(value: str | None) -> dt.date | None:
+    """An ISO date written by ``to_state`` (or None): the one way saved state carries a publication date."""
+    return dt.date.fromisoformat(value) if value else None
 
 
 def read_document(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import re
 import time
@@ -27,7 +26,7 @@ from pydantic import BaseModel
 from . import observe
 from .backends import Backend, Completion, Delta, Message, OutputSpec
 from .dates import describe
-from .documents import Document, estimate_tokens, split_into_chunks, unicode_problem
+from .documents import Document, date_or_none, estimate_tokens, split_into_chunks, unicode_problem
 from .errors import ConfigError, OutputValidationError, SummarizerError
 from .grounding import SourceIndex
 from .options import TaskOptions
@@ -95,7 +94,7 @@ class Request:
 
     @classmethod
     def from_state(cls, state: dict[str, Any], prompts: PromptLibrary, spec: TaskSpec[Any] | None = None) -> Request:
-        published = dt.date.fromisoformat(state["published"]) if state.get("published") else None
+        published = date_or_none(state.get("published"))
         name = state["template"]
         template = prompts.get(name, spec.templates.get(name) if spec is not None else None)
         return cls(state["stage"], state["index"], template, state["messages"], OutputSpec(),
@@ -212,6 +211,21 @@ class TaskRun(Generic[V]):
         stage = "part" if self._round == 0 else "combine"
         done = self._expected if self.value is not None else len(self._values)
         return RunProgress(stage, done, self._expected, self._round)
+
+    def request_from_state(self, state: dict[str, Any]) -> Request:
+        """A request this run made, rebuilt from ``Request.to_state`` with the output spec it had.
+
+        (Only what a document part or the document gives: a combine step's grammar-bound schema,
+        which needs the part answers, is the plain schema here — what HTTP endpoints take anyway.)
+        """
+        request = Request.from_state(state, self.prompts, self.spec)
+        if request.stage == "verify":
+            return replace(request, output=judge_output())
+        output = self.spec.output_spec(OutputContext(request.template, request.source.text, [], self.options,
+                                                     request.source))
+        if request.template.format_guide:
+            output = replace(output, format_guide=request.template.guide(**self._variables()))
+        return replace(request, output=output)
 
     def snapshot(self) -> dict[str, Any]:
         """The run's state as JSON-able data: the batch mode keeps it between rounds, and across restarts."""
