@@ -7,7 +7,7 @@ from .bulk import BulkRunner, BulkSummary
 from .cache import ResultCache
 from .client import DocumentLike, Summarizer
 from .config import Settings, load_settings
-from .documents import Document, read_document
+from .documents import Document, fetch_document, read_document
 from .errors import (
     ConfigError, InputError, OutputError, OutputValidationError, ProviderError, SummarizerError, TransientError,
     UsageError,
@@ -29,5 +29,5 @@ __all__ = [
     "PromptLibrary", "PromptTemplate", "ProviderError", "RateLimiter", "Reask", "Record", "Result", "ResultCache",
     "RetryPolicy", "Retrying", "Settings", "StreamEvent", "Summarizer", "SummarizerError", "TaskName",
     "TaskOptions", "TaskRun", "TransientError", "Usage", "UsageError", "When", "event_report_schema",
-    "load_settings", "make_backend", "read_document", "run_task",
+    "fetch_document", "load_settings", "make_backend", "read_document", "run_task",
 ]

@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .backends import Backend
 from .cache import ResultCache, result_key
-from .documents import read_document
+from .documents import Document, fetch_document
 from .errors import SummarizerError, UsageError
 from .fetch import FetchPolicy
 from .limits import Pacer
@@ -115,6 +116,9 @@ class BulkRunner:
         self.requested_concurrency = concurrency
         self.concurrency = min(concurrency, backend.max_concurrency or concurrency)
         self.cache, self.limiter, self.fetch_policy = cache, limiter, fetch_policy
+        # How a "url" item becomes a Document: (url, id, published) -> Document. Default: fetch_document
+        # in a thread (a URL only, never a local path); the service parses in its own pool.
+        self.url_reader: Callable[[str, str, dt.date | None], Awaitable[Document]] | None = None
         self._fingerprints = [t.fingerprint for t in task_prompts(task, prompts)]
 
     async def results(self, items: Iterable[BulkItem] | AsyncIterable[BulkItem]) -> AsyncGenerator[Record, None]:
@@ -187,8 +191,11 @@ class BulkRunner:
         """The item with its URL read (off the event loop), or the reason it could not be."""
         assert item.url is not None
         try:
-            document = await asyncio.to_thread(read_document, item.url, id=item.id, published=item.published,
-                                               fetch_policy=self.fetch_policy)
+            if self.url_reader is not None:
+                document = await self.url_reader(item.url, item.id, item.published)
+            else:
+                document = await asyncio.to_thread(fetch_document, item.url, id=item.id, published=item.published,
+                                                   fetch_policy=self.fetch_policy)
         except SummarizerError as exc:
             return BulkItem(item.id, error=ErrorInfo(code=exc.code, message=str(exc)))
         return BulkItem(item.id, document=dataclasses.replace(document, notes=item.notes + document.notes))

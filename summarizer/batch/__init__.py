@@ -36,7 +36,7 @@ from ..backends.openai import OpenAIBackend, parse_completion
 from ..backends.retry import RetryPolicy
 from ..bulk import Tally, failure
 from ..cache import ResultCache, result_key
-from ..documents import Document, read_document
+from ..documents import Document, fetch_document
 from ..errors import ConfigError, OutputValidationError, ProviderError, SummarizerError, TransientError, UsageError
 from ..fetch import FetchPolicy
 from ..prompts import PromptLibrary
@@ -189,7 +189,7 @@ class BatchRunner:
     async def _fetched(self, item: BulkItem) -> BulkItem:
         assert item.url is not None
         try:
-            document = await asyncio.to_thread(read_document, item.url, id=item.id, published=item.published,
+            document = await asyncio.to_thread(fetch_document, item.url, id=item.id, published=item.published,
                                                fetch_policy=self.fetch_policy)
         except SummarizerError as exc:
             return BulkItem(item.id, error=ErrorInfo(code=exc.code, message=str(exc)))
