@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .client import BulkSettings, DocumentLike, OptionSettings, SourceSettings, Summarizer
     from .config import Settings, load_settings
     from .faithfulness import Check, check
-    from .documents import Document, read_document
+    from .documents import Document, fetch_document, read_document
     from .errors import (
         ConfigError, InputError, OutputError, OutputValidationError, ProviderError, SummarizerError, TransientError,
         UsageError,
@@ -54,7 +54,7 @@ _WHERE = {
     "cache": ["ResultCache"],
     "client": ["BulkSettings", "DocumentLike", "OptionSettings", "SourceSettings", "Summarizer"],
     "config": ["Settings", "load_settings"],
-    "documents": ["Document", "read_document"],
+    "documents": ["Document", "fetch_document", "read_document"],
     "errors": ["ConfigError", "InputError", "OutputError", "OutputValidationError", "ProviderError",
                "SummarizerError", "TransientError", "UsageError"],
     "limits": ["RateLimiter"],
@@ -84,7 +84,7 @@ __all__ = [
     "Settings", "SourceSettings", "SourceText", "Span", "StreamEvent", "Summarizer", "SummarizerError",
     "TaskName", "TaskOptions", "TaskRegistry", "TaskRun", "TaskSpec", "TransientError", "Usage", "UsageError",
     "When", "__version__", "check", "default_registry", "event_report_schema", "load_settings", "make_backend",
-    "model_task", "read_document", "run_task",
+    "fetch_document", "model_task", "read_document", "run_task",
 ]
 
 

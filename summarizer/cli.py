@@ -694,6 +694,11 @@ def serve(
     max_pending: Annotated[int, typer.Option(min=1, metavar="N", help="Requests waiting or running before 429.")] = 256,
     job_concurrency: Annotated[int, typer.Option(min=1, metavar="N", help="Documents in flight per job.")] = 16,
     request_timeout: Annotated[float, typer.Option(min=1, metavar="SECONDS", help="Per request.")] = 120,
+    max_jobs: Annotated[int, typer.Option(min=1, metavar="N", help="Jobs queued or running, for everyone.")] = 16,
+    max_jobs_per_token: Annotated[int, typer.Option(
+        min=1, metavar="N", help="Jobs queued or running for one token (below --max-jobs).")] = 4,
+    parse_timeout: Annotated[float, typer.Option(
+        min=0.1, metavar="SECONDS", help="Parsing a document (HTML, PDF) past this: 422 document too complex.")] = 10,
     *, endpoint: dict[str, Any],
 ) -> None:
     """Serve the HTTP API (briefs, event reports, streaming, bulk jobs, metrics) and a web page.
@@ -712,6 +717,7 @@ def serve(
             host=host, port=port, tokens=load_tokens(tokens_file), no_auth=no_auth, data_dir=directory,
             allow_urls=allow_urls, rpm_per_token=rpm_per_token or None, max_in_flight=max_in_flight,
             max_pending=max_pending, job_concurrency=job_concurrency, request_timeout=request_timeout,
+            max_jobs=max_jobs, max_jobs_per_token=max_jobs_per_token, parse_timeout=parse_timeout,
         )
         run(config, settings)
 

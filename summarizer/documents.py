@@ -18,17 +18,22 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .charsets import decode_page
 from .errors import InputError
 from .extract import html_article, pdf_text
-from .fetch import FetchPolicy, fetch, is_url
+from .fetch import FetchPolicy, Fetched, fetch, is_url
 
 __all__ = [
     "MAX_DOCUMENT_BYTES",
+    "NOT_A_WEB_URL",
     "Document",
+    "check_web_url",
     "decode_bytes",
     "estimate_tokens",
+    "fetch_document",
+    "fetched_document",
     "read_bytes",
     "read_document",
     "sentences",
@@ -37,6 +42,8 @@ __all__ = [
 ]
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024  # 16 MiB of text is ~4M tokens: far past any useful brief
+# One message for every string that is not a web URL: it never says whether a path exists.
+NOT_A_WEB_URL = "url: not an http:// or https:// URL (a document is text, html, or a web URL)"
 
 _HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 _HTML_SNIFF = re.compile(
@@ -151,14 +158,55 @@ def read_document(
     return Document.from_text(text, id=id or default_id, source=label, html=html, published=published)
 
 
-def _read_url(url: str, *, id: str | None, published: dt.date | None, policy: FetchPolicy | None) -> Document:
-    fetched = fetch(url, policy)
+def fetch_document(
+    url: str, *, id: str | None = None, published: dt.date | None = None, fetch_policy: FetchPolicy | None = None,
+) -> Document:
+    """The document at an http(s) URL, fetched within ``fetch_policy``.
+
+    Unlike ``read_document`` it never opens a local path, whatever the string: what
+    a client of a shared service sends goes here.
+    """
+    return fetched_document(fetch(check_web_url(url), fetch_policy), id=id or url, published=published, source=url)
+
+
+def check_web_url(url: str) -> str:
+    """``url`` if it is a plain http(s) URL with a host, else InputError(NOT_A_WEB_URL).
+
+    Strict on purpose: no surrounding whitespace, lower-case scheme, no control characters
+    or spaces, a host and a valid port — nothing a path, a ``file:``/``gopher:`` URL or
+    a URL in disguise could pass for.
+    """
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or not url.isprintable() \
+            or any(c.isspace() for c in url):
+        raise InputError(NOT_A_WEB_URL)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError:
+        raise InputError(NOT_A_WEB_URL) from None
+    if not parts.hostname:
+        raise InputError(NOT_A_WEB_URL)
+    return url
+
+
+def fetched_document(
+    fetched: Fetched, *, id: str | None = None, published: dt.date | None = None, source: str | None = None,
+) -> Document:
+    """What a URL answered (``fetch``), as a Document: PDF, HTML or text. No I/O: parsing only.
+
+    ``source`` (default: the final URL) names the document in messages; ``id`` defaults to it.
+    """
+    url = source or fetched.url
     if fetched.kind == "pdf":
         return Document.from_text(pdf_text(fetched.content, url), id=id or url, source=url, html=False,
                                   published=published)
     text = _decode_web(fetched.content, fetched.charset, fetched.kind == "html", url)
     return Document.from_text(text, id=id or url, source=url, html=fetched.kind == "html", published=published,
                               url=fetched.url)
+
+
+def _read_url(url: str, *, id: str | None, published: dt.date | None, policy: FetchPolicy | None) -> Document:
+    return fetched_document(fetch(url, policy), id=id or url, published=published, source=url)
 
 
 def _decode_web(data: bytes, charset: str | None, html: bool, name: str) -> str:

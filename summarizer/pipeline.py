@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import observe
 from .backends import Backend
 from .cache import ResultCache, result_key
-from .documents import Document, read_document
+from .documents import Document, fetch_document
 from .errors import SummarizerError
 from .fetch import FetchPolicy
 from .observe import RunObserver
@@ -44,6 +46,8 @@ class DocumentPipeline:
         self.options, self.backend, self.prompts = options, backend, prompts
         self.cache, self.fetch_policy, self.observer = cache, fetch_policy, observer
         self.cache_scope = cache_scope  # answers are shared only within one scope (a service's tenant)
+        # How a "url" item becomes a Document: (url, id, published) -> Document; None: fetch_document in a thread.
+        self.url_reader: Callable[[str, str, dt.date | None], Awaitable[Document]] | None = None
         self._fingerprints = [t.fingerprint for t in task_prompts(self.spec, prompts)]
 
     # -- the direct path ---------------------------------------------------------------------------
@@ -74,12 +78,19 @@ class DocumentPipeline:
     # -- the steps, for drivers that carry requests themselves (batch) --------------------------------
 
     async def prepared(self, item: BulkItem) -> BulkItem:
-        """The item with its URL read (off the event loop), or the reason it could not be."""
+        """The item with its URL read (off the event loop), or the reason it could not be.
+
+        A record's "url" is fetched as a web URL and nothing else (``fetch_document``: never a local
+        path, whatever the string); ``url_reader`` replaces how (the service parses in its own pool).
+        """
         if item.url is None:
             return item
         try:
-            document = await asyncio.to_thread(read_document, item.url, id=item.id, published=item.published,
-                                               fetch_policy=self.fetch_policy)
+            if self.url_reader is not None:
+                document = await self.url_reader(item.url, item.id, item.published)
+            else:
+                document = await asyncio.to_thread(fetch_document, item.url, id=item.id, published=item.published,
+                                                   fetch_policy=self.fetch_policy)
         except SummarizerError as exc:
             return BulkItem(item.id, error=ErrorInfo(code=exc.code, message=str(exc)))
         return BulkItem(item.id, document=dataclasses.replace(document, notes=item.notes + document.notes))

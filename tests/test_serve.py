@@ -7,9 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -30,17 +31,26 @@ class Service:
     url: str
     proc: subprocess.Popen[str]
     data_dir: Path
+    stderr: list[str] = field(default_factory=list)  # what it wrote after its "serving on" line
+    reader: threading.Thread | None = None
 
     def client(self, token: str | None = TOKEN, **kwargs: object) -> httpx.Client:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kwargs)  # type: ignore[arg-type]
 
+    def drain(self) -> None:
+        """Read its stderr as it comes, so that a full pipe never stalls the server's access log."""
+        assert self.proc.stderr is not None
+        self.stderr.extend(self.proc.stderr)
+
     def stop(self, *, signal_it: bool = True) -> str:
-        """SIGTERM (unless it was sent already) and wait for the exit; return what remained of stderr."""
+        """SIGTERM (unless it was sent already) and wait for the exit; return its stderr after startup."""
         if signal_it and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=60)
-        return err
+        self.proc.wait(timeout=60)
+        if self.reader is not None:
+            self.reader.join(timeout=60)
+        return "".join(self.stderr)
 
 
 def start(fake: FakeServer, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Service:
@@ -53,10 +63,13 @@ def start(fake: FakeServer, data_dir: Path, *args: str, env: dict[str, str] | No
     proc = subprocess.Popen([sys.executable, "-m", "summarizer", "serve", "--port", "0", "--data-dir",
                              str(data_dir), *args], env=environ, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    for line in proc.stderr:
+    for line in iter(proc.stderr.readline, ""):
         if "serving on " in line:
             url = line.split("serving on ", 1)[1].split()[0]
-            return Service(url, proc, data_dir)
+            service = Service(url, proc, data_dir)
+            service.reader = threading.Thread(target=service.drain, daemon=True)
+            service.reader.start()
+            return service
     raise AssertionError(f"serve exited with {proc.wait()}")
 
 

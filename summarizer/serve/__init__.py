@@ -8,6 +8,8 @@ says on stderr where it listens once it can take requests.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import socket
@@ -22,6 +24,7 @@ from ..fetch import FetchPolicy
 from .admission import Gated
 from .app import create_app
 from .config import ServiceConfig, default_data_dir, load_tokens
+from .jobs import JobStore
 
 __all__ = ["ServiceConfig", "create_app", "default_data_dir", "load_tokens", "run"]
 
@@ -33,10 +36,15 @@ def run(config: ServiceConfig, settings: Settings) -> None:
     except ImportError:
         raise ConfigError("the service needs its extra: pip install 'summarizer[serve]'") from None
     config.check()
-    summarizer, problem = _summarizer(config, settings)
-    app = create_app(config, summarizer, backend_problem=problem)
-    _log_to_stderr()
-    sock = _bind(config.host, config.port)
+    store = JobStore(config.data_dir)  # a data dir that is a file, a corrupt database: one line, before listening
+    try:
+        summarizer, problem = _summarizer(config, settings)
+        app = create_app(config, summarizer, store, backend_problem=problem)
+        _log_to_stderr()
+        sock = _bind(config.host, config.port)
+    except BaseException:
+        store.close()
+        raise
     host, port = sock.getsockname()[:2]
 
     class Server(uvicorn.Server):
@@ -51,6 +59,10 @@ def run(config: ServiceConfig, settings: Settings) -> None:
         def handle_exit(self, sig: int, frame: Any) -> None:
             super().handle_exit(sig, frame)
             self._captured_signals.clear()  # a clean stop exits 0; uvicorn would re-raise the signal
+            # Jobs take no new documents and nothing new is parsed from now on, not only once the
+            # open connections are drained: what is waiting to be parsed would outlast the drain.
+            with contextlib.suppress(RuntimeError, AttributeError):
+                asyncio.get_running_loop().call_soon_threadsafe(app.state.stop_taking)
 
     server = Server(uvicorn.Config(
         app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=20,

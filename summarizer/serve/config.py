@@ -36,11 +36,14 @@ class ServiceConfig:
     max_job_bytes: int = 64 * 1024 * 1024  # one job upload
     max_in_flight: int = 64  # model requests at once, sync requests and jobs together
     max_pending: int = 256  # sync requests waiting or running before the next gets 429
-    max_jobs: int = 16  # jobs queued or running before the next gets 429
+    max_jobs: int = 16  # jobs queued, running or being uploaded before the next gets 429
+    max_jobs_per_token: int = 4  # of those, for one token: fewer than max_jobs, so no tenant shuts out the rest
     job_concurrency: int = 16  # documents in flight per job
     rpm_per_token: float | None = 600.0
     request_timeout: float = 120.0
     allow_urls: bool = False
+    parse_timeout: float = 10.0  # seconds of parsing (HTML, PDF) per document before "document too complex"
+    parse_workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
 
     def check(self) -> None:
         """Refuse what would be unsafe: an open service without tokens on a non-loopback address."""
@@ -52,6 +55,9 @@ class ServiceConfig:
                               "set SUMMARIZER_SERVICE_TOKENS or --tokens-file")
         if self.tokens and self.no_auth:
             raise ConfigError("--no-auth with tokens configured: choose one")
+        if len(self.tokens) > 1 and self.max_jobs_per_token >= self.max_jobs:
+            raise ConfigError(f"--max-jobs-per-token {self.max_jobs_per_token} must be below --max-jobs "
+                              f"{self.max_jobs}, or one token could take every job place")
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,34 +1,50 @@
 """Bulk jobs over HTTP: the store that remembers them and the manager that runs them.
 
 A job is a folder under ``data_dir/jobs/<id>/`` holding ``input.jsonl`` (what
-was submitted) and ``output.jsonl`` (the Result records, written by the same
-bulk engine and sink as ``summarizer bulk``), plus a row in ``jobs.sqlite3``:
-who owns it, its task and options, its state. Nothing else is state: a
-restarted server resumes every unfinished job from its output file, exactly as
-a CLI rerun does, so no finished document is requested twice.
+was submitted, as UTF-8 NDJSON) and ``output.jsonl`` (the Result records, written
+by the same bulk engine and sink as ``summarizer bulk``), plus a row in
+``jobs.sqlite3``: who owns it, its task and options, its state. Nothing else is
+state: a restarted server resumes every unfinished job from its output file,
+exactly as a CLI rerun does, so no finished document is requested twice.
+
+The manager holds the caps: at most ``max_jobs`` queued or running jobs in all,
+and at most ``per_owner`` for one token (fewer than ``max_jobs``, so one tenant
+cannot shut out the others). A place is taken before the body is read, in one
+step with no await between the check and the take. Documents are parsed in the
+parse pool, a few ahead, never on the event loop; each tenant has its own
+result cache, so no tenant can learn through a cache hit what another submitted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
+import logging
+import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..bulk import BulkSummary, run_bulk
 from ..client import Summarizer
-from ..errors import SummarizerError
-from ..schemas import Record, TaskName, Usage
+from ..documents import Document, check_web_url
+from ..errors import ConfigError, SummarizerError
+from ..fetch import fetch
+from ..schemas import ErrorInfo, Record, TaskName, Usage
 from ..sinks import JsonlSink, scan_output
-from ..sources import BulkItem, read_source
+from ..sources import MAX_LINE_BYTES, BulkItem, oversized_line
+from .parsing import ParsePool, job_item, line_id, parse_fetched
 
-__all__ = ["Job", "JobManager", "JobStore"]
+__all__ = ["Job", "JobManager", "JobStore", "JobsFull"]
+
+log = logging.getLogger("summarizer")
+_OWNER = re.compile(r"^(t-[0-9a-f]{10}|anonymous)$")  # token ids: safe as file names
 
 STATES = ("queued", "running", "completed", "failed", "cancelled")
 _SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
@@ -70,22 +86,45 @@ class Job:
 
 
 class JobStore:
-    """Jobs in SQLite: one row each; the documents and results live in the job's folder."""
+    """Jobs in SQLite: one row each; the documents and results live in the job's folder.
+
+    Opening refuses, with one line (ConfigError), a data dir that is not a folder and a
+    jobs database that is not one, so that ``serve`` says so before it listens.
+    """
 
     def __init__(self, data_dir: Path) -> None:
-        self.root = data_dir / "jobs"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(data_dir / "jobs.sqlite3", isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+        self.data_dir, self.root = data_dir, data_dir / "jobs"
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--data-dir {data_dir}: cannot use it as the jobs folder "
+                              f"({exc.strerror or exc}); pass a folder") from None
+        path = data_dir / "jobs.sqlite3"
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(_SCHEMA)
+            self._db.execute("SELECT id, owner, task, options, status, total, ok, failed, usage, error, created, "
+                             "updated FROM jobs LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise ConfigError(f"jobs database {path} is unusable ({exc}); move it away to start afresh") from None
 
     def folder(self, job_id: str) -> Path:
         return self.root / job_id
 
-    def create(self, owner: str, task: TaskName, options: dict[str, Any], total: int) -> Job:
-        job = Job(id="job_" + secrets.token_hex(8), owner=owner, task=task, options=options, status="queued",
-                  total=total)
-        self.folder(job.id).mkdir(parents=True)
+    @staticmethod
+    def new_id() -> str:
+        return "job_" + secrets.token_hex(8)
+
+    def cache_path(self, owner: str) -> Path:
+        """The result cache of one tenant: tenants never share cached answers."""
+        if not _OWNER.match(owner):
+            raise ValueError(f"not a token id: {owner!r}")
+        return self.data_dir / "cache" / f"{owner}.sqlite3"
+
+    def create(self, job_id: str, owner: str, task: TaskName, options: dict[str, Any], total: int) -> Job:
+        """Record a job whose folder (with its input) is ready."""
+        job = Job(id=job_id, owner=owner, task=task, options=options, status="queued", total=total)
         self.save(job)
         return job
 
@@ -101,6 +140,19 @@ class JobStore:
     def get(self, job_id: str) -> Job | None:
         row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
+
+    def owned(self, owner: str, limit: int, after: str | None = None) -> list[Job] | None:
+        """``owner``'s jobs, newest first, ``limit`` of them after job ``after`` (None: no such job of theirs)."""
+        anchor = (float("inf"), "")
+        if after is not None:
+            row = self._db.execute("SELECT created, id FROM jobs WHERE id = ? AND owner = ?", (after, owner)).fetchone()
+            if row is None:
+                return None
+            anchor = (row[0], row[1])
+        rows = self._db.execute(
+            "SELECT * FROM jobs WHERE owner = ? AND (created < ? OR (created = ? AND id < ?)) "
+            "ORDER BY created DESC, id DESC LIMIT ?", (owner, anchor[0], anchor[0], anchor[1], limit))
+        return [_job(row) for row in rows.fetchall()]
 
     def unfinished(self) -> list[Job]:
         rows = self._db.execute("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY created")
@@ -122,36 +174,65 @@ def _job(row: tuple[Any, ...]) -> Job:
                failed=failed, usage=Usage.model_validate_json(usage), error=error, created=created, updated=updated)
 
 
+class JobsFull(Exception):
+    """No place for another job now (HTTP 429)."""
+
+
 class JobManager:
-    """Runs jobs on the bulk engine in the server's event loop, a few at a time."""
+    """Runs jobs on the bulk engine in the server's event loop, a few at a time, within the caps."""
 
     def __init__(
-        self, store: JobStore, summarizer: Summarizer, *, concurrency: int, max_running: int = 2,
-        on_record: Callable[[Record], None] | None = None,
+        self, store: JobStore, summarizer: Summarizer, pool: ParsePool, *, concurrency: int, max_jobs: int = 16,
+        per_owner: int = 4, max_running: int = 2, on_record: Callable[[Record], None] | None = None,
     ) -> None:
-        self.store, self.summarizer, self.concurrency = store, summarizer, concurrency
+        self.store, self.summarizer, self.pool, self.concurrency = store, summarizer, pool, concurrency
+        self.max_jobs, self.per_owner = max_jobs, per_owner
         self._slots = asyncio.Semaphore(max_running)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._live: dict[str, Job] = {}
+        self._places: dict[str, int] = {}  # owner -> jobs queued, running or being uploaded
         self._stopping = asyncio.Event()
         self._on_record = on_record
 
     @property
     def active(self) -> int:
-        return len(self._tasks)
+        return sum(self._places.values())
+
+    def reserve(self, owner: str) -> None:
+        """Take a place for one more job of ``owner``, or raise JobsFull. Check and take are one step."""
+        mine = self._places.get(owner, 0)
+        if mine >= self.per_owner:
+            raise JobsFull(f"this token has {mine} jobs queued or running (at most {self.per_owner}); "
+                           "wait for one to end")
+        if self.active >= self.max_jobs:
+            raise JobsFull(f"{self.max_jobs} jobs are queued or running; try again later")
+        self._places[owner] = mine + 1
+
+    def release(self, owner: str) -> None:
+        left = self._places.get(owner, 0) - 1
+        if left > 0:
+            self._places[owner] = left
+        else:
+            self._places.pop(owner, None)
 
     def resume(self) -> int:
-        """Schedule every job a previous run left unfinished; return how many."""
+        """Schedule every job a previous run left unfinished (each holds a place); return how many."""
         jobs = self.store.unfinished()
         for job in jobs:
+            self._places[job.owner] = self._places.get(job.owner, 0) + 1
             self._schedule(job)
         return len(jobs)
 
     def submit(self, job: Job) -> None:
+        """Run ``job``, whose owner reserved its place; the place is given back when the job ends."""
         self._schedule(job)
 
     def get(self, job_id: str) -> Job | None:
         return self._live.get(job_id) or self.store.get(job_id)
+
+    def owned(self, owner: str, limit: int, after: str | None) -> list[Job] | None:
+        jobs = self.store.owned(owner, limit, after)
+        return None if jobs is None else [self._live.get(job.id, job) for job in jobs]
 
     async def wait(self, job_id: str, timeout: float) -> None:
         """Until the job's run ends (done, failed, cancelled, or the server stops), at most ``timeout`` s."""
@@ -168,6 +249,10 @@ class JobManager:
             if task is not None:
                 task.cancel()
         return job
+
+    def checkpoint(self) -> None:
+        """Take no new documents from now on (SIGTERM): what is in flight finishes, the rest waits for the restart."""
+        self._stopping.set()
 
     async def stop(self, drain: float = 15.0) -> None:
         """Checkpoint: take no new documents, let those in flight finish (up to ``drain`` s), then stop.
@@ -189,7 +274,12 @@ class JobManager:
         self._live[job.id] = job
         task = asyncio.get_running_loop().create_task(self._run(job))
         self._tasks[job.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job.id, None))
+
+        def ended(_: object) -> None:
+            self._tasks.pop(job.id, None)
+            self.release(job.owner)
+
+        task.add_done_callback(ended)
 
     async def _run(self, job: Job) -> None:
         folder = self.store.folder(job.id)
@@ -213,6 +303,9 @@ class JobManager:
                 raise
         except (SummarizerError, OSError) as exc:
             job.status, job.error = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 — a bug fails this job once, never every restart
+            log.error("job %s failed: %s", job.id, type(exc).__name__)
+            job.status, job.error = "failed", f"internal error ({type(exc).__name__}); it was logged"
         finally:
             if job.status != "running":
                 self.store.save(job)
@@ -225,40 +318,94 @@ class JobManager:
         options = job.options
         words = tuple(options["words"]) if options.get("words") else None
         runner = self.summarizer.bulk_runner(
-            job.task, concurrency=self.concurrency, cache=self.store.root.parent / "cache.sqlite3",
+            job.task, concurrency=self.concurrency, cache=self.store.cache_path(job.owner),
             words=words, language=options.get("language"), strict=bool(options.get("strict")),
         )
-        started, last_save = time.monotonic(), time.monotonic()
+        runner.pipeline.url_reader = self._read_url
+        started = time.monotonic()
+        last_save, done, stopped = started, 0, False
+        sink = JsonlSink(output)
 
-        def progress(record: Record, summary: BulkSummary) -> None:
-            nonlocal last_save
-            job.ok += record.status == "ok"
-            job.failed += record.status != "ok"
-            job.usage.add(record.usage)
-            job.rate = summary.done / max(1e-6, time.monotonic() - started)
-            if self._on_record is not None:
-                self._on_record(record)
-            if time.monotonic() - last_save >= 1.0:
-                self.store.save(job)
-                last_save = time.monotonic()
-
-        stopped = False
-
-        def until_stopping(items: Iterator[BulkItem]) -> Iterator[BulkItem]:
+        async def pending() -> AsyncIterator[BulkItem]:
             nonlocal stopped
-            for item in items:
+            async for item in self._items(folder / "input.jsonl", _date(options.get("published"))):
                 if self._stopping.is_set():
                     stopped = True
                     return
-                yield item
+                if not sink.skip(item.id):
+                    yield item
 
         try:
-            items = read_source(folder / "input.jsonl", published=_date(options.get("published")))
-            await run_bulk(runner, until_stopping(items), JsonlSink(output), progress)
+            async with contextlib.aclosing(runner.results(pending())) as records:
+                async for record in records:
+                    sink.write(record)
+                    done += 1
+                    job.ok += record.status == "ok"
+                    job.failed += record.status != "ok"
+                    job.usage.add(record.usage)
+                    job.rate = done / max(1e-6, time.monotonic() - started)
+                    if self._on_record is not None:
+                        self._on_record(record)
+                    if time.monotonic() - last_save >= 1.0:
+                        self.store.save(job)
+                        last_save = time.monotonic()
         finally:
+            sink.close()
             if runner.cache is not None:
                 runner.cache.close()
         return not stopped
+
+    async def _items(self, path: Path, published: dt.date | None) -> AsyncIterator[BulkItem]:
+        """The input's lines as items, parsed in the pool a few ahead and handed on in order.
+
+        Ids are checked for repeats here, as ``summarizer bulk`` does: a repeated id
+        becomes ``<id>#line-N`` with the error ``duplicate_id``.
+        """
+        seen: set[str] = set()
+        ahead: deque[tuple[int, asyncio.Task[BulkItem]]] = deque()
+        try:
+            with path.open("rb") as handle:
+                number = 0
+                while line := handle.readline():
+                    number += 1
+                    ahead.append((number, asyncio.ensure_future(self._item(line, number, published))))
+                    if len(ahead) > 2 * self.pool.size:
+                        at, task = ahead.popleft()
+                        yield _once(await task, at, seen)
+            while ahead:
+                at, task = ahead.popleft()
+                yield _once(await task, at, seen)
+        finally:
+            for _, task in ahead:
+                task.cancel()
+
+    async def _item(self, line: bytes, number: int, published: dt.date | None) -> BulkItem:
+        if len(line) > MAX_LINE_BYTES:
+            return oversized_line(number)
+        try:
+            return await self.pool.call(f"line {number}", job_item, line, number, published)
+        except SummarizerError as exc:  # over the time budget, or the parser died: that line's error
+            try:
+                doc_id = await self.pool.call(f"line {number}", line_id, line, number)
+            except SummarizerError:
+                doc_id = f"#line-{number}"
+            return BulkItem(doc_id, error=ErrorInfo(code=exc.code, message=str(exc)))
+
+    async def _read_url(self, url: str, doc_id: str, published: dt.date | None) -> Document:
+        """A job's "url" record: an http(s) URL fetched within the server's policy, parsed in the pool."""
+        check_web_url(url)
+        fetched = await asyncio.to_thread(fetch, url, self.summarizer.fetch_policy)
+        return await self.pool.call(url, parse_fetched, fetched, id=doc_id, published=published, source=url,
+                                    in_flight=True)
+
+
+def _once(item: BulkItem, number: int, seen: set[str]) -> BulkItem:
+    """``item``, or the duplicate_id error of its line if an earlier line had its id."""
+    if item.id in seen:
+        return BulkItem(f"{item.id}#line-{number}", error=ErrorInfo(
+            code="duplicate_id", message=f"line {number}: id {item.id!r} appeared on an earlier line"))
+    seen.add(item.id)
+    return item
 
 
 def _counts(output: Path) -> tuple[int, int]:
