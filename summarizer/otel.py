@@ -21,7 +21,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .backends.base import Completion
     from .schemas import Failure, Result
 
-__all__ = ["CAPTURE_CONTENT", "OtelObserver", "observer_from_env"]
+__all__ = ["CAPTURE_CONTENT", "OtelObserver", "joined_trace", "observer_from_env"]
 
 CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 # The conventions' advisory bucket boundaries.
@@ -221,6 +221,27 @@ def observer_from_env() -> OtelObserver | None:
         return None
     _configure_sdk()
     return OtelObserver()
+
+
+@contextlib.contextmanager
+def joined_trace(headers: Mapping[str, str]) -> Iterator[None]:
+    """The caller's trace (``traceparent``) made current for the code inside: a service's spans join it.
+
+    Nothing is imported when OpenTelemetry is not installed or nobody set it up.
+    """
+    if "traceparent" not in headers:
+        yield
+        return
+    try:
+        from opentelemetry import context, propagate
+    except ImportError:
+        yield
+        return
+    token = context.attach(propagate.extract(headers))
+    try:
+        yield
+    finally:
+        context.detach(token)
 
 
 def _sdk_installed(provider: Any) -> bool:

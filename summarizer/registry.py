@@ -31,7 +31,7 @@ from .options import TaskOptions
 from .prompts import PromptTemplate
 from .verify import Claim, Verdict
 
-__all__ = ["OutputContext", "TaskRegistry", "TaskSpec", "Validate", "task_name_pattern"]
+__all__ = ["RESERVED_NAMES", "OutputContext", "TaskRegistry", "TaskSpec", "Validate", "task_name_pattern"]
 
 V = TypeVar("V", bound=BaseModel)
 
@@ -40,6 +40,9 @@ Validate = Callable[[str, "str | None", SourceIndex, TaskOptions], "tuple[V, lis
 
 task_name_pattern = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 """What a task may be called: it becomes a CLI argument, a URL path and a JSONL field."""
+RESERVED_NAMES = frozenset({"run", "bulk", "batch", "eval", "serve", "worker", "jobs", "check", "export", "schema",
+                            "prompts", "tasks", "healthz", "readyz", "metrics", "docs", "static"})
+"""Names a task cannot take: a command of the CLI or a route of the service already has them."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class TaskSpec(Generic[V]):
     def __post_init__(self) -> None:
         if not task_name_pattern.match(self.name):
             raise ConfigError(f"task name {self.name!r}: use lower-case letters, digits and _ (at most 40)")
+        if self.name in RESERVED_NAMES:
+            raise ConfigError(f"task name {self.name!r} is taken by a command or route of summarizer: choose another")
 
     @property
     def prompt_name(self) -> str:

@@ -27,10 +27,19 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 
 
+_FAKES: dict[int, FakeServer] = {}
+
+
+def page_service_fake(service: Service) -> FakeServer:
+    """The fake model behind the page's service (to script an answer)."""
+    return _FAKES[id(service)]
+
+
 @pytest.fixture(scope="module")
 def page_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     fake = FakeServer().start()
     svc = start(fake, tmp_path_factory.mktemp("browser"))
+    _FAKES[id(svc)] = fake
     yield svc
     svc.stop()
     fake.stop()
@@ -96,6 +105,11 @@ def test_event_report_table_highlights_the_evidence(page: object) -> None:
     marks = tab.query_selector_all("#source mark")  # type: ignore[attr-defined]
     assert marks and all(m.inner_text().strip() in TEXT for m in marks)
     assert "Sergei Lavrov discussed interaction" in marks[0].inner_text()
+    source = tab.inner_text("#source")  # type: ignore[attr-defined]
+    assert source.count("Then COVID interfered") == 1  # what the model read: the repeats dropped
+    assert "8 repeated paragraph(s)" in tab.inner_text("#source-note")  # type: ignore[attr-defined]
+    rows[0].hover()
+    assert tab.query_selector_all("#source mark.active")  # type: ignore[attr-defined]
     shot = os.environ.get("WEB_PAGE_SCREENSHOT")
     if shot:
         tab.screenshot(path=str(Path(shot)), full_page=True)  # type: ignore[attr-defined]
@@ -108,3 +122,36 @@ def test_a_wrong_token_says_so_in_the_page(page: object) -> None:
     tab.click("#run")  # type: ignore[attr-defined]
     tab.wait_for_selector("#status.error")  # type: ignore[attr-defined]
     assert "401 unauthorized" in tab.inner_text("#status")  # type: ignore[attr-defined]
+
+
+def test_clicking_a_brief_sentence_lights_up_its_citations(page: object) -> None:
+    tab = page
+    tab.fill("#text", TEXT)  # type: ignore[attr-defined]
+    tab.fill("#token", TOKEN)  # type: ignore[attr-defined]
+    tab.click("#run")  # type: ignore[attr-defined]
+    tab.locator("#status", has_text="words").wait_for()  # type: ignore[attr-defined]
+    sentences = tab.query_selector_all("#brief-output .sentence")  # type: ignore[attr-defined]
+    assert len(sentences) >= 3 and all("supported" in s.get_attribute("class") for s in sentences)
+    assert not tab.query_selector_all("#source mark.active")  # type: ignore[attr-defined]
+    second = sentences[2]
+    second.click()
+    active = tab.query_selector_all("#source mark.active")  # type: ignore[attr-defined]
+    assert len(active) >= 1 and "active" in second.get_attribute("class")
+    said, cited = second.inner_text().strip(), " ".join(m.inner_text() for m in active)
+    assert said.rstrip(".")[:30] in cited  # the fake model answers with extracts: the sentence cites itself
+    sentences[0].click()
+    now = tab.query_selector_all("#source mark.active")  # type: ignore[attr-defined]
+    assert now and "Russian Foreign Minister Sergei Lavrov" in now[0].inner_text() and cited not in now[0].inner_text()
+
+
+def test_an_unsupported_sentence_is_marked(page_service: Service, page: object) -> None:
+    tab = page
+    text = "About 2,000 dockers walked out on Monday in Antwerp, the union said. The strike will last two days."
+    fake_answer = "Some 40 dockers walked out on Monday in Antwerp, the union said. The strike will last two days."
+    page_service_fake(page_service).script.extend(["content:" + fake_answer])
+    tab.fill("#text", text)  # type: ignore[attr-defined]
+    tab.fill("#token", TOKEN)  # type: ignore[attr-defined]
+    tab.click("#run")  # type: ignore[attr-defined]
+    tab.locator("#status", has_text="words").wait_for()  # type: ignore[attr-defined]
+    first = tab.query_selector("#brief-output .sentence")  # type: ignore[attr-defined]
+    assert "unsupported" in first.get_attribute("class") and "number “40”" in first.get_attribute("title")

@@ -186,3 +186,48 @@ def test_a_registry_refuses_a_second_task_of_the_same_name() -> None:
     registry = default_registry()
     with pytest.raises(ConfigError, match="already defined"):
         registry.register(registry.get("brief"))
+
+
+def test_the_service_runs_it_one_at_a_time_and_as_a_job(fake: FakeServer, tasks_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from test_serve import TOKEN, start
+
+    service = start(fake, tmp_path / "data", "--tasks-dir", str(tasks_dir))
+    try:
+        with service.client() as http:
+            one = http.post("/v1/tasks/people", json={"text": BODY, "verify": False})
+            assert one.status_code == 200, one.text
+            assert one.json()["task"] == "people" and one.json()["value"]["people"]
+            named = http.post("/v1/people", json={"text": BODY})
+            assert named.status_code == 200 and named.json()["prompt_version"] == "people@2"
+            assert http.post("/v1/tasks/nope", json={"text": BODY}).status_code == 404
+            job = http.post("/v1/jobs", json={"task": "people", "documents": [BODY, f"Second. {BODY}"]})
+            assert job.status_code == 202, job.text
+            done = http.get(f"/v1/jobs/{job.json()['id']}", params={"wait": 60}).json()
+            assert done["status"] == "completed" and done["counts"]["ok"] == 2
+            lines = http.get(f"/v1/jobs/{job.json()['id']}/results").text.splitlines()
+            assert [json.loads(line)["task"] for line in lines] == ["people", "people"]
+            refused = http.post("/v1/jobs", json={"task": "../../etc", "documents": [BODY]})
+            assert refused.status_code == 422
+            unknown = http.post("/v1/jobs", json={"task": "nope", "documents": [BODY]})
+            assert unknown.status_code == 422 and "no task named 'nope'" in unknown.json()["error"]["message"]
+            schema = http.get("/openapi.json").json()
+            assert "/v1/people" in schema["paths"] and "/v1/tasks/{task}" in schema["paths"]
+        assert TOKEN not in service.stop()
+    finally:
+        if service.proc.poll() is None:
+            service.proc.kill()
+
+
+@pytest.mark.slow
+def test_ray_runs_it(fake: FakeServer, tasks_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": f"d{i}", "text": f"Report {i}. {BODY}"}) + "\n" for i in range(6)))
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["bulk", str(source), "--task", "people", "--engine", "ray", "--out", str(out), "-q",
+                                 "--actors", "1", *endpoint(fake, tasks_dir)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == [f"d{i}" for i in range(6)]
+    assert all(r["task"] == "people" and r["value"]["people"] for r in records)

@@ -51,20 +51,22 @@ class DocumentIn(BaseModel):
 class SummaryRequest(DocumentIn):
     words: tuple[int, int] | None = Field(None, description="Brief word range [min, max]; default [40, 120].")
     language: Text | None = Field(None, max_length=40, description="Output language; default: the document's.")
-    strict: bool = Field(False, description="Brief: names and numbers absent from the source are re-asked.")
-    stream: bool = Field(False, description="Brief: Server-Sent Events (delta, retry, result | error).")
+    strict: bool = Field(False, description="Brief: names, numbers and unsupported sentences are re-asked.")
+    verify: bool = Field(False, description="The model judges each claim against the source text cited for it.")
+    stream: bool = Field(False, description="Prose tasks (brief): Server-Sent Events (delta, retry, result | error).")
 
 
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task: TaskName
+    task: TaskName = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="brief, events, or any registered task.")
     documents: list[dict[str, Any] | str] = Field(
         description='Each {"id", "text" | "html" | "url", "published"?}, or a string (its text); '
                     "a bad one becomes an error record.")
     words: tuple[int, int] | None = None
     language: Text | None = Field(None, max_length=40)
     strict: bool = False
+    verify: bool = False
     published: dt.date | None = Field(None, description="Publication date of documents that carry none.")
 
 

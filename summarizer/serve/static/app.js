@@ -54,29 +54,72 @@ async function brief() {
       const data = JSON.parse((block.match(/^data: (.*)$/m) || [])[1] || "null");
       if (name === "delta") out.textContent += data.text;
       else if (name === "retry") { out.textContent = ""; say("asking again: " + data.errors.join("; ")); }
-      else if (name === "result") { out.textContent = data.value.text; warn(data.warnings); say(`${data.value.word_count} words · ${data.usage.requests} request(s) · ${data.model}`); }
+      else if (name === "result") { cite(data); warn(data.warnings); say(`${data.value.word_count} words · ${data.usage.requests} request(s) · ${data.model}`); }
       else if (name === "error") failure(422, data);
     }
   }
 }
 
 function escapeHtml(s) { return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c])); }
-function highlight(source, quotes) {
-  // Mark each evidence quote where it occurs in the source (whitespace- and case-insensitive).
-  let spans = [];
-  quotes.forEach(([quote, event]) => {
-    const pattern = quote.trim().replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/\s+/g, "\\s+");
-    const match = new RegExp(pattern, "i").exec(source);
-    if (match) spans.push([match.index, match.index + match[0].length, event]);
-  });
-  spans.sort((a, b) => a[0] - b[0]);
+
+// The source the model saw (the result's source.text), with marks at the given offsets: [start, end, owners].
+// Marks of the same span share one element; a span overlapping an earlier one is left out.
+function showSource(result, spans, attr) {
+  const source = result.source ? result.source.text : "";
+  const merged = new Map();
+  for (const [start, end, owner] of spans) {
+    const key = start + ":" + end;
+    if (!merged.has(key)) merged.set(key, [start, end, []]);
+    merged.get(key)[2].push(owner);
+  }
+  const marks = [...merged.values()].sort((a, b) => a[0] - b[0]);
   let out = "", at = 0;
-  for (const [start, end, event] of spans) {
-    if (start < at) continue;
-    out += escapeHtml(source.slice(at, start)) + `<mark data-event="${event}">` + escapeHtml(source.slice(start, end)) + "</mark>";
+  for (const [start, end, owners] of marks) {
+    if (start < at || end > source.length) continue;
+    out += escapeHtml(source.slice(at, start)) + `<mark data-${attr}="${owners.join(" ")}">` + escapeHtml(source.slice(start, end)) + "</mark>";
     at = end;
   }
-  return out + escapeHtml(source.slice(at));
+  $("source").innerHTML = out + escapeHtml(source.slice(at));
+  const dropped = (result.warnings || []).find((w) => w.startsWith("dropped "));
+  $("source-note").textContent = dropped ? "(" + dropped.replace(" from the input", "") + ")" : "";
+  $("source-panel").classList.remove("hidden");
+}
+function light(attr, id, on) {
+  document.querySelectorAll(`mark[data-${attr}]`).forEach((m) => {
+    if (m.dataset[attr].split(" ").includes(String(id))) m.classList.toggle("active", on);
+  });
+}
+
+// A brief as its sentences: each one lights up the source sentences it cites; unsupported ones are marked.
+function cite(result) {
+  const out = $("brief-output");
+  const sentences = result.value.sentences || [];
+  if (!sentences.length) { out.textContent = result.value.text; return; }
+  out.innerHTML = "";
+  const spans = [];
+  sentences.forEach((s, i) => {
+    const span = document.createElement("span");
+    span.className = "sentence " + s.support + (s.judged === "unsupported" ? " unsupported" : "");
+    span.dataset.sentence = i;
+    span.textContent = s.text;
+    const problems = s.issues.map((x) => `${x.kind} “${x.text}”: ${x.detail}`);
+    if (s.judge_reason && s.judged === "unsupported") problems.push("judge: " + s.judge_reason);
+    span.title = (s.citations.length ? "" : "no source sentence backs it\n") + problems.join("\n");
+    span.addEventListener("mouseenter", () => light("sentence", i, true));
+    span.addEventListener("mouseleave", () => { if (!span.classList.contains("active")) light("sentence", i, false); });
+    span.addEventListener("click", () => {
+      const on = !span.classList.contains("active");
+      document.querySelectorAll(".sentence.active").forEach((o) => { o.classList.remove("active"); light("sentence", o.dataset.sentence, false); });
+      span.classList.toggle("active", on);
+      light("sentence", i, on);
+      const first = document.querySelector("mark.active");
+      if (first) first.scrollIntoView({ block: "nearest" });
+    });
+    out.appendChild(span);
+    out.appendChild(document.createTextNode(" "));
+    s.citations.forEach((c) => spans.push([c.start, c.end, i]));
+  });
+  showSource(result, spans, "sentence");
 }
 
 async function events() {
@@ -96,19 +139,19 @@ async function events() {
     for (const cell of [e.type, e.summary, who, e.where ? e.where.name : "", when, e.status]) {
       const td = document.createElement("td"); td.textContent = cell; tr.appendChild(td);
     }
-    tr.addEventListener("mouseenter", () => document.querySelectorAll(`mark[data-event="${i}"]`).forEach((m) => m.classList.add("active")));
-    tr.addEventListener("mouseleave", () => document.querySelectorAll("mark.active").forEach((m) => m.classList.remove("active")));
+    tr.addEventListener("mouseenter", () => light("event", i, true));
+    tr.addEventListener("mouseleave", () => light("event", i, false));
     rows.appendChild(tr);
-    e.evidence.forEach((q) => quotes.push([q, i]));
+    e.evidence.forEach((q) => quotes.push([q.start, q.end, i]));
   });
-  const source = html ? new DOMParser().parseFromString($("text").value, "text/html").body.innerText : $("text").value;
-  $("source").innerHTML = highlight(source, quotes);
+  showSource(data, quotes, "event");
   warn(data.warnings);
   say(`${report.events.length} event(s) · ${data.usage.requests} request(s) · ${data.model}`);
 }
 
 $("run").addEventListener("click", async () => {
   $("run").disabled = true; say("working…"); $("warnings").innerHTML = "";
+  $("source-panel").classList.add("hidden");
   try { await ($("task-events").checked ? events() : brief()); }
   catch (err) { say(String(err), "error"); }
   finally { $("run").disabled = false; }
