@@ -65,6 +65,7 @@ class EvalCase:
     options: dict[str, Any]
     recordings: dict[str, Recording]
     tags: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=lambda: list(TASK_NAMES))  # what --live/--record ask for
 
 
 def default_evals_dir() -> Path:
@@ -104,6 +105,7 @@ def _load_case(path: Path, recordings_path: Path) -> EvalCase:
         expected_facts=list(data.get("expected_facts", [])),
         expected_events=list(data.get("expected_events", [])),
         options=dict(data.get("options", {})),
+        tasks=[str(t) for t in data.get("tasks", TASK_NAMES)],
         recordings={task: Recording(responses=r["responses"], expect=r.get("expect", {}), flaw=r.get("flaw"))
                     for task, r in recorded.items()},
     )
@@ -169,10 +171,10 @@ def run_eval(
     factory = summarizer_factory or Summarizer
     outcomes: list[TaskOutcome] = []
     for case in cases:
-        for task in TASK_NAMES:
+        for task in case.tasks if live or record else case.recordings:
             if live or record:
                 outcomes.append(_run_live(case, task, factory))
-            elif task in case.recordings:
+            else:
                 outcomes.append(_replay(case, task, factory))
     notes = []
     if record:
@@ -199,13 +201,9 @@ def _call(summarizer: Summarizer, case: EvalCase, task: TaskName, *, live: bool 
     stops the run: scoring nothing as a failure rate of 1.0 would pass a gate that never ran.
     """
     options = case.options
-    language = options.get("language")
     try:
-        result: Result[Brief] | Result[EventReport]
-        if task == "brief":
-            result = summarizer.brief(case.document, words=_pair(options.get("words")), language=language)
-        else:
-            result = summarizer.events(case.document, language=language)
+        result = summarizer.run(task, case.document, words=_pair(options.get("words")), language=options.get("language"),
+                                strict=bool(options.get("strict")), verify=bool(options.get("verify")))
         return "ok", result, result.usage
     except ProviderError as exc:
         if live:
@@ -244,7 +242,8 @@ def _replay(case: EvalCase, task: TaskName, factory: Callable[..., Summarizer]) 
         if not queue:
             return httpx.Response(500, json={"error": {"message": "recording exhausted: the pipeline asked again"}})
         response = queue.pop(0)
-        given.append(response.get("content") or "")
+        if not _judging(bodies[-1]):  # the task's answers, not --verify's verdicts
+            given.append(response.get("content") or "")
         return httpx.Response(200, json=_chat_completion(response))
 
     replayed = OpenAIBackend(model="recorded", base_url=REPLAY_URL, api_key="replay",
@@ -260,6 +259,7 @@ def _replay(case: EvalCase, task: TaskName, factory: Callable[..., Summarizer]) 
 def _prompt_problems(case: EvalCase, task: TaskName, bodies: list[dict[str, Any]]) -> list[str]:
     """The prompt contract: delimited document, each paragraph once, the injection guard, the task's rules."""
     problems: list[str] = []
+    bodies = [b for b in bodies if not _judging(b)]  # --verify's verdicts have their own prompt
     first_asks = [b for b in bodies if len(b.get("messages", [])) == 2]  # re-asks repeat the conversation
     reading = [b for b in first_asks if "<document>" in b["messages"][1]["content"]]
     if not reading:
@@ -277,9 +277,15 @@ def _prompt_problems(case: EvalCase, task: TaskName, bodies: list[dict[str, Any]
             (low, high), _ = fitted_words((int(asked[0]), int(asked[1])), case.document)  # as a brief of it may be
             if f"{low} to {high} words" not in system:
                 problems.append(f"brief prompt does not ask for {low} to {high} words")
-        elif "evidence" not in system or "verbatim" not in system.lower() and "character for character" not in system:
+        elif task == "events" and ("evidence" not in system or "verbatim" not in system.lower()
+                                   and "character for character" not in system):
             problems.append("events prompt lost the verbatim-evidence rule")
     return list(dict.fromkeys(problems))
+
+
+def _judging(body: dict[str, Any]) -> bool:
+    fmt = body.get("response_format") or {}
+    return isinstance(fmt, dict) and (fmt.get("json_schema") or {}).get("name") == "verdicts"
 
 
 class _Recorder(Backend):
@@ -388,6 +394,8 @@ def _score(
     metrics = {
         "brief": {**_common(briefs), **_brief_metrics(briefs, by_name)},
         "events": {**_common(events), **_event_metrics(events, by_name)},
+        **{task: _common([o for o in outcomes if o.task == task])  # other tasks: validity, re-asks, failures
+           for task in sorted({o.task for o in outcomes} - {"brief", "events"})},
         "overall": _common(outcomes),
     }
     lead = _rouge([(by_name[o.case].reference_brief, _lead3(by_name[o.case].document)) for o in briefs])
@@ -608,14 +616,20 @@ def _recorded_briefs(cases: list[EvalCase]) -> dict[str, Any]:
         recording = case.recordings.get("brief")
         if recording is None or not recording.responses:
             continue
+        answers = [r for r in recording.responses if not r.get("judge")]  # not --verify's verdicts
+        if not answers:
+            continue
+        judged = any(w.startswith("verify:") for w in recording.expect.get("warnings", []))
+        if judged:
+            continue  # a flaw for the judge (--verify) to report: the mechanics are scored by the replay itself
         if recording.flaw and recording.expect.get("warnings"):
-            text = recording.responses[0].get("content") or ""
+            text = answers[0].get("content") or ""
             result = check(text, case.document.text, published=case.document.published)
             issues = [f"{i.kind} {i.text!r}" for s in result.sentences for i in s.issues
                       if s.support == "unsupported"]
             flawed.append({"case": case.name, "flaw": recording.flaw, "flagged": result.flagged, "issues": issues})
         elif recording.expect.get("outcome", "ok") == "ok":
-            text = recording.responses[-1].get("content") or ""
+            text = answers[-1].get("content") or ""
             result = check(text, case.document.text, published=case.document.published)
             clean.append({"case": case.name, "flagged": result.flagged})
     return {"flawed_briefs": flawed, "clean_briefs": len(clean),

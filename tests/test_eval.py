@@ -160,3 +160,24 @@ def test_live_against_a_dead_endpoint_exits_4_saying_it_could_not_be_reached(fla
     assert result.stderr.strip().splitlines() == [
         "summarizer: error: live eval stopped at unga-lavrov/brief: the endpoint could not be reached or kept "
         "failing: cannot reach http://127.0.0.1:9/v1: ConnectError"]
+
+
+def test_the_gate_holds_the_verify_mechanics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recorded judges — right, wrong, malformed — check the mechanics: a verdict that is dropped fails the gate."""
+    names = ["verify-judge-catches", "verify-wrong-judge", "verify-malformed-judge", "verify-strict"]
+    assert run_eval(EVALS, names=names).passed
+    from summarizer import tasks
+
+    monkeypatch.setattr(tasks.TaskRun, "_judged", lambda self, request, completion: (
+        setattr(self, "value", (self._judging.value, self._judging.found)), [])[1])  # verdicts ignored
+    broken = run_eval(EVALS, names=names)
+    assert not broken.passed
+    assert any("verify-judge-catches" in s and "no warning containing 'verify: sentence 2" in s for s in broken.slipped)
+
+
+def test_a_user_task_is_an_eval_case_like_any_other() -> None:
+    report = run_eval(EVALS, names=["key-quotes-lavrov"])
+    assert report.passed
+    [outcome] = report.outcomes
+    assert outcome.task == "key_quotes" and outcome.reasks == 1
+    assert all(q["quote"] in outcome.result.source.text for q in outcome.result.value.root["quotes"])
