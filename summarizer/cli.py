@@ -46,12 +46,6 @@ _PANEL = "Endpoint"
 _WORDS = re.compile(r"\s*([0-9]+)\s*-\s*([0-9]+)\s*", re.ASCII)
 
 
-class BackendChoice(str, Enum):
-    auto = "auto"
-    openai = "openai"
-    local = "local"
-
-
 class ModeChoice(str, Enum):
     auto = "auto"
     json_schema = "json_schema"
@@ -89,10 +83,11 @@ class ExportChoice(str, Enum):
 # -- the endpoint options, declared once ----------------------------------------------------
 
 _ENDPOINT: dict[str, Any] = {
-    "backend": Annotated[Optional[BackendChoice], typer.Option(
-        rich_help_panel=_PANEL, show_default=False,
-        help="openai (any OpenAI-compatible endpoint) or local (embedded model). Default auto: an endpoint "
-             "if one is configured, else the local model if installed. Env: SUMMARIZER_BACKEND.")],
+    "backend": Annotated[Optional[str], typer.Option(
+        rich_help_panel=_PANEL, show_default=False, metavar="NAME",
+        help="openai (any OpenAI-compatible endpoint), local (embedded model), or one a plugin registers. "
+             "Default auto: an endpoint if one is configured, else the local model if installed. "
+             "Env: SUMMARIZER_BACKEND.")],
     "model": Annotated[Optional[str], typer.Option("--model", "-m", rich_help_panel=_PANEL, metavar="NAME",
                                                    help="Model name. Env: SUMMARIZER_MODEL.")],
     "base_url": Annotated[Optional[str], typer.Option(

@@ -88,13 +88,13 @@ class Summarizer:
     >>> s.brief(text).value.text
 
     Unset arguments fall back to the environment, then the config file.
-    ``backend`` is "auto", "openai", "local", or a ready Backend object.
+    ``backend`` is "auto", "openai", "local", a plugin's backend name, or a ready Backend object.
     ``observer`` sees every step of every run (``summarizer.otel.OtelObserver`` for OpenTelemetry).
     """
 
     def __init__(
         self, model: str | None = None, base_url: str | None = None, api_key: str | None = None, *,
-        backend: Backend | Literal["auto", "openai", "local"] | None = None,
+        backend: Backend | str | None = None,
         timeout: float | None = None, max_attempts: int | None = None, max_retry_wait: float | None = None,
         max_reasks: int | None = None, context_tokens: int | None = None, chunk_concurrency: int | None = None,
         temperature: float | None = None, output_mode: OutputMode | str | None = None,

@@ -39,7 +39,8 @@ class Settings(BaseSettings):
         populate_by_name=True, validate_default=True,
     )
 
-    backend: Literal["auto", "openai", "local"] = "auto"
+    backend: str = Field("auto", pattern=r"^[a-z][a-z0-9_.-]{0,39}$",
+                         description="auto, openai, local, or a backend an installed plugin registers.")
     model: str | None = None
     base_url: str | None = Field(
         None, validation_alias=AliasChoices("SUMMARIZER_BASE_URL", "OPENAI_BASE_URL", "base_url"))

@@ -9,11 +9,12 @@ backend from Settings and imports it only when chosen.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ProviderError, SummarizerError
 from .base import TEXT, Backend, Completion, Delta, Message, OutputMode, OutputSpec
+from .layer import Attempt, Layer
 from .paced import Paced
 from .retry import RetryPolicy, Retrying, Sleep
 
@@ -48,6 +49,8 @@ def from_settings(settings: Settings) -> Backend:
     embedded local model when installed.
     """
     choice = settings.backend
+    if choice not in _FACTORIES and choice != "auto":
+        return _plugin(choice)(settings)
     if choice == "auto":
         choice = "openai" if settings.endpoint_configured or not _local_available() else "local"
         if choice == "openai" and not settings.endpoint_configured:
@@ -84,3 +87,54 @@ def _local(settings: Settings) -> Backend:
 
 
 _FACTORIES: dict[str, Callable[[Settings], Backend]] = {"openai": _openai, "local": _local}
+PLUGIN_GROUP = "summarizer.backends"
+
+
+def _plugin(name: str) -> Callable[[Settings], Backend]:
+    """The backend factory an installed plugin registers under ``name`` (entry point group summarizer.backends).
+
+    The entry point is a callable taking Settings and returning a Backend (a Backend subclass will do).
+    """
+    from importlib import metadata
+
+    found = {point.name: point for point in metadata.entry_points(group=PLUGIN_GROUP)}
+    if name not in found:
+        known = ", ".join(["auto", *_FACTORIES, *sorted(found)])
+        raise ConfigError(f"no backend named {name!r}; known: {known} (plugins add theirs through the "
+                          f"{PLUGIN_GROUP} entry points)")
+    try:
+        factory = found[name].load()
+    except Exception as exc:  # noqa: BLE001 - a broken plugin is one line, never a traceback
+        raise ConfigError(f"backend plugin {name} ({found[name].value}) failed to load: "
+                          f"{type(exc).__name__}: {exc}") from None
+    if not callable(factory):
+        raise ConfigError(f"backend plugin {name} ({found[name].value}) is not callable")
+
+    def made(settings: Settings) -> Backend:
+        try:
+            backend = factory(settings)
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin that cannot start is one line, never a traceback
+            raise ConfigError(f"backend plugin {name} could not start: {type(exc).__name__}: {exc}") from None
+        if not isinstance(backend, Backend):
+            raise ConfigError(f"backend plugin {name} made a {type(backend).__name__}, not a summarizer.Backend")
+        return _Guarded(backend, name)
+
+    return made
+
+
+class _Guarded(Layer):
+    """A plugin's backend whose bugs are the provider's failures (exit 4, an error record), not tracebacks."""
+
+    def __init__(self, inner: Backend, name: str) -> None:
+        super().__init__(inner)
+        self.name = name
+
+    async def wrap(self, attempt: Attempt, messages: list[Message], params: Mapping[str, Any] | None) -> Completion:
+        try:
+            return await attempt()
+        except SummarizerError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ProviderError(f"backend plugin {self.name} failed: {type(exc).__name__}: {exc}") from None
