@@ -8,18 +8,24 @@ name from the text and counts words.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .backends.base import OutputSpec
-from .grounding import SourceIndex, lead_names
-from .options import TaskOptions
 from .registry import OutputContext, TaskSpec
 from .schemas import Brief
-from .validation import validate_brief
-from .verify import Claim, Verdict
+from .verify import Claim
+
+if TYPE_CHECKING:
+    from .grounding import SourceIndex
+    from .options import TaskOptions
+    from .verify import Verdict
 
 __all__ = ["SPEC"]
 
 
 def _validate(raw: str, finish: str | None, source: SourceIndex, options: TaskOptions) -> tuple[Brief, list[str]]:
+    from .validation import validate_brief  # (the checker behind it is imported when a brief is first checked)
+
     return validate_brief(raw, finish, source, words=options.words, strict=options.strict)
 
 
@@ -28,6 +34,8 @@ def _output(context: OutputContext[Brief]) -> OutputSpec:
     # to the word range: the grammar counts words, so the bound holds on every
     # path (single, bulk, re-ask, combine). A character bound did not: short
     # words fit more than MAX words into MAX × 6 characters.
+    from .grounding import lead_names
+
     low, high = context.options.words
     # The grammar counts space-separated words; validation counts "45,000" and "U.S." as two and a
     # lone dash as none: keep a tenth of the range (at least a word) clear at each end.

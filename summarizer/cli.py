@@ -19,16 +19,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 
 import typer
 
 from ._version import __version__
-from .client import Summarizer
-from .documents import read_document
 from .errors import InputError, OutputError, SummarizerError, UsageError
-from .prompts import PromptLibrary
-from .schemas import Failure, Record
+
+if TYPE_CHECKING:  # imported where a command needs them: `summarizer --help` stays fast
+    from .client import Summarizer
+    from .schemas import Record
 
 app = typer.Typer(
     name="summarizer",
@@ -140,6 +140,7 @@ def endpoint_options(command: F) -> F:
 
 def _summarizer(endpoint: dict[str, Any], **extra: Any) -> Summarizer:
     """A Summarizer from the endpoint options a command was given (unset ones left to env/config)."""
+    from .client import Summarizer
     from .otel import observer_from_env
 
     settings = {k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()}
@@ -292,6 +293,8 @@ def _run_document(task: str, document: str, *, endpoint: dict[str, Any], words: 
     markdown = output_format is FormatChoice.md
     _log_retries(True)
     with _exit_codes():
+        from .documents import read_document
+
         doc = read_document(document, published=date)  # bad input is reported before any backend is set up
         with _summarizer(endpoint) as s, _json_on_failure(doc.id, task, as_json):
             spec = s.task(task)
@@ -552,6 +555,8 @@ def eval_(
 
 
 def _eval_summarizer(endpoint: dict[str, Any], **case_settings: Any) -> Summarizer:
+    from .client import Summarizer
+
     settings = {k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()}
     settings["server_grammar"] = settings["server_grammar"] or None
     return Summarizer(**{**settings, **{k: v for k, v in case_settings.items() if v is not None}})
@@ -738,6 +743,8 @@ def check_command(
     with _exit_codes():
         if source == "-" and summary == "-":
             raise UsageError("only one of SOURCE and SUMMARY can be - (standard input)")
+        from .documents import read_document
+
         document = read_document(source, published=_parse_date(published))
         label = "stdin" if summary == "-" else summary
         text = " ".join(decode_bytes(read_bytes(summary), label).split())
@@ -841,6 +848,8 @@ PromptsDirOpt = Annotated[Optional[Path], typer.Option(
 def prompts_list(prompts_dir: PromptsDirOpt = None) -> None:
     """List the prompt templates with their versions."""
     with _exit_codes():
+        from .prompts import PromptLibrary
+
         lines = [f"{t.id:<24} {t.description}  [{t.origin}]" for t in PromptLibrary(prompts_dir).all()]
         _out("\n".join(lines))
 
@@ -852,6 +861,8 @@ def prompts_show(
 ) -> None:
     """Show one template: version, parameters, system, user and re-ask text."""
     with _exit_codes():
+        from .prompts import PromptLibrary
+
         t = PromptLibrary(prompts_dir).get(name)
         params = ", ".join(f"{k}={v}" for k, v in t.params.items())
         sections = [f"# {t.id} — {t.description}", f"# from: {t.origin}", f"# params: {params}",

@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
 
 from .backends.base import OutputSpec
-from .candidates import offer
-from .constraints import grounded_schema
-from .grounding import SourceIndex
-from .options import TaskOptions
 from .registry import OutputContext, TaskSpec
 from .schemas import (
     Event, EventAnswer, EventReport, Evidence, Participant, Place, ReportAnswer, Span, When, event_report_schema,
 )
-from .validation import validate_events
 from .verify import Claim
+
+if TYPE_CHECKING:
+    from .grounding import SourceIndex
+    from .options import TaskOptions
 
 __all__ = ["SCHEMA", "SPEC"]
 
@@ -37,6 +37,8 @@ SCHEMA_JSON = json.dumps(SCHEMA, separators=(",", ":"))  # for custom prompts th
 
 
 def _validate(raw: str, finish: str | None, source: SourceIndex, options: TaskOptions) -> tuple[ReportAnswer, list[str]]:
+    from .validation import validate_events
+
     return validate_events(raw, finish, source)
 
 
@@ -105,6 +107,9 @@ def _output(context: OutputContext[ReportAnswer]) -> OutputSpec:
     parts = context.parts
 
     def grounded() -> dict[str, Any]:
+        from .candidates import offer
+        from .constraints import grounded_schema
+
         quotes = [q for report in parts for event in report.events for q in event.evidence] if parts else None
         offered = offer(context.source.text if parts else context.text, context.source.published)
         return grounded_schema(SCHEMA, offered, list(dict.fromkeys(quotes)) if quotes else None)

@@ -20,22 +20,25 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+
 from .backends.base import OutputSpec
 from .errors import ConfigError, UsageError
-from .grounding import SourceIndex
-from .options import TaskOptions
-from .prompts import PromptTemplate
-from .verify import Claim, Verdict
+
+if TYPE_CHECKING:
+    from .grounding import SourceIndex
+    from .options import TaskOptions
+    from .prompts import PromptTemplate
+    from .verify import Claim, Verdict
 
 __all__ = ["RESERVED_NAMES", "OutputContext", "TaskRegistry", "TaskSpec", "Validate", "task_name_pattern"]
 
 V = TypeVar("V", bound=BaseModel)
 
-Validate = Callable[[str, "str | None", SourceIndex, TaskOptions], "tuple[V, list[str]]"]
+Validate = Callable[[str, "str | None", "SourceIndex", "TaskOptions"], "tuple[V, list[str]]"]
 """``(answer, finish_reason, source, options) -> (value, warnings)``; raises ``validation.Invalid``."""
 
 task_name_pattern = re.compile(r"^[a-z][a-z0-9_]{0,39}$")

@@ -18,7 +18,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .backends.base import OutputSpec
-from .validation import Invalid, extract_json, pydantic_errors
 
 __all__ = ["VERDICT_SCHEMA", "Claim", "Verdict", "claims_text", "judge_output", "parse_verdicts"]
 
@@ -64,6 +63,8 @@ def judge_output() -> OutputSpec:
 
 def parse_verdicts(raw: str, count: int) -> list[Verdict]:
     """One verdict per claim, in claim order; Invalid (what to fix) otherwise."""
+    from .validation import Invalid, extract_json, pydantic_errors
+
     try:
         data = extract_json(raw)
     except ValueError as exc:

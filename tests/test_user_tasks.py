@@ -231,3 +231,14 @@ def test_ray_runs_it(fake: FakeServer, tasks_dir: Path, tmp_path: Path) -> None:
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["id"] for r in records) == [f"d{i}" for i in range(6)]
     assert all(r["task"] == "people" and r["value"]["people"] for r in records)
+
+
+def test_the_shipped_tasks_schemas_are_valid_json_schemas() -> None:
+    from jsonschema import Draft202012Validator
+
+    from summarizer.user_tasks import shipped_tasks_dir
+
+    schemas = sorted(shipped_tasks_dir().glob("*.schema.json"))
+    assert schemas  # (not checked when loaded: listing the tasks stays fast)
+    for path in schemas:
+        Draft202012Validator.check_schema(json.loads(path.read_text("utf-8")))
