@@ -145,3 +145,35 @@ def test_the_cli_sets_up_the_sdk_from_the_standard_variables(fake: FakeServer, t
     assert '"name": "summarize brief"' in result.stdout and '"name": "chat m"' in result.stdout
     assert '"service.name": "brief-test"' in result.stdout
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_the_service_joins_the_callers_trace(fake: FakeServer, tmp_path: Any) -> None:
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUMMARIZER_", "OPENAI_", "OTEL_"))}
+    env.update(SUMMARIZER_BASE_URL=fake.base_url, SUMMARIZER_MODEL="m", OTEL_TRACES_EXPORTER="console",
+               OTEL_METRICS_EXPORTER="none", OTEL_SERVICE_NAME="svc", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    spans = tmp_path / "spans.txt"
+    with spans.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "summarizer", "serve", "--port", "0", "--no-auth",
+                                 "--data-dir", str(tmp_path / "data")], env=env, stdout=out,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            url = next(line.split("serving on ", 1)[1].split()[0] for line in proc.stderr if "serving on " in line)
+            trace, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+            answer = httpx.post(f"{url}/v1/brief", json={"text": BODY},
+                                headers={"traceparent": f"00-{trace}-{parent}-01"}, timeout=60)
+            assert answer.status_code == 200, answer.text
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    printed = spans.read_text()
+    assert '"name": "summarize brief"' in printed and f'"trace_id": "0x{trace}"' in printed
+    assert f'"parent_id": "0x{parent}"' in printed  # the document's span hangs under the caller's

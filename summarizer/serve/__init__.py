@@ -78,12 +78,15 @@ def _fastest(preferred: str, fallback: str) -> Any:
 
 
 def _summarizer(config: ServiceConfig, settings: Settings) -> tuple[Summarizer, str | None]:
+    from ..otel import observer_from_env
+
     policy = FetchPolicy(allow_private=False, enabled=config.allow_urls)
+    observer = observer_from_env()  # OTEL_* variables: spans for every request and job document
     try:
         backend = Gated(from_settings(settings), config.max_in_flight)
     except SummarizerError as exc:  # serve anyway: /readyz says why it cannot summarise
-        return Summarizer(settings=settings, fetch_policy=policy), str(exc)
-    return Summarizer(backend=backend, settings=settings, fetch_policy=policy), None
+        return Summarizer(settings=settings, fetch_policy=policy, observer=observer), str(exc)
+    return Summarizer(backend=backend, settings=settings, fetch_policy=policy, observer=observer), None
 
 
 def _bind(host: str, port: int) -> socket.socket:
