@@ -153,7 +153,8 @@ class TaskRegistry:
     def get(self, name: str) -> TaskSpec[Any]:
         spec = self._specs.get(name) if isinstance(name, str) else None
         if spec is None:
-            raise UsageError(f"no task named {name!r}; known tasks: {', '.join(self.names())}")
+            shown = name[:60] + "…" if isinstance(name, str) and len(name) > 60 else name
+            raise UsageError(f"no task named {shown!r}; known tasks: {', '.join(self.names())}")
         return spec
 
     def names(self) -> list[str]:
