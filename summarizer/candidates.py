@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .dates import date_of, time_expressions
 from .documents import sentences
-from .gazetteer import country_of
+from .extractive import split_sentences
+from .gazetteer import country_of, country_of_table, place_kind
 from .grounding import CAPITALS
 from .language import detect_language
 from .schemas import EVENT_TYPES, count_words
 
-__all__ = ["Offer", "offer"]
+__all__ = ["Offer", "kind_of", "offer"]
 
 _WORD = rf"[{CAPITALS}](?:[\w'’-]|\.(?=\w))*"  # "U.S" of "U.S.": a dot only inside a word
-_NAME_RUN = re.compile(rf"{_WORD}(?:(?: (?:de|del|la|van|von|der|al|bin|of|the|for)){{0,2}} {_WORD})*")
+_WORD_CLASS = rf"[{CAPITALS}][\w'’-]*"
+_NAME_RUN = re.compile(rf"{_WORD}(?:(?: (?:de|del|la|van|von|der|du|des|da|dos|di|al|bin|of|the|for)){{0,2}} {_WORD})*")
 _POSSESSIVE = re.compile(r"['’]s?$")
 # Capitalised words that name no one: sentence openers, pronouns, time words.
 _NOT_NAMES = set("""
@@ -39,6 +41,44 @@ _TITLE_WORDS = re.compile(
     r"spokeswoman|spokesperson|senator|general|chief|director|head|leader|envoy|chairman|ceo|judge|commissioner)\b",
     re.IGNORECASE)
 _PLACE_CUE = re.compile(r"\b(?:in|near|en|à|au|aux|im|bei)\s+$")  # "at"/"from" precede companies as often
+# "the border town of Dunavka", "the Greek island of Evia", "Río Negro province": a place by its own words.
+_GEO_NOUN = (r"city|town|village|port|island|region|province|county|state|district|municipality|capital|"
+             r"provincia|ciudad|localidad|región|ville|région|département|stadt|gemeinde")
+# Capitalised words that make a name a place: "Shevchenko Street", "Place du Luxembourg", "La Cartuja stadium".
+_PLACE_WORDS = {"street", "avenue", "square", "road", "boulevard", "place", "plaza", "bridge", "stadium", "airport",
+                "station", "harbour", "harbor", "river", "lake", "mountain", "mount", "valley", "bay", "coast",
+                "island", "islands", "calle", "rue", "platz", "strasse", "straße"}
+# "Igoumenitsa in Greece", "40 kilometres north of Łeba", "from Berlin to Rostock": a place by its neighbours.
+_PLACE_AROUND = re.compile(rf"(?:\b(?:north|south|east|west|northeast|northwest|southeast|southwest) of |"
+                           rf"\bfrom (?:the )?(?:[a-z]+ )?{_WORD_CLASS} to )$")
+_PLACE_OF = re.compile(rf"\b(?:{_GEO_NOUN}) (?:of |de |de la |del )?(?=[{CAPITALS}])", re.IGNORECASE)
+_PLACE_THEN = re.compile(rf"^ (?:{_GEO_NOUN})\b", re.IGNORECASE)
+# Organisations named by a common noun after a capitalised word: "the Greek coast guard", "Spanish
+# police", "the city council of Ghent"; a reporter names them as actors.
+_ORG_HEADS = (r"coast ?guard|police|government|parliament|army|military|navy|council|court|ministry|cabinet|"
+              r"senate|congress|authorities|fire service|prosecutors?|regulators?|central bank|health authorities")
+_ORG_PHRASE = re.compile(
+    rf"\b(?:(?:city|town|municipal|regional|county|state|national) (?:council|government|assembly) of "
+    rf"{_WORD_CLASS}|(?:{_WORD_CLASS}['’]s |{_WORD_CLASS} ){{1,2}}(?:{_ORG_HEADS}))\b")
+# Words that make a name an organisation's.
+_ORG_WORDS = set("""
+union party council bank agency ministry association company group systems telecom airlines airline airways
+university hospital court tribunal commission parliament assembly police guard army institute directorate survey
+programme program fund authority service office department federation club bahn organisation organization
+foundation corporation corp inc ltd plc bureau centre center committee government nationale nacional reserve
+league unit unidad forces navy coalition alliance network press news times post agency congress senate cabinet
+movement front council parti partido cour tribunal comité ministère ministerio gericht regierung bundestag
+""".split())
+_PERSON_TITLES = re.compile(
+    r"\b(?:minister|president|secretary|chancellor|premier|king|queen|prince|princess|pope|governor|mayor|"
+    r"ambassador|spokes(?:man|woman|person)|senator|general|chief(?: executive)?|director|head|leader|envoy|"
+    r"chair(?:man|woman|person)?|ceo|judge|commissioner|coach|manager|researcher|scientist|professor|dr|mr|mrs|"
+    r"ms|lawmaker|candidate|deputy|official|economist|analyst|lawyer|striker|captain|founder|author|"
+    r"secretary-general|prosecutor|chief executive|presidente|ministro|ministre|président|alcalde|maire)\b",
+    re.IGNORECASE)
+_TITLE_BEFORE = re.compile(rf"((?:[\w'’-]+ ){{0,3}}?{_PERSON_TITLES.pattern}) $", re.IGNORECASE)
+_PERSON_AFTER = re.compile(r"^(?:,? (?:\d{1,3},|who|said|says|told|added|wrote|explained)|['’]s? (?:wife|husband))")
+_NATIONAL = re.compile(rf"[{CAPITALS}][\w-]+['’]s $")  # "Kenya's Ruth Chepngetich"
 # One stem per line of thought; a type without one of its words in the document is not offered.
 _TYPE_WORDS = {
     "diplomacy.meeting": "meet met talks summit visit sideline reunion reunió cumbre sommet rencontr treffen gipfel",
@@ -76,6 +116,14 @@ class Offer:
     times: list[tuple[str, str | None, str]]  # text, ISO date or None, precision
     language: str | None
     types: list[str]
+    # For ranking (``ranking.happenings``): every candidate of the whole text, not only the lead's.
+    text: str = ""
+    published: dt.date | None = None
+    all_names: list[str] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)  # name -> person | organization | country | location | other
+    described: dict[str, list[str]] = field(default_factory=dict)  # name -> its descriptions, nearest first
+    all_places: dict[str, str | None] = field(default_factory=dict)  # place -> country code
+    cued: set[str] = field(default_factory=set)  # places a cue introduces ("in X", "the town of X")
 
 
 def offer(text: str, published: dt.date | None = None, *, limit: int = 40, lead: int = 3) -> Offer:
@@ -89,18 +137,36 @@ def offer(text: str, published: dt.date | None = None, *, limit: int = 40, lead:
     head = " ".join(all_sentences[:lead])
     all_names = [name for name in _names(text) if len(name) <= 120]  # the schema's bounds (Participant, Place)
     names = _within(all_names, head)[:limit]
+    cued = _cued_places(text)
+    places = list(dict.fromkeys(_places(text, all_names) + cued))
+    context = {code for name in all_names for code in [country_of_table(name)] if code}
+    all_places = {name: country_of(name, context) for name in dict.fromkeys(places)
+                  if _kind(text, name, all_names, set(cued)) in ("country", "location")}
+    kinds = {name: _kind(text, name, all_names, set(cued)) for name in dict.fromkeys(all_names + list(all_places))}
     return Offer(
         headlines=_headlines(text, all_sentences),
         summaries=_summaries(all_sentences[:lead]) or _summaries(all_sentences),
         quotes=all_sentences,
         names=names,
         descriptions=_descriptions(text, all_names)[:limit],
-        places=[(name, country_of(name)) for name in _within(_places(text, all_names), head)][:16],
+        places=[(name, all_places[name]) for name in _within(list(all_places), head)][:16],
         times=[(t, *(date_of(t, published) or (None, "unknown")))
                for t in _within(time_expressions(text), head) if len(t) <= 80],
         language=detect_language(text),
         types=_types(text),
+        text=text,
+        published=published,
+        all_names=all_names,
+        kinds=kinds,
+        described={name: _described(text, name) for name in all_names},
+        all_places=all_places,
+        cued=set(cued),
     )
+
+
+def kind_of(name: str, text: str) -> str:
+    """Whether ``name`` is a person, an organisation, a country or a location in ``text`` (else ``other``)."""
+    return _kind(text, name, _names(text), set(_cued_places(text)))
 
 
 def _within(spans: list[str], head: str) -> list[str]:
@@ -119,17 +185,180 @@ def _names(text: str) -> list[str]:
             words = words[1:]
         while words and _not_a_name(words[-1]):
             words = words[:-1]
-        if not words or (len(words) == 1 and len(words[0]) < 2):
-            continue
-        run = " ".join(words)
-        found.setdefault(run, None)
-        if len(words) >= 3 and words[-2][:1].isupper():  # "Russian Foreign Minister Sergei Lavrov": "Sergei Lavrov" too
-            found.setdefault(" ".join(words[-2:]), None)
-    return list(found)
+        for run in _split_run(words):
+            found.setdefault(run, None)
+    for match in _ORG_PHRASE.finditer(text):
+        words = _POSSESSIVE.sub("", match.group(0)).split(" ")
+        while words and _not_a_name(words[0]):
+            words = words[1:]
+        if words and any(w[:1].isupper() for w in words):
+            found.setdefault(" ".join(words), None)
+    return [name for name in found if not _is_demonym(name, text) and not _only_a_sentence_opener(name, text)]
+
+
+def _split_run(words: list[str]) -> list[str]:
+    """The names a run of capitalised words holds: "Kenya's Ruth Chepngetich" is Kenya and Ruth
+    Chepngetich, "Finance Minister Jack Chambers" is Jack Chambers, "Akihiko Fukui of the
+    University of Tokyo" is Akihiko Fukui and the University of Tokyo."""
+    if not words or (len(words) == 1 and len(words[0]) < 2):
+        return []
+    possessive = next((i for i, w in enumerate(words[:-1]) if re.search(r"['’]s$", w)), None)
+    if possessive is not None:
+        return _split_run([_POSSESSIVE.sub("", words[possessive])]) + _split_run(words[possessive + 1:])
+    run = " ".join(words)
+    head, of, tail = run.partition(" of ")
+    if of and " " in head and not _has_org_word(head) and _has_org_word(tail):
+        return _split_run(head.split(" ")) + _split_run(tail.removeprefix("the ").split(" "))
+    titled = _strip_title(run)
+    if titled != run:
+        return [titled]
+    return [run]
+
+
+def _has_org_word(name: str) -> bool:
+    return bool({w.casefold().strip("'’") for w in name.split(" ")} & _ORG_WORDS) or bool(
+        re.search(rf"(?:{_ORG_HEADS})$", name))
+
+
+def _strip_title(run: str) -> str:
+    # Everything up to the last title word of a run goes: what is left is the person's name.
+    words = run.split(" ")
+    last = max((i for i, w in enumerate(words) if _PERSON_TITLES.fullmatch(w)), default=-1)
+    rest = words[last + 1:]
+    if last < 0 or not rest or len(rest) > 5 or _has_org_word(" ".join(rest)):
+        return run
+    return " ".join(rest) if all(w[:1].isupper() or w in _CONNECTORS for w in rest) else run
+
+
+_CONNECTORS = {"de", "del", "la", "van", "von", "der", "du", "des", "da", "dos", "di", "al", "bin", "le"}
+
+
+def _is_demonym(name: str, text: str) -> bool:
+    # "Qatari and Egyptian mediators", "the Greek coast guard": an adjective of nationality, not a name.
+    if " " in name or place_kind(name) is not None:
+        return False
+    after = [m.group(1) for m in re.finditer(rf"(?<![\w-]){re.escape(name)}(?![\w'’-])\s*(\S*)", text)
+             if not _inside_run(text, m.start(), m.start() + len(name))]
+    lower = [w for w in after if w[:1].islower()]
+    return bool(after) and len(lower) == len(after) and bool(
+        re.search(r"(?:ian|ean|ese|ish|ic|ch|ek|i|an|que|ist|ard|ss|ot)$", name)) and not any(
+        w in _SPEECH for w in lower)
+
+
+def _only_a_sentence_opener(name: str, text: str) -> bool:
+    # "Shelling killed …", "Copper mines …", "Young workers …": a single word met only at the start
+    # of sentences is a common word capitalised there (a country or an acronym is still a name).
+    if " " in name or (len(name) > 1 and name.isupper()) or place_kind(name) == "country":
+        return False
+    starts = [_SENTENCE_START.search(text[:m.start()]) is not None
+              for m in re.finditer(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text)
+              if not _inside_run(text, m.start(), m.end())]
+    return all(starts) and len(starts) <= 2
+
+
+def _inside_run(text: str, start: int, end: int) -> bool:
+    """The span is part of a longer run of capitalised words ("Pilots" in "Nordic Pilots Union")."""
+    before = re.search(rf"{_WORD_CLASS} $", text[max(0, start - 40):start])
+    after = re.match(rf" {_WORD_CLASS}", text[end:end + 40])
+    return bool(before and not _SENTENCE_START.search(text[:start - len(before.group(0))]) and
+                before.group(0).strip().casefold() not in _NOT_NAMES) or bool(after)
+
+
+_SPEECH = {"said", "says", "told", "added", "won", "met", "was", "is", "has", "had", "will", "would"}
 
 
 def _not_a_name(word: str) -> bool:
     return word.casefold() in _NOT_NAMES and not (len(word) > 1 and word.isupper())  # "UN" is a name
+
+
+def _kind(text: str, name: str, names: list[str], cued: set[str]) -> str:
+    """person, organization, country, location or other: by the name's own words and what surrounds it."""
+    words = name.split(" ")
+    if any(n != name and n.endswith(" " + name) and _person_cue(text, n, strong=True) for n in names):
+        return "person"  # "Lavrov" after "Russian Foreign Minister Sergei Lavrov"
+    if _person_cue(text, name, strong=True):
+        return "person"
+    if _has_org_word(name):
+        return "organization"  # "Bank of Canada", "the Greek coast guard"
+    geo = place_kind(name)
+    if geo is not None or name in cued or {w.casefold() for w in words} & _PLACE_WORDS:
+        return "country" if geo == "country" else "location"
+    if any(len(w) > 1 and w.isupper() for w in words):
+        return "organization"  # "LIOT", "CLIA Norway"
+    if len(words) > 1 and re.search(rf"\b[Tt]he {re.escape(name)}\b", text):
+        return "organization"  # "the Guardia Civil", "the Nordic Pilots Union"
+    if _person_cue(text, name, strong=False):
+        return "person"
+    return "other"
+
+
+def _person_cue(text: str, name: str, *, strong: bool) -> bool:
+    """Strong: a title before the name, an appositive with a title, an age, a country's possessive.
+    Weak: a two- to four-word name that says something ("…, Marta Reis said")."""
+    if len(name.split(" ")) > 5:
+        return False
+    if strong and any(_PERSON_TITLES.search(d) for d in _described(text, name)):
+        return True
+    for match in re.finditer(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
+        before, after = text[max(0, match.start() - 60):match.start()], text[match.end():match.end() + 20]
+        if strong and (_TITLE_BEFORE.search(before) or re.match(r", \d{1,3},", after) or (
+                _NATIONAL.search(before) and " " in name)):
+            return True
+        if not strong and " " in name and _PERSON_AFTER.search(after):
+            return True
+    return False
+
+
+def _described(text: str, name: str) -> list[str]:
+    """The descriptions ``text`` gives ``name``: a title before it ("former transport minister"),
+    an appositive before ("Portugal's health minister, Marta Reis") or after ("Lindqvist, 44, a former teacher,")."""
+    found: dict[str, None] = {}
+    for match in re.finditer(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
+        before, after = text[max(0, match.start() - 100):match.start()], text[match.end():match.end() + 120]
+        title = _TITLE_BEFORE.search(before)
+        if title:
+            span = re.split(r"[,.;:!?\"“”()]", title.group(1))[-1].strip()
+            words = span.split(" ")
+            while words and (words[0].casefold() in _LEADING or words[0][:1].isdigit() or (
+                    words[0][:1].islower() and words[0].endswith("ed"))):
+                words = words[1:]
+            if words and _PERSON_TITLES.search(" ".join(words)):
+                found.setdefault(" ".join(words), None)
+        apposed = re.search(r"([^,.;:!?\"“”()]{3,100}), $", before)
+        if apposed and _PERSON_TITLES.search(apposed.group(1)):
+            starts = [m.start() for m in _NP_START.finditer(apposed.group(1))]
+            if starts:  # "The announcement, made by Qatar's minister of state, X": from "Qatar's"
+                found.setdefault(apposed.group(1)[starts[-1]:].strip(), None)
+        trailing = re.match(r", (?:\d{1,3}, )?((?:the |a |an )?[^,.;:!?\"“”()]{3,100}?),", after)
+        if trailing and (_PERSON_TITLES.search(trailing.group(1)) or trailing.group(1).startswith(("a former", "the former"))):
+            found.setdefault(trailing.group(1).strip(), None)
+    return [d for d in found if len(d) <= 160 and d in text]
+
+
+_LEADING = _NOT_NAMES | {"said", "says", "told", "by", "to", "of", "for", "with", "from", "be", "is", "was",
+                         "were", "are", "has", "had", "have", "and", "or", "that", "who"} - {"the", "a", "an"}
+_NP_START = re.compile(rf"(?:^|(?<=\s))(?:[{CAPITALS}][\w-]*['’]s |(?:the|a|an|its|his|her|their|le|la|el|der|die) )",
+                       re.IGNORECASE)
+
+
+def _cued_places(text: str) -> list[str]:
+    found: dict[str, None] = {}
+    for match in _PLACE_OF.finditer(text):
+        run = _NAME_RUN.match(text, match.end())
+        if run:
+            found.setdefault(_POSSESSIVE.sub("", run.group(0)), None)
+    for match in _NAME_RUN.finditer(text):
+        name = _POSSESSIVE.sub("", match.group(0))
+        after = re.match(rf" in (?:the )?({_WORD_CLASS}(?: {_WORD_CLASS})*)", text[match.end():match.end() + 60])
+        if _PLACE_THEN.match(text, match.end()) or _PLACE_AROUND.search(text[max(0, match.start() - 60):match.start()]) \
+                or (after and place_kind(after.group(1)) in ("country", "region")):
+            if not _not_a_name(name) and place_kind(name) != "country":
+                found.setdefault(name, None)
+        head, of, tail = name.partition(" of ")
+        if of and place_kind(tail) == "city":  # "University Hospital of Brno"
+            found.setdefault(tail, None)
+    return [name for name in found if not _not_a_name(name) and len(name) <= 120
+            and not _only_a_sentence_opener(name, text)]
 
 
 def _descriptions(text: str, names: list[str]) -> list[str]:
@@ -148,7 +377,7 @@ def _descriptions(text: str, names: list[str]) -> list[str]:
 def _places(text: str, names: list[str]) -> list[str]:
     found: dict[str, None] = {}
     for name in names:
-        if country_of(name) is not None:
+        if country_of(name) is not None or place_kind(name) is not None:
             found.setdefault(name, None)
     for match in _NAME_RUN.finditer(text):
         if _PLACE_CUE.search(text[max(0, match.start() - 6):match.start()]):
@@ -164,8 +393,11 @@ def _headlines(text: str, all_sentences: list[str]) -> list[str]:
     if 0 < len(first) <= 120:  # a title line, or a short first paragraph
         found.setdefault(first, None)
     for sentence in all_sentences[:3]:
-        found.setdefault(_cut(sentence, 120), None)
+        found.setdefault(_cut(sentence, _HEADLINE_CHARS), None)
     return [h for h in found if h]
+
+
+_HEADLINE_CHARS = 100  # the schema allows 120; a shorter cut reads as well and is fewer tokens to write
 
 
 def _summaries(all_sentences: list[str]) -> list[str]:

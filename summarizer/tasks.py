@@ -27,7 +27,8 @@ from .constraints import grounded_schema
 from .dates import describe
 from .documents import Document, estimate_tokens, split_into_chunks
 from .errors import ConfigError, OutputValidationError, SummarizerError, UsageError
-from .grounding import SourceIndex, lead_names
+from .extractive import brief_grammar_values, grammar_digest
+from .grounding import SourceIndex
 from .prompts import PromptLibrary, PromptTemplate, message_tokens
 from .schemas import DEFAULT_WORDS, EVENT_TYPES, Brief, EventReport, Result, TaskName, Usage, event_report_schema
 from .validation import Invalid, validate_brief, validate_events
@@ -429,33 +430,23 @@ def _validate_events(
 def _brief_output(
     template: PromptTemplate, text: str, parts: list[Brief], options: TaskOptions, source: SourceIndex,
 ) -> OutputSpec:
-    # A grammar decoder must open on a name from the text (no preamble) and keep
-    # to the word range: the grammar counts words, so the bound holds on every
-    # path (single, bulk, re-ask, combine). A character bound did not: short
-    # words fit more than MAX words into MAX × 6 characters.
-    low, high = options.words
-    # The grammar counts space-separated words; validation counts "45,000" and "U.S." as two and a
-    # lone dash as none: keep a tenth of the range (at least a word) clear at each end.
-    margin = max(1, (high - low) // 10)
-    min_more, max_more = min(low - 1 + margin, high - 1), max(high - 1 - margin, low - 1)
-    return OutputSpec(grammar=template.grammar, grammar_values={
-        "lead_words": lead_names(parts[0].text if parts else text), "min_more": min_more, "max_more": max_more,
-        "min_chars": low * 6, "max_chars": high * 6,  # for custom templates written for the character bound
-    })
+    # A grammar decoder composes the brief from the document's own sentences (or, combining,
+    # the part briefs'), the lead first, in the word range on every path: see ``extractive``.
+    chosen = "\n\n".join(part.text for part in parts) if parts else text
+    return OutputSpec(grammar=template.grammar, grammar_values=brief_grammar_values(chosen, options.words),
+                      grammar_digest=grammar_digest(text))
 
 
 def _events_output(
     template: PromptTemplate, text: str, parts: list[EventReport], options: TaskOptions, source: SourceIndex,
 ) -> OutputSpec:
-    # Grammar decoders choose among the document's own spans (names, places,
-    # times, sentences); they may only quote the text in front of them: the
-    # document (or part), or for a combine step the quotes the part reports carry.
+    # Grammar decoders choose among the events the text reports as a reporter ranks them (names,
+    # places, times, sentences of the document); combining, the whole document is ranked again.
     def grounded() -> dict[str, Any]:
-        quotes = [q for report in parts for event in report.events for q in event.evidence] if parts else None
-        offered = offer(source.text if parts else text, source.published)
-        return grounded_schema(_SCHEMA, offered, list(dict.fromkeys(quotes)) if quotes else None)
+        return grounded_schema(_SCHEMA, offer(source.text if parts else text, source.published))
 
-    return OutputSpec(json_schema=_SCHEMA, name="event_report", grammar_schema=grounded)
+    return OutputSpec(json_schema=_SCHEMA, name="event_report", grammar_schema=grounded,
+                      grammar_digest=grammar_digest(text))
 
 
 _SPECS: dict[TaskName, _Spec[Any]] = {

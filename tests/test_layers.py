@@ -20,9 +20,10 @@ LAYERS: list[set[str]] = [
     {"sinks", "sources"},
     {"tasks"},
     {"validation", "constraints", "backends"},
-    {"grounding", "candidates"},
+    {"ranking"},
+    {"grounding", "candidates", "extractive"},
     {"cache", "prompts", "documents", "limits", "config"},
-    {"extract", "fetch", "dates", "language", "gazetteer"},
+    {"extract", "fetch", "dates", "language", "gazetteer", "status"},
     {"schemas", "errors", "_resources", "_version"},
 ]
 

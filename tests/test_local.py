@@ -48,7 +48,7 @@ def test_cli_on_the_local_backend_prints_its_notice_once(monkeypatch: pytest.Mon
     brief = " ".join(SOURCE.split()[:45]).rstrip(",") + "."
 
     async def complete(self, messages, *, output, params=None):
-        assert output.grammar and output.grammar.startswith("root ::= lead")
+        assert output.grammar and output.grammar.startswith("root ::= brief")
         return Completion(text=brief, usage=Usage(requests=1), model=self.model)
 
     monkeypatch.setattr(local_module.LocalBackend, "complete", complete)

@@ -51,9 +51,19 @@ class OutputSpec:
     # The answer's shape in words, for modes that cannot carry the schema (bare
     # json_object, text): the backend appends it to the system message then.
     format_guide: str | None = None
+    # (text, digest): a long text placed in the prompt, and what a grammar decoder reads in its
+    # place — the sentences its grammar can choose from (see ``extractive.grammar_digest``).
+    grammar_digest: tuple[str, str] | None = None
 
     def schema_for_grammar(self) -> dict[str, Any] | None:
         return self.grammar_schema() if self.grammar_schema else self.json_schema
+
+    def messages_for_grammar(self, messages: list[Message]) -> list[Message]:
+        """The messages a grammar-bound decoder is sent: a long text replaced by its digest."""
+        if self.grammar_digest is None:
+            return messages
+        text, digest = self.grammar_digest
+        return [{**m, "content": m["content"].replace(text, digest)} for m in messages]
 
 
 TEXT = OutputSpec()

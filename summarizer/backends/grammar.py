@@ -114,6 +114,11 @@ def _object(node: dict[str, Any], defs: dict[str, Any]) -> int | None:
 
 
 def _array(node: dict[str, Any], defs: dict[str, Any]) -> int | None:
+    if isinstance(node.get("prefixItems"), list) and "items" not in node:  # a fixed tuple
+        bounds = [_bound(item, defs) for item in node["prefixItems"]]
+        if any(b is None for b in bounds):
+            return None
+        return _SEPARATOR_TOKENS + sum((b or 0) + _SEPARATOR_TOKENS for b in bounds)
     items, count = _bound(node.get("items", {}), defs), node.get("maxItems")
     return None if items is None or count is None else _SEPARATOR_TOKENS + count * (items + _SEPARATOR_TOKENS)
 

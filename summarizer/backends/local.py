@@ -141,6 +141,8 @@ class LocalBackend(Backend):
             return request
         from llama_cpp.llama_grammar import LlamaGrammar
 
+        request["messages"] = output.messages_for_grammar(messages)
+
         if schema is not None:
             request["grammar"] = LlamaGrammar.from_string(compact_json_grammar(schema), verbose=False)
             if output.grammar_schema is not None:  # a grounded schema is bounded: the JSON always closes
