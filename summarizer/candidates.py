@@ -1,9 +1,15 @@
-"""What a document offers to choose from: its names, places, times, sentences and spans.
+"""What a document offers to choose from: its names (and what each is), places and headlines.
 
 A 135M model cannot write a faithful event report, but it can choose among
 spans of the document. Everything here is computed deterministically from the
-text (and its publication date): ``constraints`` turns it into the enums of a
-grammar-bound schema, so whatever the model picks is in the document.
+text: names (runs of capitalised words, split into the people and
+organisations they hold, and organisations named by a common noun: "the Greek
+coast guard", "the city council of Ghent"), each name's kind (a person by a
+title, an age or an appositive; an organisation by its words; a place by the
+gazetteer or by a cue: "the border town of Dunavka", "Igoumenitsa in Greece"),
+what the document calls each person, and places with their countries.
+``ranking`` orders them like a reporter and ``constraints`` turns that into
+a grammar-bound schema, so whatever the model picks is in the document.
 """
 
 from __future__ import annotations
@@ -12,13 +18,10 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from .dates import date_of, time_expressions
 from .documents import sentences
-from .extractive import split_sentences
 from .gazetteer import country_of, country_of_table, place_kind
 from .grounding import CAPITALS
 from .language import detect_language
-from .schemas import EVENT_TYPES, count_words
 
 __all__ = ["Offer", "kind_of", "offer"]
 
@@ -35,11 +38,6 @@ monday tuesday wednesday thursday friday saturday sunday january february march 
 august september october november december today yesterday tomorrow mr mrs ms dr
 """.split())
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\"”»]\s+|\n)$")
-_APPOSITIVE = re.compile(r", ((?:the |a |an |who |el |la |le |der |die )?[^,.;:!?\"()]{3,100}?),")
-_TITLE_WORDS = re.compile(
-    r"\b(minister|president|secretary|chancellor|premier|king|queen|prince|governor|mayor|ambassador|spokesman|"
-    r"spokeswoman|spokesperson|senator|general|chief|director|head|leader|envoy|chairman|ceo|judge|commissioner)\b",
-    re.IGNORECASE)
 _PLACE_CUE = re.compile(r"\b(?:in|near|en|à|au|aux|im|bei)\s+$")  # "at"/"from" precede companies as often
 # "the border town of Dunavka", "the Greek island of Evia", "Río Negro province": a place by its own words.
 _GEO_NOUN = (r"city|town|village|port|island|region|province|county|state|district|municipality|capital|"
@@ -79,99 +77,39 @@ _PERSON_TITLES = re.compile(
 _TITLE_BEFORE = re.compile(rf"((?:[\w'’-]+ ){{0,3}}?{_PERSON_TITLES.pattern}) $", re.IGNORECASE)
 _PERSON_AFTER = re.compile(r"^(?:,? (?:\d{1,3},|who|said|says|told|added|wrote|explained)|['’]s? (?:wife|husband))")
 _NATIONAL = re.compile(rf"[{CAPITALS}][\w-]+['’]s $")  # "Kenya's Ruth Chepngetich"
-# One stem per line of thought; a type without one of its words in the document is not offered.
-_TYPE_WORDS = {
-    "diplomacy.meeting": "meet met talks summit visit sideline reunion reunió cumbre sommet rencontr treffen gipfel",
-    "diplomacy.statement": "statement announc declar urge warn condemn dijo afirm declaró déclar affirm erklärt",
-    "politics.election": "elect vote ballot poll candidat campaign eleccion élection wahl",
-    "politics.policy": "law bill policy reform budget tax parliament congress decree sanction approv council "
-                       "resign regulat ordinance ley loi réforme gesetz",
-    "conflict.attack": "attack strike bomb missile shell killed troops drone ataque attaque angriff",
-    "conflict.protest": "protest demonstrat rally march manifest walkout walked picket union protesta grève",
-    "justice.arrest": "arrest detain custody detenid arrêt festgenommen",
-    "justice.trial": "trial court judge sentenc verdict convict juicio tribunal procès gericht",
-    "disaster.natural": "earthquake flood hurricane storm wildfire tsunami drought volcan typhoon terremoto "
-                        "inundac lluvia tormenta riada séisme inondation",
-    "disaster.accident": "crash accident colli derail explosion fire sank capsiz injur rescue accidente",
-    "business.deal": "deal acqui merger contract bought purchase agreement acuerdo",
-    "economy.report": "inflation gdp economy economic unemployment growth prices market rates revenue profit "
-                      "earnings quarter sales forecast econom",
-    "health.outbreak": "outbreak virus epidemic pandemic vaccin disease infection brote épidémie",
-    "science.discovery": "discover scientist research study telescope species científic chercheur",
-    "sports.result": "match goal championship league tournament cup medal marathon race coach striker "
-                     "partido",
-}
-
-
 @dataclass(frozen=True)
 class Offer:
-    """The document's own candidates for each field a grammar-bound decoder fills."""
+    """The document's own candidates for the fields a grammar-bound decoder fills (``ranking`` orders them)."""
 
+    text: str
+    published: dt.date | None
     headlines: list[str]
-    summaries: list[str]
-    quotes: list[str]
-    names: list[str]
-    descriptions: list[str]
-    places: list[tuple[str, str | None]]  # name, ISO country code when the gazetteer knows it
-    times: list[tuple[str, str | None, str]]  # text, ISO date or None, precision
     language: str | None
-    types: list[str]
-    # For ranking (``ranking.happenings``): every candidate of the whole text, not only the lead's.
-    text: str = ""
-    published: dt.date | None = None
-    all_names: list[str] = field(default_factory=list)
-    kinds: dict[str, str] = field(default_factory=dict)  # name -> person | organization | country | location | other
-    described: dict[str, list[str]] = field(default_factory=dict)  # name -> its descriptions, nearest first
-    all_places: dict[str, str | None] = field(default_factory=dict)  # place -> country code
+    names: list[str]  # every name, in document order
+    kinds: dict[str, str]  # name -> person | organization | country | location | other
+    described: dict[str, list[str]]  # name -> what the document calls them, in document order
+    places: dict[str, str | None]  # every place -> its ISO country code when the gazetteer knows it
     cued: set[str] = field(default_factory=set)  # places a cue introduces ("in X", "the town of X")
 
 
-def offer(text: str, published: dt.date | None = None, *, limit: int = 40, lead: int = 3) -> Offer:
-    """The candidates ``text`` offers, each a verbatim span of it (dates and codes derived deterministically).
-
-    News puts the main event's who, where and when in its first sentences: names, places,
-    times and summaries found in the first ``lead`` sentences are offered alone when there
-    are any (the rest of the document still supplies evidence and descriptions).
-    """
-    all_sentences = sentences(text)
-    head = " ".join(all_sentences[:lead])
-    all_names = [name for name in _names(text) if len(name) <= 120]  # the schema's bounds (Participant, Place)
-    names = _within(all_names, head)[:limit]
+def offer(text: str, published: dt.date | None = None) -> Offer:
+    """The candidates ``text`` offers, each a verbatim span of it (dates and codes derived deterministically)."""
+    names = [name for name in _names(text) if len(name) <= 120]  # the schema's bounds (Participant, Place)
     cued = _cued_places(text)
-    places = list(dict.fromkeys(_places(text, all_names) + cued))
-    context = {code for name in all_names for code in [country_of_table(name)] if code}
-    all_places = {name: country_of(name, context) for name in dict.fromkeys(places)
-                  if _kind(text, name, all_names, set(cued)) in ("country", "location")}
-    kinds = {name: _kind(text, name, all_names, set(cued)) for name in dict.fromkeys(all_names + list(all_places))}
-    return Offer(
-        headlines=_headlines(text, all_sentences),
-        summaries=_summaries(all_sentences[:lead]) or _summaries(all_sentences),
-        quotes=all_sentences,
-        names=names,
-        descriptions=_descriptions(text, all_names)[:limit],
-        places=[(name, all_places[name]) for name in _within(list(all_places), head)][:16],
-        times=[(t, *(date_of(t, published) or (None, "unknown")))
-               for t in _within(time_expressions(text), head) if len(t) <= 80],
-        language=detect_language(text),
-        types=_types(text),
-        text=text,
-        published=published,
-        all_names=all_names,
-        kinds=kinds,
-        described={name: _described(text, name) for name in all_names},
-        all_places=all_places,
-        cued=set(cued),
-    )
+    kinds = {name: _kind(text, name, names, set(cued)) for name in dict.fromkeys(names + cued)}
+    # A place's country: the one among the countries the document names (or whose capitals and
+    # large cities it names) when the name is a city in several.
+    context = {code for name in names for code in [country_of_table(name)] if code}
+    places = {name: country_of(name, context) for name in dict.fromkeys(_places(text, names) + cued)
+              if kinds.get(name) in ("country", "location")}
+    return Offer(text=text, published=published, headlines=_headlines(text, sentences(text)),
+                 language=detect_language(text), names=names, kinds=kinds,
+                 described={name: _described(text, name) for name in names}, places=places, cued=set(cued))
 
 
 def kind_of(name: str, text: str) -> str:
     """Whether ``name`` is a person, an organisation, a country or a location in ``text`` (else ``other``)."""
     return _kind(text, name, _names(text), set(_cued_places(text)))
-
-
-def _within(spans: list[str], head: str) -> list[str]:
-    inside = [span for span in spans if span in head]
-    return inside or spans
 
 
 def _names(text: str) -> list[str]:
@@ -250,6 +188,8 @@ def _only_a_sentence_opener(name: str, text: str) -> bool:
     # of sentences is a common word capitalised there (a country or an acronym is still a name).
     if " " in name or (len(name) > 1 and name.isupper()) or place_kind(name) == "country":
         return False
+    if re.search(rf"[{CAPITALS}][\w'’-]+ {re.escape(name)}(?![\w-]| [{CAPITALS}])", text):
+        return False  # a surname: "Lavrov said" after "Sergei Lavrov"
     starts = [_SENTENCE_START.search(text[:m.start()]) is not None
               for m in re.finditer(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text)
               if not _inside_run(text, m.start(), m.end())]
@@ -361,19 +301,6 @@ def _cued_places(text: str) -> list[str]:
             and not _only_a_sentence_opener(name, text)]
 
 
-def _descriptions(text: str, names: list[str]) -> list[str]:
-    found: dict[str, None] = {}
-    for name in names:
-        words = name.split(" ")
-        if len(words) >= 3 and _TITLE_WORDS.search(" ".join(words[:-2])):  # "Russian Foreign Minister"
-            found.setdefault(" ".join(words[:-2]), None)
-    for match in _APPOSITIVE.finditer(text):
-        span = match.group(1).strip()
-        if _TITLE_WORDS.search(span) and len(span) <= 160:  # "Sergei Lavrov, Russia's foreign minister,"
-            found.setdefault(span, None)
-    return list(found)
-
-
 def _places(text: str, names: list[str]) -> list[str]:
     found: dict[str, None] = {}
     for name in names:
@@ -400,22 +327,7 @@ def _headlines(text: str, all_sentences: list[str]) -> list[str]:
 _HEADLINE_CHARS = 100  # the schema allows 120; a shorter cut reads as well and is fewer tokens to write
 
 
-def _summaries(all_sentences: list[str]) -> list[str]:
-    fits = [s for s in all_sentences if len(s) <= 240 and count_words(s) <= 40 and count_words(s) >= 4]
-    return fits or [_cut(all_sentences[0], 200)] if all_sentences else fits
-
-
 def _cut(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:")
-
-
-def _types(text: str, best: int = 3) -> list[str]:
-    # The types whose words the document uses most (distinct stems), "other" always: a
-    # sports result needs a sports word, and an election's vocabulary outweighs one "won".
-    words = set(re.findall(r"\w+", text.casefold()))
-    scores = {t: sum(any(word.startswith(stem) for word in words) for stem in stems.split())
-              for t, stems in _TYPE_WORDS.items()}
-    ranked = sorted((t for t in scores if scores[t]), key=lambda t: -scores[t])[:best]
-    return [t for t in EVENT_TYPES if t in ranked or t == "other"]

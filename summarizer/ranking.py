@@ -192,7 +192,7 @@ def _actors(offer: Offer, sentence: str, near: list[str]) -> list[Actor]:
     verb = main_verb(sentence)
     near = [_QUOTED.sub(" ", s) for s in near]  # a name only a quotation mentions is not an actor
     scored: dict[str, float] = {}
-    for name in offer.all_names:
+    for name in offer.names:
         kind = offer.kinds.get(name, "other")
         at = _find(sentence, name)
         subject = at is not None and at < verb
@@ -210,9 +210,9 @@ def _actors(offer: Offer, sentence: str, near: list[str]) -> list[Actor]:
         scored[name] = score
     names = [n for n in sorted(scored, key=lambda n: -scored[n])
              if not any(o != n and _find(o, n) is not None and scored[o] >= scored[n] - 1 for o in scored)]
-    # The event's own sentence names its actors; the next sentences add one when it names fewer than two.
+    # The event's own sentence names its actors first; the next sentences fill the places left.
     own = [n for n in names if _find(sentence, n) is not None]
-    chosen = (own + [n for n in names if n not in own][:max(0, 2 - len(own))])[:_MAX_ACTORS]
+    chosen = (own + [n for n in names if n not in own])[:_MAX_ACTORS]
     chosen.sort(key=lambda n: -scored[n])
     return [Actor(name, offer.kinds.get(name, "other"), _description(offer, name), _role(sentence, name, verb))
             for name in chosen]
@@ -241,7 +241,7 @@ def _description(offer: Offer, name: str) -> str | None:
 
 def _places(offer: Offer, sentence: str, near: list[str]) -> list[tuple[str, str | None, bool]]:
     scored: dict[str, tuple[float, bool]] = {}
-    for name, code in offer.all_places.items():
+    for name, code in offer.places.items():
         at = _find(sentence, name)
         if at is not None:
             score, own = 3.0, True
@@ -258,7 +258,7 @@ def _places(offer: Offer, sentence: str, near: list[str]) -> list[tuple[str, str
         scored[name] = (score, own)
     ranked = sorted(scored, key=lambda n: -scored[n][0])
     ranked = [n for n in ranked if scored[n][0] >= scored[ranked[0]][0] - _CLOSE][:_MAX_PLACES]
-    return [(name, offer.all_places[name], scored[name][1]) for name in ranked]
+    return [(name, offer.places[name], scored[name][1]) for name in ranked]
 
 
 def _times(offer: Offer, sentence: str, near: list[str]) -> list[tuple[str, str | None, str, bool]]:

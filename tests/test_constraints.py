@@ -25,6 +25,7 @@ from summarizer.evaluation import load_cases
 from summarizer.gazetteer import country_of
 from summarizer.grounding import SourceIndex, event_warnings
 from summarizer.language import detect_language
+from summarizer.ranking import Actor, happenings
 from summarizer.schemas import EventReport, event_report_schema
 from summarizer.validation import validate_events
 
@@ -124,13 +125,18 @@ def test_the_seed_offers_its_people_places_and_days() -> None:
     offered = offer(UNGA_DOCUMENT.text, dt.date(2024, 9, 28))
     assert {"Sergei Lavrov", "UN General Assembly", "New York"} <= set(offered.names)
     assert all(name in UNGA_DOCUMENT.text for name in offered.names)
-    assert set(offered.places) == {("New York", "US"), ("Pacific", None)}  # a region has no country
-    # The lead (first three sentences) names the main event's time; "on Wednesday" comes later.
-    assert offered.times == [("on Friday", "2024-09-27", "day")]
-    assert offer("It rained. Then it stopped. Later it snowed. On Friday the sun came out.").times == [("On Friday",
-                                                                                                       None, "unknown")]
-    assert offered.language == "en" and "sports.result" not in offered.types and "other" in offered.types
-    assert offered.descriptions == ["Russian Foreign Minister"]
+    assert offered.places == {"New York": "US", "Pacific": None, "Asia-Pacific": None}  # regions have no country
+    assert offered.kinds["Sergei Lavrov"] == offered.kinds["Lavrov"] == "person"
+    assert offered.kinds["Pacific"] == "location" and offered.kinds["CSTO"] == "organization"
+    assert offered.described["Sergei Lavrov"] == ["Russian Foreign Minister"] and offered.language == "en"
+    # A reporter's choice: Lavrov (the subject of the lead's verb) acts, in New York (not the
+    # Pacific of "Pacific small island developing states"), on Friday (not the later "on Wednesday").
+    main = happenings(offered)[0]
+    assert main.actors[0] == Actor("Sergei Lavrov", "person", "Russian Foreign Minister", "agent")
+    assert main.places == [("New York", "US")] and main.place_required
+    assert main.times == [("on Friday", "2024-09-27", "day")] and main.time_required
+    assert main.types == ["diplomacy.meeting"] and main.status == "occurred"
+    assert main.evidence == main.summary == UNGA_DOCUMENT.text.split("\n\n")[0]
 
 
 def test_a_document_with_no_names_places_or_times_still_has_a_schema() -> None:
