@@ -34,8 +34,8 @@ __all__ = ["Actor", "Happening", "happenings"]
 # the whole word ("poll$" is not "pollution", "elect" would be "electricity"). A "statement" is in
 # most news: its words weigh half, and a sentence must score 2 (one sure word) to get a type.
 _TYPE_WORDS = {
-    "diplomacy.meeting": "meet met$ talks$ summit visit sideline negotiat reunion reunió cumbre sommet rencontr "
-                         "treffen gipfel",
+    "diplomacy.meeting": "meet met$ talks$ summit sideline negotiat reunion reunió cumbre sommet "
+                         "rencontr treffen gipfel",
     "diplomacy.statement": "statement urge warn condemn",
     "politics.election": "election elected$ electoral ballot poll$ polls$ polling candidat campaign runoff "
                          "eleccion élection wahl",
@@ -48,8 +48,8 @@ _TYPE_WORDS = {
     "disaster.natural": "earthquake quake flood hurricane storm wildfire tsunami drought volcan typhoon "
                         "terremoto inundac lluvia tormenta riada séisme inondation",
     "disaster.accident": "crash accident collid collision derail explosion fire$ blaze sank$ capsiz accidente",
-    "business.deal": "deal$ deals$ acqui merger takeover buy$ buys$ bought$ purchase agreement contract "
-                     "acuerdo",
+    "business.deal": "deal$ deals$ acquisition acquire$ acquires$ merger takeover buy$ buys$ bought$ purchase "
+                     "agreement contract acuerdo",
     "economy.report": "inflation gdp$ unemployment growth prices$ revenue profit earnings quarter forecast",
     "health.outbreak": "outbreak virus epidemic pandemic measles cholera infection brote épidémie",
     "science.discovery": "discover scientist research study telescope species fossil planet astronom "
@@ -64,6 +64,10 @@ _MAX_ACTORS, _MAX_PLACES, _MAX_TIMES = 3, 2, 2
 _CLOSE = 1.5  # a second place or time is offered only when it ranks this close to the first
 _SUMMARY_WORDS, _SUMMARY_CHARS, _EVIDENCE_CHARS = 40, 240, 400
 _LOOKAHEAD = 10  # sentences of the opening where a further event may be reported
+_POINT = re.compile(r"\d|day\b|night|morning|afternoon|evening|tomorrow|yesterday|today|tonight|next|"
+                    r"lunes|martes|miércoles|jueves|viernes|sábado|domingo|ayer|hoy|mañana|"
+                    r"lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|hier|demain|"
+                    r"tag\b|gestern|morgen|heute", re.IGNORECASE)
 _QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|«[^»]*»")
 _SPEECH_AFTER = re.compile(r"^,? (?:said|says|told|added|announced|reported)\b")
 
@@ -139,17 +143,19 @@ def _happening(offer: Offer, sentences: list[str], i: int) -> Happening:
 
 def _further_event(offer: Offer, sentences: list[str], i: int, events: list[Happening],
                    seen: set[str]) -> Happening | None:
-    """Another event: a sentence of a kind not reported yet, anchored by a time or place of its own."""
+    """Another event: a sentence telling of another kind of event (not a claim about one), on a day of its own."""
     sentence = sentences[i]
-    if re.match(r"[\"“«']", sentence) or _SPEECH_AFTER.search(sentence[-40:]):
+    if re.match(r"[\"“«']", sentence) or _SPEECH_AFTER.search(sentence[-40:]) or status_of(sentence) == "reported":
         return None
     types = types_of(sentence, "", "")
-    if types == ["other"] or seen & set(types) or _type_score(sentence, types[0]) < _SURE:
+    families = {t.split(".")[0] for t in seen}
+    if types == ["other"] or types[0].split(".")[0] in families or 2 * _type_score(sentence, types[0]) < _SURE:
         return None
-    # Its own time: a separate happening is dated apart (a place alone is too weak: "approval in
-    # Europe, the United States and China" is the same deal).
+    # Its own time, and a point in time: a separate happening is dated apart ("on Wednesday", "next
+    # week"); "this year" is background, and a place alone is too weak ("approval in Europe, the
+    # United States and China" is the same deal).
     known_times = {t[0].casefold() for e in events for t in e.times}
-    if not any(t.casefold() not in known_times for t in time_expressions(sentence)):
+    if not any(t.casefold() not in known_times and _POINT.search(t) for t in time_expressions(sentence)):
         return None
     event = _happening(offer, sentences, i)
     return event if event.actors or event.places or event.times else None

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ from .validation import Invalid, validate_brief, validate_events
 __all__ = ["Reask", "Request", "StreamEvent", "TaskOptions", "TaskRun", "run_task", "task_prompts"]
 
 V = TypeVar("V", Brief, EventReport)
+log = logging.getLogger(__name__)
 
 # Built once: the schema is sent with every events request. Backends get the
 # full form (bounds included) and adapt it: strict mode drops the bounds, a
@@ -239,6 +241,8 @@ class TaskRun(Generic[V]):
             self.value = accepted
             return []
         self._values[request.index] = accepted
+        if request.stage == "part":  # a long document says how far it is, part by part
+            log.warning("long document: part %d of %d read", len(self._values), self._expected)
         if len(self._values) < self._expected:
             return []
         parts = [self._values[i][0] for i in range(self._expected)]
