@@ -65,7 +65,8 @@ def _events(s: Summarizer, cases: list[Any]) -> dict[str, dict[str, Any]]:
     for record in s.bulk([c.document for c in cases], task="events", concurrency=1, cache=False):
         case = next(c for c in cases if c.name == record.id)
         row: dict[str, Any] = {"ok": record.status == "ok", "first": record.status == "ok" and record.usage.reasks == 0,
-                               "seconds": record.latency_ms / 1000, "reasks": record.usage.reasks}
+                               "seconds": record.latency_ms / 1000, "reasks": record.usage.reasks,
+                               "tokens": [record.usage.prompt_tokens, record.usage.completion_tokens]}
         if record.status == "ok":
             report = record.value
             source = SourceIndex(case.document.text, case.document.published)
@@ -95,6 +96,7 @@ def _briefs(s: Summarizer, cases: list[Any]) -> dict[str, dict[str, Any]]:
         words = count_words(text) if text is not None else None
         rows[case.name] = {"ok": record.status == "ok", "words": words, "seconds": record.latency_ms / 1000,
                            "in_range": words is not None and low <= words <= high, "reasks": record.usage.reasks,
+                           "tokens": [record.usage.prompt_tokens, record.usage.completion_tokens],
                            "text": text, "error": None if text is not None else record.error.message[:200]}
         if text is not None:
             source = SourceIndex(case.document.text, case.document.published)
