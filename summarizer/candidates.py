@@ -66,6 +66,9 @@ programme program fund authority service office department federation club bahn 
 foundation corporation corp inc ltd plc bureau centre center committee government nationale nacional reserve
 league unit unidad forces navy coalition alliance network press news times post agency congress senate cabinet
 movement front council parti partido cour tribunal comité ministère ministerio gericht regierung bundestag
+industries industry holdings technologies technology labs robotics motors energy pharma pharmaceuticals capital
+partners ventures media foods railways logistics solutions software semiconductors electronics communications
+networks resources mining petroleum insurance financial securities investments ag gmbh sa nv bv spa co llc
 """.split())
 _PERSON_TITLES = re.compile(
     r"\b(?:minister|president|secretary|chancellor|premier|king|queen|prince|princess|pope|governor|mayor|"

@@ -18,10 +18,12 @@ place): up to three, each with its own evidence; otherwise one.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
 from .candidates import Offer
+from .dates import candidates as date_candidates
 from .dates import date_of, time_expressions
 from .extractive import split_sentences, unit_forms
 from .gazetteer import place_kind
@@ -42,7 +44,8 @@ _TYPE_WORDS = {
     "politics.policy": "law$ laws$ bill$ policy reform budget tax$ taxes$ parliament congress decree sanction "
                        "approv ban$ banned$ bans$ resign regulat ordinance interest ley$ loi$ réforme gesetz",
     "conflict.attack": "attack shell missile bomb killed$ troops drone airstrike ransomware ataque attaque angriff",
-    "conflict.protest": "protest demonstrat rally walkout walked$ picket strike$ strikes$ protesta grève",
+    "conflict.protest": "protest demonstrat rally walkout walk(?:ed|s|ing)?[\\s-]out walked$ picket strike$ strikes$ "
+                        "protesta grève manifestation huelga",
     "justice.arrest": "arrest detain custody detenid festgenommen",
     "justice.trial": "trial$ court$ sentenc verdict convict acquit juicio tribunal procès gericht",
     "disaster.natural": "earthquake quake flood hurricane storm wildfire tsunami drought volcan typhoon "
@@ -127,12 +130,13 @@ def _happening(offer: Offer, sentences: list[str], i: int) -> Happening:
     sentence = sentences[i]
     near = sentences[i + 1:i + 3]
     places = _places(offer, sentence, near)
-    times = _times(offer, sentence, near)
+    status = status_of(sentence)
+    times = _times(offer, sentence, near, planned=status == "planned")
     return Happening(
         evidence=_quote(sentence),
         summary=_fit(sentence, _SUMMARY_CHARS, _SUMMARY_WORDS),
         types=types_of(sentence, _title(offer.text), " ".join(near)),
-        status=status_of(sentence),
+        status=status,
         actors=_actors(offer, sentence, near),
         places=[(name, code) for name, code, _ in places],
         times=[(text, date, precision) for text, date, precision, _ in times],
@@ -158,7 +162,8 @@ def _further_event(offer: Offer, sentences: list[str], i: int, events: list[Happ
     if not any(t.casefold() not in known_times and _POINT.search(t) for t in time_expressions(sentence)):
         return None
     event = _happening(offer, sentences, i)
-    return event if event.actors or event.places or event.times else None
+    named = event.place_required or any(_find(sentence, actor.name) is not None for actor in event.actors)
+    return event if named else None  # "The two sides last met on Monday": no one and nowhere of its own
 
 
 def _fallback(offer: Offer, sentences: list[str]) -> Happening:
@@ -174,7 +179,11 @@ def types_of(sentence: str, title: str = "", context: str = "") -> list[str]:
     """The event types a sentence's words point to, best first (two when they are close); ``other`` if none."""
     scores = {t: _type_score(sentence, t) * 2 + _type_score(title, t) + 0.5 * _type_score(context, t)
               for t in _STEMS}
-    ranked = sorted((t for t in scores if scores[t] > 0), key=lambda t: (-scores[t], EVENT_TYPES.index(t)))
+    # On a tie, the kind the sentence names first: its main clause ("will walk out … after talks collapsed").
+    folded = sentence.casefold()
+    first = {t: min((m.start() for stem in _STEMS[t] for m in [stem.search(folded)] if m), default=len(folded))
+             for t in _STEMS}
+    ranked = sorted((t for t in scores if scores[t] > 0), key=lambda t: (-scores[t], first[t], EVENT_TYPES.index(t)))
     if not ranked or scores[ranked[0]] < _SURE:
         return ["other"]
     best = scores[ranked[0]]
@@ -267,7 +276,7 @@ def _places(offer: Offer, sentence: str, near: list[str]) -> list[tuple[str, str
     return [(name, offer.places[name], scored[name][1]) for name in ranked]
 
 
-def _times(offer: Offer, sentence: str, near: list[str]) -> list[tuple[str, str | None, str, bool]]:
+def _times(offer: Offer, sentence: str, near: list[str], *, planned: bool) -> list[tuple[str, str | None, str, bool]]:
     verb = main_verb(sentence)
     found: list[tuple[float, str, bool]] = []
     for text in time_expressions(sentence):
@@ -278,9 +287,18 @@ def _times(offer: Offer, sentence: str, near: list[str]) -> list[tuple[str, str 
     ranked: list[tuple[str, str | None, str, bool]] = []
     for _, text, own in sorted(found, key=lambda f: -f[0] - (1.0 if date_of(f[1], offer.published) else 0.0)):
         if len(text) <= 80 and text not in {r[0] for r in ranked}:
-            date, precision = date_of(text, offer.published) or (None, "unknown")
+            date, precision = _date(text, offer.published, planned=planned)
             ranked.append((text, date, precision, own))
     return ranked[:_MAX_TIMES]
+
+
+def _date(text: str, published: dt.date | None, *, planned: bool) -> tuple[str | None, str]:
+    """The date a time expression fixes; for a planned event the next such day ("will walk out from Friday")."""
+    if planned and published is not None:
+        ahead = sorted(iso for iso in date_candidates(text, published) if iso >= published.isoformat())
+        if ahead:
+            return ahead[0], date_candidates(text, published)[ahead[0]]
+    return date_of(text, published) or (None, "unknown")
 
 
 def _find(text: str, name: str) -> int | None:

@@ -91,6 +91,18 @@ def test_the_lead_s_subject_acts_where_and_when_its_sentence_says() -> None:
     assert main.types == ["disaster.accident"] and main.status == "occurred"
 
 
+def test_a_planned_event_is_dated_ahead_and_a_past_one_behind() -> None:
+    text = ("Cabin crew at Skyway Airlines will walk out for 48 hours from Friday after talks over pay collapsed, "
+            "the Union of Flight Attendants said on Tuesday.")
+    main = happenings(offer(text, dt.date(2024, 11, 12)))[0]
+    assert main.status == "planned" and main.types[0] == "conflict.protest"  # "talks" comes second
+    assert main.times[0] == ("Friday", "2024-11-15", "day")  # the coming Friday, not the last one
+    past = happenings(offer("The crew walked out on Friday over pay.", dt.date(2024, 11, 12)))[0]
+    assert past.times[0] == ("on Friday", "2024-11-08", "day")
+    french = happenings(offer("Les syndicats vont manifester jeudi prochain à Paris.", dt.date(2024, 6, 14)))[0]
+    assert french.status == "planned" and french.times[0] == ("jeudi prochain", "2024-06-20", "day")
+
+
 def test_types_come_from_the_event_s_own_words() -> None:
     assert types_of("Fire broke out on a passenger ferry early on Friday.") == ["disaster.accident"]
     assert types_of("The council voted to ban cars, citing air pollution.") == ["politics.policy"]  # not "poll"
