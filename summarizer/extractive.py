@@ -102,8 +102,10 @@ def units(text: str, *, limit: int = 12, lead: bool = True) -> list[Unit]:
     A unit is a whole sentence of the document (4-80 words, balanced quotes, not shouted,
     not a title line) or, for a long one, also its main clause ended with a full stop.
     """
-    sentences = split_sentences(text)
-    usable = [(i, s) for i, s in enumerate(sentences) if _usable(s)]
+    sentences = [_within_bound(s) for s in split_sentences(text)]
+    # A text with no sentence a reader would quote (all shouted, all fragments) still gets its own.
+    usable = [(i, s) for i, s in enumerate(sentences) if _usable(s)] or [
+        (i, s) for i, s in enumerate(sentences) if count_words(s) > 0]
     if not usable:
         return []
     weights = _weights(text)
@@ -113,6 +115,17 @@ def units(text: str, *, limit: int = 12, lead: bool = True) -> list[Unit]:
     if not lead:
         chosen = sorted(scored, key=lambda u: (-u[2], u[0]))[:limit]
     return [Unit(i, unit_forms(s), round(score, 3)) for i, s, score in sorted(chosen)]
+
+
+def _within_bound(sentence: str) -> str:
+    """A sentence of at most 80 words: a longer one is cut to its longest clause within that, or to its words."""
+    if count_words(sentence) <= _MAX_UNIT_WORDS:
+        return sentence
+    fitting = [form for form in unit_forms(sentence)[1:] if count_words(form) <= _MAX_UNIT_WORDS]
+    if fitting:
+        return fitting[-1]
+    words = sentence.split(" ")[:_MAX_UNIT_WORDS * 3 // 4]
+    return " ".join(words).rstrip(" ,;:") + "."
 
 
 def _usable(sentence: str) -> bool:
@@ -194,7 +207,7 @@ def brief_rules(chosen: list[Unit], low: int, high: int, *, lead: bool = True, n
     words = [[count_words(form) for form in unit.forms] for unit in chosen]
     low = min(low, _most_words(tuple(tuple(w) for w in words), high))
     feasible = _Feasible(words, low, high)
-    firsts = range(1 if lead else len(chosen))
+    firsts = range(min(1, len(chosen)) if lead else len(chosen))
     starts = [f"u{j}-{v} s{j + 1}-{w}" for j in firsts for v, w in enumerate(words[j]) if feasible(j + 1, w)]
     lines = [f"{name} ::= " + (" | ".join(starts) or '""')]
     lines += [f"u{j}-{v} ::= {_literal(form)}" for j, unit in enumerate(chosen) for v, form in enumerate(unit.forms)]

@@ -110,6 +110,15 @@ def test_a_long_sentence_may_be_cut_at_a_clause_boundary_but_not_after_an_opener
     assert forms[1].forms == forms[1].forms[:1]  # "According to the Russian Foreign Ministry." is no sentence
 
 
+def test_a_sentence_over_80_words_or_a_shouted_text_still_offers_units() -> None:
+    run_on = " ".join(["Lisbon council budget vote"] * 60) + "."
+    chosen = units(run_on)
+    assert len(chosen) == 1 and count_words(chosen[0].text) <= 80 and run_on.startswith(chosen[0].text[:-1])
+    shouted = units("BREAKING NEWS. THE RIVER FLOODED THE OLD TOWN OVERNIGHT.")
+    assert [u.text for u in shouted] == ["BREAKING NEWS.", "THE RIVER FLOODED THE OLD TOWN OVERNIGHT."]
+    assert brief_rules([], 40, 120) == 'brief ::= ""'
+
+
 def test_every_brief_the_seed_grammar_allows_is_its_own_sentences_in_the_range() -> None:
     chosen = units(SEED)
     rules = _parse(brief_rules(chosen, 40, 120))
