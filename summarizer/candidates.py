@@ -120,7 +120,7 @@ def _names(text: str) -> list[str]:
     lowered = set(re.findall(r"\b[^\W\d_][\w'’-]*", text)) - set(re.findall(rf"\b[{CAPITALS}][\w'’-]*", text))
     for match in _NAME_RUN.finditer(text):
         words = _POSSESSIVE.sub("", match.group(0)).split(" ")
-        if len(words) == 1 and words[0].lower() in lowered and _SENTENCE_START.search(text[:match.start()]):
+        if len(words) == 1 and words[0].lower() in lowered and _starts_sentence(text, match.start()):
             continue  # "Eleven people …": a sentence's first word, written in lower case elsewhere
         while words and _not_a_name(words[0]):
             words = words[1:]
@@ -135,6 +135,22 @@ def _names(text: str) -> list[str]:
         if words and any(w[:1].isupper() for w in words):
             found.setdefault(" ".join(words), None)
     return [name for name in found if not _is_demonym(name, text) and not _only_a_sentence_opener(name, text)]
+
+
+def _mentions_of(name: str, text: str, limit: int = 8) -> list[re.Match[str]]:
+    """The first mentions of ``name``: what surrounds a name is told by its first few (a long text has hundreds)."""
+    found = []
+    for match in re.finditer(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
+        found.append(match)
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _starts_sentence(text: str, at: int) -> bool:
+    """Whether ``text[at:]`` begins a sentence (a short look back: the text before may be long)."""
+    return _SENTENCE_START.search(text[max(0, at - 12):at]) is not None if at >= 12 else bool(
+        _SENTENCE_START.search(text[:at]))
 
 
 def _split_run(words: list[str]) -> list[str]:
@@ -193,17 +209,19 @@ def _only_a_sentence_opener(name: str, text: str) -> bool:
         return False
     if re.search(rf"[{CAPITALS}][\w'’-]+ {re.escape(name)}(?![\w-]| [{CAPITALS}])", text):
         return False  # a surname: "Lavrov said" after "Sergei Lavrov"
-    starts = [_SENTENCE_START.search(text[:m.start()]) is not None
+    starts = [_starts_sentence(text, m.start())
               for m in re.finditer(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text)
               if not _inside_run(text, m.start(), m.end())]
-    return all(starts) and len(starts) <= 2
+    # Met three times or more, only plurals and verb forms are taken for common words ("Residents
+    # said …"); a company named at the start of its sentences ("Nvidia said …") stays a name.
+    return all(starts) and (len(starts) <= 2 or bool(re.search(r"(?:s|ing|ed|ly)$", name)))
 
 
 def _inside_run(text: str, start: int, end: int) -> bool:
     """The span is part of a longer run of capitalised words ("Pilots" in "Nordic Pilots Union")."""
     before = re.search(rf"{_WORD_CLASS} $", text[max(0, start - 40):start])
     after = re.match(rf" {_WORD_CLASS}", text[end:end + 40])
-    return bool(before and not _SENTENCE_START.search(text[:start - len(before.group(0))]) and
+    return bool(before and not _starts_sentence(text, start - len(before.group(0))) and
                 before.group(0).strip().casefold() not in _NOT_NAMES) or bool(after)
 
 
@@ -242,7 +260,7 @@ def _person_cue(text: str, name: str, *, strong: bool) -> bool:
         return False
     if strong and any(_PERSON_TITLES.search(d) for d in _described(text, name)):
         return True
-    for match in re.finditer(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
+    for match in _mentions_of(name, text):
         before, after = text[max(0, match.start() - 60):match.start()], text[match.end():match.end() + 20]
         if strong and (_TITLE_BEFORE.search(before) or re.match(r", \d{1,3},", after) or (
                 _NATIONAL.search(before) and " " in name)):
@@ -256,7 +274,7 @@ def _described(text: str, name: str) -> list[str]:
     """The descriptions ``text`` gives ``name``: a title before it ("former transport minister"),
     an appositive before ("Portugal's health minister, Marta Reis") or after ("Lindqvist, 44, a former teacher,")."""
     found: dict[str, None] = {}
-    for match in re.finditer(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
+    for match in _mentions_of(name, text):
         before, after = text[max(0, match.start() - 100):match.start()], text[match.end():match.end() + 120]
         title = _TITLE_BEFORE.search(before)
         if title:

@@ -28,7 +28,7 @@ from .constraints import grounded_schema
 from .dates import describe
 from .documents import Document, estimate_tokens, split_into_chunks
 from .errors import ConfigError, OutputValidationError, SummarizerError, UsageError
-from .extractive import brief_grammar_values, grammar_digest
+from .extractive import BRIEF_UNITS, brief_grammar_values, grammar_digest
 from .grounding import SourceIndex
 from .prompts import PromptLibrary, PromptTemplate, message_tokens
 from .schemas import DEFAULT_WORDS, EVENT_TYPES, Brief, EventReport, Result, TaskName, Usage, event_report_schema
@@ -438,7 +438,7 @@ def _brief_output(
     # the part briefs'), the lead first, in the word range on every path: see ``extractive``.
     chosen = "\n\n".join(part.text for part in parts) if parts else text
     return OutputSpec(grammar=template.grammar, grammar_values=brief_grammar_values(chosen, options.words),
-                      grammar_digest=grammar_digest(text))
+                      grammar_digest=grammar_digest(text, limit=BRIEF_UNITS))  # it reads what it may choose
 
 
 def _events_output(
