@@ -92,8 +92,8 @@ class LocalBackend(Backend):
     def notice(self) -> str:
         label = MODEL_LABEL if self.model_path == bundled_model_path() else self.model_path.name
         return (
-            f"using the embedded local model {label}: tiny and fast; its event reports only pick "
-            "the document's own spans, its briefs are rough; for real quality point summarizer at an endpoint "
+            f"using the embedded local model {label}: tiny and fast; it only chooses among the document's own "
+            "sentences and spans, so its briefs are extracts; for real quality point summarizer at an endpoint "
             "(OPENAI_API_KEY, or SUMMARIZER_BASE_URL + SUMMARIZER_MODEL, or --base-url/--model)"
         )
 
