@@ -28,7 +28,7 @@ from .documents import estimate_tokens
 from .grounding import CAPITALS, lead_names
 from .schemas import count_words
 
-__all__ = ["BRIEF_UNITS", "Unit", "brief_grammar_values", "brief_rules", "grammar_digest", "split_sentences", "unit_forms", "units"]
+__all__ = ["BOILERPLATE", "BRIEF_UNITS", "Unit", "brief_grammar_values", "brief_rules", "grammar_digest", "split_sentences", "unit_forms", "units"]
 
 # A sentence ends at . ! ? … (then a space and a capital, a digit or a quote) — not after an
 # abbreviation or an initial ("U.S. Geological Survey", "10:42 p.m. local time", "Mr. Smith").
@@ -55,6 +55,13 @@ said says will would could should may might can also after before over under abo
 el la los las un una y de del en que por con para se su sus al es le les des du et à au aux un une il elle
 der die das und den dem ein eine im zu mit von auf für ist
 """.split())
+# A page's furniture, not its article: never a lead, never a unit.
+# And what speaks to the model rather than the reader (an injected instruction): never offered either.
+BOILERPLATE = re.compile(r"\b(?:newsletter|subscribe|sign up|log in|cookies?|click here|read more|all rights reserved|"
+                         r"follow us|share this|advertisement|terms of (?:use|service)|privacy policy|"
+                         r"javascript|your browser|you are now|(?:ignore|disregard) (?:all |any )?(?:previous|prior|the above)|"
+                         r"system prompt|maintenance mode|(?:reply|respond) (?:only )?with|instructions above)\b",
+                         re.IGNORECASE)
 _MIN_WORDS, _MAX_UNIT_WORDS = 4, 80
 BRIEF_UNITS = 12  # the lead and the best-ranked sentences a brief may be composed of
 _DIGEST_TOKENS, _DIGEST_UNITS = 1000, 24
@@ -135,7 +142,7 @@ def _usable(sentence: str) -> bool:
     opens = sentence[:1].isupper() or sentence[:1].isdigit() or sentence[:1] in "\"“«'‘¿¡"
     closes = sentence[-1:] in ".!?…\"”»'’)"  # a title line or a fragment has no full stop
     return (_MIN_WORDS <= words <= _MAX_UNIT_WORDS and opens and closes and not shouted
-            and len(_QUOTES.findall(sentence)) % 2 == 0)
+            and len(_QUOTES.findall(sentence)) % 2 == 0 and not BOILERPLATE.search(sentence))
 
 
 def _weights(text: str) -> Counter[str]:

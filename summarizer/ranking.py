@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from .candidates import Offer
 from .dates import candidates as date_candidates
 from .dates import date_of, time_expressions
-from .extractive import split_sentences, unit_forms
+from .extractive import BOILERPLATE, split_sentences, unit_forms
 from .gazetteer import place_kind
 from .schemas import EVENT_TYPES, count_words
 from .status import main_verb, status_of
@@ -123,7 +123,8 @@ def _event_sentence(sentence: str) -> bool:
     words = count_words(sentence)
     return (6 <= words <= 80 and sentence[:1].isalnum() and sentence[-1:] in ".!?…\"”»'’)"
             and len(re.findall(r"[\"“”«»]", sentence)) % 2 == 0
-            and sum(c.isupper() for c in sentence) < 0.5 * sum(c.isalpha() for c in sentence))
+            and sum(c.isupper() for c in sentence) < 0.5 * sum(c.isalpha() for c in sentence)
+            and not BOILERPLATE.search(sentence))
 
 
 def _happening(offer: Offer, sentences: list[str], i: int) -> Happening:

@@ -96,10 +96,20 @@ def test_units_put_the_lead_first_and_leave_out_titles_shouting_and_fragments() 
     case = next(c for c in CASES if c.name == "injection-hidden")
     chosen = units(case.document.text)
     assert chosen[0].text.startswith("The city council of Bergen voted on Thursday")
-    assert not any(u.text.isupper() or "IGNORE" in u.text for u in chosen)
+    assert not any(u.text.isupper() or "IGNORE" in u.text or "maintenance mode" in u.text for u in chosen)
     press = next(c for c in CASES if c.name == "html-press-release")
     assert all(u.text[-1] in ".!?\"”" for u in units(press.document.text))  # no title line, no ", Gdańsk"
     assert [u.index for u in chosen] == sorted(u.index for u in chosen)
+
+
+def test_a_page_s_furniture_is_never_the_lead() -> None:
+    text = ("Sign up for our morning newsletter to get the news before breakfast.\n\n"
+            "Fire broke out at a warehouse in Ghent on Monday, the fire service said. Nobody was hurt.")
+    assert units(text)[0].text == "Fire broke out at a warehouse in Ghent on Monday, the fire service said."
+    from summarizer.candidates import offer
+    from summarizer.ranking import happenings
+
+    assert happenings(offer(text))[0].evidence.startswith("Fire broke out")
 
 
 def test_a_long_sentence_may_be_cut_at_a_clause_boundary_but_not_after_an_opener() -> None:
