@@ -101,22 +101,32 @@ class Happening:
 
 
 def happenings(offer: Offer, *, limit: int = 3) -> list[Happening]:
-    """The events ``offer``'s text reports, the main one first: at most ``limit``, at least one."""
+    """The events ``offer``'s text reports, the main one first: at most ``limit``, at least one.
+
+    The main event may take its actors, place and time from the two sentences after its own
+    (news names the source or the second party there), unless those tell a further event; a
+    further event takes them from its own sentence only.
+    """
     sentences = split_sentences(offer.text)
     usable = [i for i, s in enumerate(sentences) if _event_sentence(s)]
     if not usable:
         return [_fallback(offer, sentences)] if sentences else []
     main = usable[0]
-    events = [_happening(offer, sentences, main)]
-    seen_types = set(events[0].types)
+    first = _happening(offer, sentences, main, near=sentences[main + 1:main + 3])
+    further: list[tuple[int, Happening]] = []
+    seen = set(first.types)
     for i in usable[1:]:
-        if len(events) >= limit or i > main + _LOOKAHEAD:
+        if len(further) + 1 >= limit or i > main + _LOOKAHEAD:
             break
-        other = _further_event(offer, sentences, i, events, seen_types)
+        other = _further_event(offer, sentences, i, [first] + [e for _, e in further], seen)
         if other is not None:
-            events.append(other)
-            seen_types |= set(other.types)
-    return events
+            further.append((i, other))
+            seen |= set(other.types)
+    if further:  # the main event's neighbours exclude the sentences of the others
+        taken = {i for i, _ in further}
+        first = _happening(offer, sentences, main,
+                           near=[s for j, s in enumerate(sentences[main + 1:main + 3], main + 1) if j not in taken])
+    return [first] + [e for _, e in further]
 
 
 def _event_sentence(sentence: str) -> bool:
@@ -127,16 +137,16 @@ def _event_sentence(sentence: str) -> bool:
             and not BOILERPLATE.search(sentence))
 
 
-def _happening(offer: Offer, sentences: list[str], i: int) -> Happening:
+def _happening(offer: Offer, sentences: list[str], i: int, *, near: list[str],
+               types: list[str] | None = None) -> Happening:
     sentence = sentences[i]
-    near = sentences[i + 1:i + 3]
     places = _places(offer, sentence, near)
     status = status_of(sentence)
     times = _times(offer, sentence, near, planned=status == "planned")
     return Happening(
         evidence=_quote(sentence),
         summary=_fit(sentence, _SUMMARY_CHARS, _SUMMARY_WORDS),
-        types=types_of(sentence, _title(offer.text), " ".join(near)),
+        types=types or types_of(sentence, _title(offer.text), " ".join(near)),
         status=status,
         actors=_actors(offer, sentence, near),
         places=[(name, code) for name, code, _ in places],
@@ -162,7 +172,7 @@ def _further_event(offer: Offer, sentences: list[str], i: int, events: list[Happ
     known_times = {t[0].casefold() for e in events for t in e.times}
     if not any(t.casefold() not in known_times and _POINT.search(t) for t in time_expressions(sentence)):
         return None
-    event = _happening(offer, sentences, i)
+    event = _happening(offer, sentences, i, near=[], types=[t for t in types if t.split(".")[0] not in families])
     named = event.place_required or any(_find(sentence, actor.name) is not None for actor in event.actors)
     return event if named else None  # "The two sides last met on Monday": no one and nowhere of its own
 

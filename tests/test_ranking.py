@@ -132,6 +132,10 @@ def test_several_events_each_with_its_own_evidence() -> None:
     assert [e.status for e in events] == ["occurred", "occurred", "planned"]
     assert len({e.evidence for e in events}) == 3 and all(e.evidence in text for e in events)
     assert events[1].places[0][0] == "Lima" and events[1].times[0][:2] == ("On Wednesday", "2025-03-05")
+    # Each keeps to its own: the quake is not in Lima, the looting arrests not the president's, and
+    # an arrest offers no disaster type.
+    assert "Lima" not in {name for name, _ in events[0].places} and events[1].actors == []
+    assert events[1].types == ["justice.arrest"] and events[2].places[0][0] == "Arequipa"
     schema = grounded_schema(SCHEMA, offer(text, dt.date(2025, 3, 6)))
     assert schema["properties"]["events"]["minItems"] == schema["properties"]["events"]["maxItems"] == 3
 
