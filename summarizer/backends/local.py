@@ -151,19 +151,12 @@ class LocalBackend(Backend):
                 request["max_tokens"] = max_output_tokens(schema) or request["max_tokens"]
         else:
             request["grammar"] = render_grammar(output.grammar or "", output.grammar_values)
-            request["draft"] = " ".join(_LITERAL_TEXT(literal) for literal in _LITERAL.findall(request["grammar"]))
+            request["draft"] = " ".join(_unescape(literal) for literal in _LITERAL.findall(request["grammar"]))
         return request
 
     def _complete(self, messages: list[Message], output: OutputSpec, params: dict[str, Any]) -> Completion:
-        parts: list[str] = []
-        completion: Completion | None = None
-        for event in self._stream(messages, output, params):
-            if isinstance(event, Delta):
-                parts.append(event.text)
-            else:
-                completion = event
-        assert completion is not None
-        return completion
+        completions = [event for event in self._stream(messages, output, params) if isinstance(event, Completion)]
+        return completions[-1]
 
     def _stream(self, messages: list[Message], output: OutputSpec, params: dict[str, Any]) -> Iterator[Any]:
         llama = self._llama()
@@ -202,7 +195,9 @@ class LocalBackend(Backend):
         first and the vocabulary scanned only when the grammar refuses it; and the text the
         answer is likely to copy (the brief's sentences, the report's top choices) is offered
         as a draft: up to 16 tokens evaluated in one pass, kept while the model's own greedy,
-        grammar-checked choice agrees. The answer is exactly plain greedy decoding's.
+        grammar-checked choice agrees with them. The text is the model's greedy choice; where the
+        grammar allows a draft token that spells on from the model's own ("schema" where it
+        would write "s"), the draft's token stands in: the same text in fewer tokens.
         """
         prompt = _prompt_tokens(llama, request["messages"])
         if len(prompt) + request["max_tokens"] > llama.n_ctx():
@@ -249,7 +244,7 @@ _DRAFT_TOKENS = 16
 _LITERAL = re.compile(r'"((?:\\.|[^"\\])+)"')
 
 
-def _LITERAL_TEXT(literal: str) -> str:
+def _unescape(literal: str) -> str:
     return re.sub(r"\\(.)", r"\1", literal)
 
 
@@ -316,7 +311,7 @@ def _verify(llama: Any, grammar: _GrammarSampler, logits: Any, proposal: list[in
 def _agreed(llama: Any, grammar: _GrammarSampler, logits: Any, drafted: int | None) -> int | None:
     """The token to take (accepted into the grammar's state), or None when the answer ends here."""
     best = grammar.best(logits)
-    if best is None or llama_eog(llama, best):
+    if best is None or _is_end(llama, best):
         return None
     if drafted is not None and drafted != best and grammar.allows(drafted, float(logits[drafted])):
         mine, theirs = (llama.detokenize([t]).decode("utf-8", errors="ignore") for t in (best, drafted))
@@ -378,7 +373,7 @@ def _last_logits(llama: Any) -> Any:
     return np.ctypeslib.as_array(C.llama_get_logits_ith(llama._ctx.ctx, -1), shape=(llama.n_vocab(),))
 
 
-def llama_eog(llama: Any, token: int) -> bool:
+def _is_end(llama: Any, token: int) -> bool:
     from llama_cpp import llama_cpp as C
 
     return bool(C.llama_vocab_is_eog(llama._model.vocab, token))
