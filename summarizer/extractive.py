@@ -175,17 +175,20 @@ def unit_forms(sentence: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(forms))
 
 
-def grammar_digest(text: str, *, budget: int = _DIGEST_TOKENS, limit: int = _DIGEST_UNITS) -> tuple[str, str] | None:
-    """For a long text, ``(text, digest)``: the digest is what a grammar decoder reads instead of it.
+def grammar_digest(text: str, *, of: str | None = None, budget: int = _DIGEST_TOKENS,
+                   limit: int = _DIGEST_UNITS) -> tuple[str, str] | None:
+    """``(text, digest)``: what a grammar decoder reads in place of ``text`` in its prompt.
 
-    Under an extractive grammar a decoder can only choose among the ranked sentences, so it
-    reads those (the lead and the best-ranked, in document order) rather than thousands of
-    tokens it cannot use: a 7,000-token part costs a 135M model on 2 cores a minute to read,
-    its digest seconds. Texts within ``budget`` tokens are read whole.
+    Under an extractive or grounded grammar a decoder can only choose among ranked sentences,
+    so it reads those (the lead and the best-ranked, in document order) rather than thousands
+    of tokens it cannot use: a 7,000-token part costs a 135M model on 2 cores a minute to read,
+    its digest seconds. ``text`` within ``budget`` tokens is read whole; ``of`` reads another
+    text's sentences in its place (combining: the part briefs' own, without their "Part 1:"
+    labels, or the document's where the part answers are JSON).
     """
     if estimate_tokens(text) <= budget:
         return None
-    return text, "\n\n".join(unit.text for unit in units(text, limit=limit))
+    return text, "\n\n".join(unit.text for unit in units(text if of is None else of, limit=limit))
 
 
 def brief_grammar_values(text: str, words: tuple[int, int]) -> dict[str, Any]:

@@ -438,7 +438,7 @@ def _brief_output(
     # the part briefs'), the lead first, in the word range on every path: see ``extractive``.
     chosen = "\n\n".join(part.text for part in parts) if parts else text
     return OutputSpec(grammar=template.grammar, grammar_values=brief_grammar_values(chosen, options.words),
-                      grammar_digest=grammar_digest(text, limit=BRIEF_UNITS))  # it reads what it may choose
+                      grammar_digest=grammar_digest(text, of=chosen, limit=BRIEF_UNITS))  # it reads what it may choose
 
 
 def _events_output(
@@ -449,8 +449,9 @@ def _events_output(
     def grounded() -> dict[str, Any]:
         return grounded_schema(_SCHEMA, offer(source.text if parts else text, source.published))
 
-    return OutputSpec(json_schema=_SCHEMA, name="event_report", grammar_schema=grounded,
-                      grammar_digest=grammar_digest(text))
+    # Combining, the part reports are JSON: a grammar decoder reads the document's ranked sentences.
+    digest = grammar_digest(text, of=source.text, budget=0) if parts else grammar_digest(text)
+    return OutputSpec(json_schema=_SCHEMA, name="event_report", grammar_schema=grounded, grammar_digest=digest)
 
 
 _SPECS: dict[TaskName, _Spec[Any]] = {
