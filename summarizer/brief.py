@@ -2,8 +2,8 @@
 
 Its answer is plain text (it streams); validation holds it to one paragraph in
 the word range with no preamble, and flags names and numbers the source lacks
-(errors with ``strict``). Grammar-bound decoders get a grammar that opens on a
-name from the text and counts words.
+(errors with ``strict``). Grammar-bound decoders get a grammar that composes
+the brief from the document's own sentences, lead first, within the word range.
 """
 
 from __future__ import annotations
@@ -30,23 +30,14 @@ def _validate(raw: str, finish: str | None, source: SourceIndex, options: TaskOp
 
 
 def _output(context: OutputContext[Brief]) -> OutputSpec:
-    # A grammar decoder must open on a name from the text (no preamble) and keep
-    # to the word range: the grammar counts words, so the bound holds on every
-    # path (single, bulk, re-ask, combine). A character bound did not: short
-    # words fit more than MAX words into MAX × 6 characters.
-    from .grounding import lead_names
+    # A grammar decoder composes the brief from the document's own sentences (or, combining,
+    # the part briefs'), the lead first, in the word range on every path: see ``extractive``.
+    from .extractive import BRIEF_UNITS, brief_grammar_values, grammar_digest
 
-    low, high = context.options.words
-    # The grammar counts space-separated words; validation counts "45,000" and "U.S." as two and a
-    # lone dash as none: keep a tenth of the range (at least a word) clear at each end.
-    margin = max(1, (high - low) // 10)
-    min_more, max_more = min(low - 1 + margin, high - 1), max(high - 1 - margin, low - 1)
-    parts = context.parts
-    return OutputSpec(grammar=context.template.grammar, grammar_values={
-        "lead_words": lead_names(parts[0].text if parts else context.text), "min_more": min_more,
-        "max_more": max_more,
-        "min_chars": low * 6, "max_chars": high * 6,  # for custom templates written for the character bound
-    })
+    chosen = "\n\n".join(part.text for part in context.parts) if context.parts else context.text
+    words, text = context.options.words, context.text
+    return OutputSpec(grammar=context.template.grammar, grammar_values=lambda: brief_grammar_values(chosen, words),
+                      grammar_digest=lambda: grammar_digest(text, of=chosen, limit=BRIEF_UNITS))  # it reads what it may choose
 
 
 def _claims(brief: Brief, source: str) -> list[Claim]:

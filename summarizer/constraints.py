@@ -1,15 +1,19 @@
 """What a grammar-bound decoder may choose from: the EventReport schema narrowed to the source.
 
 A small model under a grammar cannot invent what the grammar does not allow.
-``grounded_schema`` turns every field that must come from the document into an
-enum of the document's own spans (``candidates.offer``): names, places, time
-expressions, descriptions, summaries, headlines and evidence quotes. Fields a
-model should not generate at all are single choices computed here: the
-language, a time expression's date and precision, a place's country. Every
-array and string is bounded so the JSON closes within ``max_tokens`` (see
-``backends.grammar.max_output_tokens``). Only grammar decoders (the embedded
-model, llama.cpp servers) see this schema; validation and grounding check every
-backend's answer the same way.
+``grounded_schema`` turns the events the document reports, as a reporter
+would rank them (``ranking.happenings``), into the schema: each event a
+fixed object of its own — its type among the one or two its sentence's words
+point to, its status computed from its tense (a single value), its summary
+and evidence from its own sentence, its participants the top-ranked actors
+(names, kinds, descriptions and roles fixed by the document: the main verb's
+subject is the agent), where and when among the top two candidates (no null when its
+own sentence names one). Fields a model should not generate at all are single
+choices computed here: the language, a time expression's date and precision,
+a place's country. Every array and string is bounded so the JSON closes
+within ``max_tokens`` (see ``backends.grammar.max_output_tokens``). Only
+grammar decoders (the embedded model, llama.cpp servers) see this schema;
+validation and grounding check every backend's answer the same way.
 """
 
 from __future__ import annotations
@@ -18,64 +22,65 @@ import copy
 from typing import Any
 
 from .candidates import Offer
+from .ranking import Actor, Happening, happenings
 
 __all__ = ["GRAMMAR_LIMITS", "grounded_schema"]
 
-# How much a grammar-bound report may hold: a small model repeats an entry
-# until the bound, so the bounds are what it will write.
-GRAMMAR_LIMITS = {"events": 1, "participants": 2, "evidence": 1}
+# How much a grammar-bound report may hold (events and participants come as fixed tuples of
+# the ranked candidates, so a small model cannot repeat an entry up to the bound).
+GRAMMAR_LIMITS = {"events": 3, "participants": 3, "evidence": 1}
 
 
-def grounded_schema(schema: dict[str, Any], offer: Offer, quotes: list[str] | None = None) -> dict[str, Any]:
-    """The EventReport schema with every document-derived field an enum of ``offer``'s spans."""
+def grounded_schema(schema: dict[str, Any], offer: Offer) -> dict[str, Any]:
+    """The EventReport schema with every document-derived field fixed or an enum of ``offer``'s spans."""
     schema = copy.deepcopy(schema)
     props = schema["properties"]
-    props["headline"] = _choice(offer.headlines, props["headline"])
+    props["headline"] = _choice(offer.headlines[:2], props["headline"])
     if offer.language:
         props["language"] = {"type": "string", "enum": [offer.language]}
-    props["events"]["maxItems"] = GRAMMAR_LIMITS["events"]
-    event = schema["$defs"]["Event"]["properties"]
-    event["type"] = {"type": "string", "enum": offer.types}
-    event["summary"] = _choice(offer.summaries, event["summary"])
-    event["participants"] = {"type": "array", "maxItems": GRAMMAR_LIMITS["participants"] if offer.names else 0,
-                             "items": _participant(schema["$defs"]["Participant"], offer)}
-    event["where"] = {"anyOf": [*({"type": "object", "properties": {"name": {"const": name}, "country": {"const": code}},
-                                  "required": ["name", "country"], "additionalProperties": False}
-                                 for name, code in offer.places), {"type": "null"}]}
-    event["when"] = {"anyOf": [*({"type": "object",
-                                 "properties": {"text": {"const": text}, "date": {"const": date},
-                                                "precision": {"const": precision}},
-                                 "required": ["text", "date", "precision"], "additionalProperties": False}
-                                for text, date, precision in offer.times), {"type": "null"}]}
-    quotes = quotes if quotes is not None else offer.quotes
-    event["evidence"] = {"type": "array", "minItems": 1, "maxItems": GRAMMAR_LIMITS["evidence"],
-                         "items": _choice(quotes, event["evidence"]["items"])}
+    events = happenings(offer, limit=GRAMMAR_LIMITS["events"])
+    base = schema["$defs"]["Event"]
+    props["events"] = _tuple([_event(base, event) for event in events]) if events else props["events"]
     return schema
 
 
-def _participant(base: dict[str, Any], offer: Offer) -> dict[str, Any]:
-    # Places are countries or locations, and nothing else is: the gazetteer decides which names are places.
-    places = {name for name, _ in offer.places}
-    others = [name for name in offer.names if name not in places]
-    located = [name for name in offer.names if name in places]
-    branches = []
-    if others:
-        branches.append(_participant_branch(base, others, ["person", "organization", "other"], offer.descriptions))
-    if located:
-        branches.append(_participant_branch(base, located, ["country", "location"], []))
-    return branches[0] if len(branches) == 1 else {"anyOf": branches} if branches else _participant_branch(
-        base, [""], ["other"], [])
+def _event(base: dict[str, Any], event: Happening) -> dict[str, Any]:
+    fixed = copy.deepcopy(base)
+    fixed.pop("title", None)
+    fixed.pop("description", None)
+    fixed["properties"] = {
+        "type": {"type": "string", "enum": event.types},
+        "summary": {"type": "string", "enum": [event.summary]},
+        "participants": _tuple([_participant(actor) for actor in event.actors[:GRAMMAR_LIMITS["participants"]]]),
+        "where": _one_of([{"type": "object", "properties": {"name": {"const": name}, "country": {"const": code}},
+                           "required": ["name", "country"], "additionalProperties": False}
+                          for name, code in event.places], nullable=not event.place_required),
+        "when": _one_of([{"type": "object", "properties": {"text": {"const": text}, "date": {"const": date},
+                                                           "precision": {"const": precision}},
+                          "required": ["text", "date", "precision"], "additionalProperties": False}
+                         for text, date, precision in event.times], nullable=not event.time_required),
+        "status": {"type": "string", "enum": [event.status]},
+        "evidence": _tuple([{"type": "string", "enum": [event.evidence]}]),
+    }
+    return fixed
 
 
-def _participant_branch(base: dict[str, Any], names: list[str], kinds: list[str], descriptions: list[str],
-                        ) -> dict[str, Any]:
-    participant = copy.deepcopy(base)
-    props = participant["properties"]
-    props["name"] = {"type": "string", "enum": names}
-    props["kind"] = {"type": "string", "enum": kinds}
-    props["description"] = ({"anyOf": [{"type": "string", "enum": descriptions}, {"type": "null"}]}
-                            if descriptions else {"type": "null"})
-    return participant
+def _participant(actor: Actor) -> dict[str, Any]:
+    return {"type": "object", "properties": {
+        "name": {"type": "string", "enum": [actor.name]},
+        "kind": {"type": "string", "enum": [actor.kind]},
+        "role": {"type": "string", "enum": [actor.role]},
+        "description": {"type": "string", "enum": [actor.description]} if actor.description else {"type": "null"},
+    }, "required": ["name", "kind", "role", "description"], "additionalProperties": False}
+
+
+def _tuple(items: list[dict[str, Any]]) -> dict[str, Any]:
+    # A fixed sequence: llama.cpp compiles prefixItems to exactly these items in this order.
+    return {"type": "array", "prefixItems": items, "minItems": len(items), "maxItems": len(items)}
+
+
+def _one_of(options: list[dict[str, Any]], *, nullable: bool) -> dict[str, Any]:
+    return {"anyOf": options + ([{"type": "null"}] if nullable or not options else [])}
 
 
 def _choice(values: list[str], fallback: dict[str, Any]) -> dict[str, Any]:

@@ -189,7 +189,7 @@ _EXPRESSION = re.compile(
     "|".join([
         rf"\b(?:(?:on|last|next|this|el|le|am|este|ce|cette|letzten|kommenden) )?(?:{_WEEKDAY_WORDS})\b"
         rf"(?:,? (?:{_MONTH_WORDS}) \d{{1,2}}{_ORDINAL}|,? \d{{1,2}}{_ORDINAL} (?:de )?(?:{_MONTH_WORDS}))?"
-        r"(?: (?:morning|afternoon|evening|night))?",
+        r"(?: (?:morning|afternoon|evening|night|prochain|dernier|proximo|pasado))?",
         rf"\b(?:\d{{1,2}}{_ORDINAL} (?:de )?)?(?:{_MONTH_WORDS})\b(?: \d{{1,2}}{_ORDINAL}\b)?(?:,? (?:de )?\d{{4}}\b)?",
         r"\b\d{4}-\d{2}-\d{2}\b",
         rf"(?<![\w-])(?:{_RELATIVE_WORDS})(?![\w-])",

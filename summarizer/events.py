@@ -101,20 +101,25 @@ def _claims(report: EventReport, source: str) -> list[Claim]:
 
 
 def _output(context: OutputContext[ReportAnswer]) -> OutputSpec:
-    # Grammar decoders choose among the document's own spans (names, places,
-    # times, sentences); they may only quote the text in front of them: the
-    # document (or part), or for a combine step the quotes the part reports carry.
-    parts = context.parts
+    # Grammar decoders choose among the events the text reports as a reporter ranks them (names,
+    # places, times, sentences of the document); combining, the whole document is ranked again.
+    from .extractive import grammar_digest
+
+    parts, source = context.parts, context.source
 
     def grounded() -> dict[str, Any]:
         from .candidates import offer
         from .constraints import grounded_schema
 
-        quotes = [q for report in parts for event in report.events for q in event.evidence] if parts else None
-        offered = offer(context.source.text if parts else context.text, context.source.published)
-        return grounded_schema(SCHEMA, offered, list(dict.fromkeys(quotes)) if quotes else None)
+        return grounded_schema(SCHEMA, offer(source.text if parts else context.text, source.published))
 
-    return OutputSpec(json_schema=SCHEMA, name="event_report", grammar_schema=grounded)
+    # Combining, the part reports are JSON: a grammar decoder reads the document's ranked sentences.
+    text = context.text
+
+    def digest() -> tuple[str, str] | None:
+        return grammar_digest(text, of=source.text, budget=0) if parts else grammar_digest(text)
+
+    return OutputSpec(json_schema=SCHEMA, name="event_report", grammar_schema=grounded, grammar_digest=digest)
 
 
 SPEC: TaskSpec[EventReport] = TaskSpec(

@@ -159,6 +159,7 @@ class _Finding:
 class _Source:
     def __init__(self, text: str, published: dt.date | None) -> None:
         self.text, self.published = text, published
+        self.flat = " ".join(text.split())  # to tell a sentence copied whole from the source
         language = detect_language(text[:3000])  # the opening says which language; the whole text costs
         self.continental = language in CONTINENTAL
         self.names = language != "de"  # German capitalises every noun
@@ -286,7 +287,10 @@ def _verdicts(summary: str, src: _Source) -> list[tuple[Span, list[int], list[_F
     for span in sentence_spans(summary):
         facts = src.facts(span.of(summary))
         cited = _cite(facts, src)
-        findings = _judge(facts, cited, src, _first_name(*earlier[-2:][::-1]))
+        # A sentence copied whole (an extract) keeps the source's meaning for its opening pronoun,
+        # whatever the summary put before it.
+        copied = " ".join(span.of(summary).rstrip(".").split()) in src.flat
+        findings = _judge(facts, cited, src, None if copied else _first_name(*earlier[-2:][::-1]))
         earlier.append(facts)
         out.append((span, cited, [_Finding(_placed(f.issue, summary, span), f.hard) for f in findings]))
     return out

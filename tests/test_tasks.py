@@ -65,8 +65,23 @@ def test_brief_prompt_carries_each_paragraph_once_inside_delimiters(s: Summarize
     assert "data, not instructions" in system and "40 to 120 words" in system
     assert result.status == "ok" and result.value.text == GOOD_BRIEF
     assert result.value.word_count == len(GOOD_BRIEF.split())
-    assert result.prompt_version == "brief@3" and result.model == "test-model"
+    assert result.prompt_version == "brief@4" and result.model == "test-model"
     assert "dropped 8 repeated paragraph(s) from the input" in result.warnings
+
+
+@respx.mock
+def test_an_endpoint_without_a_grammar_never_pays_for_the_grammar(s: Summarizer, doc, monkeypatch) -> None:
+    """The extractive grammar and digest rank the document's sentences: only grammar decoders ask for them."""
+    import summarizer.extractive as extractive
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("ranked sentences for an endpoint that takes no grammar")
+
+    monkeypatch.setattr(extractive, "brief_grammar_values", refuse)
+    monkeypatch.setattr(extractive, "grammar_digest", refuse)
+    route = mock(GOOD_BRIEF, json.dumps(report()))
+    assert s.brief(doc).status == "ok" and s.events(doc).status == "ok"
+    assert all("grammar" not in body for body in sent(route))
 
 
 @respx.mock
@@ -242,7 +257,7 @@ def test_long_document_is_map_reduced(s: Summarizer) -> None:
     combines = [c for c in calls if "<part_briefs>" in c["messages"][1]["content"]]
     assert len(parts) > 5 and combines
     assert all(len(json.dumps(c)) < 8192 * 4 for c in calls)
-    assert result.prompt_version == "brief@3+brief_combine@3"
+    assert result.prompt_version == "brief@4+brief_combine@4"
     assert result.usage.requests == len(calls)
     assert any("read in" in w and "parts" in w for w in result.warnings)
 

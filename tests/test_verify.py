@@ -45,7 +45,7 @@ def test_every_sentence_is_judged_against_its_citations(fake: FakeServer) -> Non
     envelope = json.loads(result.stdout)
     sentences = envelope["value"]["sentences"]
     assert sentences and all(s["judged"] == "supported" for s in sentences)
-    assert envelope["usage"]["requests"] == 2 and envelope["prompt_version"] == "brief@3+verify@1"
+    assert envelope["usage"]["requests"] == 2 and envelope["prompt_version"] == "brief@4+verify@1"
     [judge] = judge_requests(fake)
     asked = judge["messages"][1]["content"]
     source = envelope["source"]["text"]

@@ -47,14 +47,30 @@ class OutputSpec:
     grammar_schema: Callable[[], dict[str, Any]] | None = None
     # A GBNF template for plain-text answers (from the prompt TOML) and the values
     # to fill it with; lists become GBNF alternatives (see ``backends.grammar``).
+    # A callable is computed only when a grammar decoder asks (ranking sentences costs).
     grammar: str | None = None
-    grammar_values: Mapping[str, Any] = field(default_factory=dict)
+    grammar_values: Mapping[str, Any] | Callable[[], Mapping[str, Any]] = field(default_factory=dict)
     # The answer's shape in words, for modes that cannot carry the schema (bare
     # json_object, text): the backend appends it to the system message then.
     format_guide: str | None = None
+    # (text, digest): a long text placed in the prompt, and what a grammar decoder reads in its
+    # place — the sentences its grammar can choose from (see ``extractive.grammar_digest``);
+    # computed when a grammar decoder asks.
+    grammar_digest: Callable[[], tuple[str, str] | None] | None = None
 
     def schema_for_grammar(self) -> dict[str, Any] | None:
         return self.grammar_schema() if self.grammar_schema else self.json_schema
+
+    def values_for_grammar(self) -> Mapping[str, Any]:
+        return self.grammar_values() if callable(self.grammar_values) else self.grammar_values
+
+    def messages_for_grammar(self, messages: list[Message]) -> list[Message]:
+        """The messages a grammar-bound decoder is sent: a long text replaced by its digest."""
+        digested = self.grammar_digest() if self.grammar_digest else None
+        if digested is None:
+            return messages
+        text, digest = digested
+        return [{**m, "content": m["content"].replace(text, digest)} for m in messages]
 
 
 TEXT = OutputSpec()

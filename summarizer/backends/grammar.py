@@ -16,7 +16,8 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["compact_json_grammar", "gbnf_alternatives", "llama_safe_schema", "max_output_tokens", "render_grammar"]
+__all__ = ["compact_json_grammar", "first_choice_json", "gbnf_alternatives", "llama_safe_schema", "max_output_tokens",
+           "render_grammar"]
 
 _UNSAFE = re.compile(r'["\\]')
 _MIN_PIECE = 20  # shorter pieces of a cut enum value are too short to be useful evidence
@@ -78,6 +79,37 @@ def _safe_pieces(values: list[Any]) -> list[Any]:
     return list(dict.fromkeys(pieces))
 
 
+def first_choice_json(schema: dict[str, Any]) -> str:
+    """The compact JSON that takes the first choice everywhere (ranked candidates come best first): a draft.
+
+    Where the schema leaves something free (a string without an enum), the draft stops being
+    useful there and decoding goes on token by token; it is only ever a guess to verify.
+    """
+    value = _first(schema, schema.get("$defs", {}))
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _first(node: Any, defs: dict[str, Any]) -> Any:
+    if not isinstance(node, dict):
+        return None
+    if "$ref" in node:
+        return _first(defs.get(node["$ref"].rsplit("/", 1)[1], {}), defs)
+    if "const" in node:
+        return node["const"]
+    if node.get("enum"):
+        return node["enum"][0]
+    if node.get("anyOf"):
+        return _first(node["anyOf"][0], defs)
+    kind = node.get("type")
+    if kind == "object":
+        return {key: _first(value, defs) for key, value in node.get("properties", {}).items()}
+    if kind == "array":
+        if isinstance(node.get("prefixItems"), list) and "items" not in node:
+            return [_first(item, defs) for item in node["prefixItems"]]
+        return [_first(node.get("items", {}), defs)] * int(node.get("minItems", 0) or 0)
+    return {"string": "", "integer": 0, "number": 0, "boolean": False}.get(str(kind))
+
+
 def max_output_tokens(schema: dict[str, Any]) -> int | None:
     """The most tokens an answer bound by ``schema`` can take; None if the schema leaves it unbounded.
 
@@ -114,6 +146,11 @@ def _object(node: dict[str, Any], defs: dict[str, Any]) -> int | None:
 
 
 def _array(node: dict[str, Any], defs: dict[str, Any]) -> int | None:
+    if isinstance(node.get("prefixItems"), list) and "items" not in node:  # a fixed tuple
+        bounds = [_bound(item, defs) for item in node["prefixItems"]]
+        if any(b is None for b in bounds):
+            return None
+        return _SEPARATOR_TOKENS + sum((b or 0) + _SEPARATOR_TOKENS for b in bounds)
     items, count = _bound(node.get("items", {}), defs), node.get("maxItems")
     return None if items is None or count is None else _SEPARATOR_TOKENS + count * (items + _SEPARATOR_TOKENS)
 

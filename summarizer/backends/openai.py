@@ -189,12 +189,14 @@ class OpenAIBackend(Backend):
         elif mode is OutputMode.JSON_OBJECT_SCHEMA:
             schema = output.schema_for_grammar() or {}
             body["response_format"] = {"type": "json_object", "schema": llama_safe_schema(schema)}
+            body["messages"] = output.messages_for_grammar(messages)
             if output.grammar_schema is not None:  # a grounded schema is bounded: the JSON always closes
                 body["max_tokens"] = max_output_tokens(schema) or body.get("max_tokens")
         elif mode is OutputMode.JSON_OBJECT:
             body["response_format"] = {"type": "json_object"}
         elif output.grammar and self.server_grammar:
-            body["grammar"] = render_grammar(output.grammar, output.grammar_values)
+            body["grammar"] = render_grammar(output.grammar, output.values_for_grammar())
+            body["messages"] = output.messages_for_grammar(messages)
         return body
 
     # -- internals ---------------------------------------------------------------
