@@ -18,7 +18,10 @@ builds one from a pydantic model.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 import tomllib
 from collections.abc import Callable, Iterator
 from importlib import metadata
@@ -32,13 +35,17 @@ from .errors import ConfigError
 from .grounding import SourceIndex
 from .options import TaskOptions
 from .prompts import PromptTemplate, template_from_data
-from .registry import TaskSpec, task_name_pattern
+from .registry import RESERVED_NAMES, TaskSpec, task_name_pattern
 
 __all__ = ["Extraction", "evidence_strings", "from_entry_points", "load_folder", "load_task", "model_task",
            "shipped_tasks_dir"]
 
 _MAX_TASK_FILE = 1024 * 1024  # a prompt or a schema larger than this is not a task definition
 _TASK_KEYS = {"description", "evidence", "version", "schema"}
+_MAX_DEPTH = 64  # levels of nesting in a task's schema: far past any answer, and well short of Python's recursion limit
+_IN_PLACE = ("allOf", "anyOf", "oneOf")  # applicators that judge the same value, not a child of it
+_IN_PLACE_ONE = ("not", "if", "then", "else")
+_DATA = ("enum", "const", "default", "examples")  # values, not schemas: a "$ref" in them is only text
 
 
 class Extraction(RootModel[dict[str, Any]]):
@@ -66,15 +73,23 @@ def load_task(path: Path, *, origin: str | None = None) -> TaskSpec[Any]:
     where = origin and f"{origin} {path.name}" or str(path)
     if not task_name_pattern.match(name):
         raise ConfigError(f"task file {where}: a task name is lower-case letters, digits and _ (at most 40)")
+    if name in RESERVED_NAMES:
+        raise ConfigError(f"task file {where}: the name {name!r} is taken by a command or route of summarizer: "
+                          "choose another")
     data = _toml(path, where)
     task = data.pop("task", {})
     if not isinstance(task, dict) or set(task) - _TASK_KEYS:
         unknown = ", ".join(sorted(set(task) - _TASK_KEYS)) if isinstance(task, dict) else "not a table"
         raise ConfigError(f"task file {where}: [task]: unknown key(s) {unknown}; known: {', '.join(sorted(_TASK_KEYS))}")
     template = template_from_data(name, data, where)
-    schema_path = path.with_name(str(task.get("schema") or f"{name}.schema.json"))
+    schema_path = path.with_name(_schema_name(task.get("schema") or f"{name}.schema.json", where))
     schema = _schema(schema_path, where, check=origin != "shipped")
     evidence = _evidence_paths(task.get("evidence", []), where)
+    for evidence_path in evidence:
+        gap = _evidence_gap(schema, evidence_path)
+        if gap:
+            raise ConfigError(f"task file {where}: [task] evidence {evidence_path!r} can never hold a quote "
+                              f"({gap}), so none would be checked")
     templates = {name: template}
     combine = path.with_name(f"{name}_combine.toml")
     combine_name = "task_combine"
@@ -82,7 +97,7 @@ def load_task(path: Path, *, origin: str | None = None) -> TaskSpec[Any]:
         templates[combine.stem] = template_from_data(combine.stem, _toml(combine, str(combine)), str(combine))
         combine_name = combine.stem
     return TaskSpec(
-        name=name, value_model=Extraction, validate=_schema_validator(schema, evidence), schema=schema,
+        name=name, value_model=Extraction, validate=_schema_validator(schema, evidence, where), schema=schema,
         strict_schema=_strict_compatible(schema), description=str(task.get("description") or template.description),
         version=str(task.get("version", "1")), evidence=evidence, combine_prompt=combine_name,
         templates=templates, origin=where, options=("language",),
@@ -137,18 +152,26 @@ def from_entry_points(group: str = "summarizer.tasks") -> list[TaskSpec[Any]]:
 # -- validation of an answer --------------------------------------------------------------------------
 
 
-def _schema_validator(schema: dict[str, Any], evidence: tuple[str, ...]) -> Callable[..., tuple[Any, list[str]]]:
+def _schema_validator(schema: dict[str, Any], evidence: tuple[str, ...],
+                      where: str = "") -> Callable[..., tuple[Any, list[str]]]:
     checkers: list[Any] = []  # made on the first answer: jsonschema is not imported to list the tasks
 
     def validate(raw: str, finish: str | None, source: SourceIndex, options: TaskOptions) -> tuple[Any, list[str]]:
         from jsonschema import Draft202012Validator
+        from referencing.exceptions import Unresolvable
 
         from .validation import Invalid
 
         if not checkers:
             checkers.append(Draft202012Validator(schema))
         data = _parsed(raw, finish)
-        errors = sorted(checkers[0].iter_errors(data), key=lambda e: list(e.absolute_path))[:12]
+        try:
+            errors = sorted(checkers[0].iter_errors(data), key=lambda e: list(e.absolute_path))[:12]
+        except RecursionError:
+            raise Invalid(["the JSON is nested too deeply: write a flatter answer"]) from None
+        except Unresolvable as exc:  # a $ref the load-time check could not see (one inside a property named "enum")
+            raise ConfigError(f"task file {where}: its schema has a $ref that cannot be followed: "
+                              f"{str(exc)[:160]}") from None
         if errors:
             raise Invalid([f"{_where(list(e.absolute_path))}: {e.message[:300]}" for e in errors])
         _check_evidence(data, evidence, source)
@@ -205,9 +228,19 @@ def _where(path: list[Any]) -> str:
 # -- reading task files ---------------------------------------------------------------------------------
 
 
+def _read_regular(path: Path) -> bytes:
+    """At most 1 MiB + 1 bytes of ``path``; OSError unless it is a regular file (a FIFO or a device never ends)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO opens at once instead of blocking
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(_MAX_TASK_FILE + 1)
+
+
 def _toml(path: Path, where: str) -> dict[str, Any]:
     try:
-        raw = path.read_bytes()[:_MAX_TASK_FILE + 1]
+        raw = _read_regular(path)
         if len(raw) > _MAX_TASK_FILE:
             raise ConfigError(f"task file {where} is larger than 1 MiB")
         return tomllib.loads(raw.decode("utf-8"))
@@ -222,7 +255,7 @@ def _toml(path: Path, where: str) -> dict[str, Any]:
 def _schema(path: Path, where: str, *, check: bool = True) -> dict[str, Any]:
     """The task's JSON Schema; ``check``: that it is a valid one (the shipped tasks' are, by a test)."""
     try:
-        raw = path.read_bytes()
+        raw = _read_regular(path)
     except FileNotFoundError:
         raise ConfigError(f"task file {where}: its schema {path.name} does not exist") from None
     except OSError as exc:
@@ -240,12 +273,144 @@ def _schema(path: Path, where: str, *, check: bool = True) -> dict[str, Any]:
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
+    problem = _structure_problem(schema)
+    if problem:
+        raise ConfigError(f"task file {where}: its schema {path.name} {problem}")
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         raise ConfigError(f"task file {where}: its schema {path.name} is not a valid JSON Schema: "
                           f"{exc.message[:200]}") from None
     return schema
+
+
+def _schema_name(value: Any, where: str) -> str:
+    """``[task] schema``: a file beside the prompt, never a path that leads elsewhere."""
+    if not isinstance(value, str) or Path(value).name != value or value in (".", "..") or "\x00" in value:
+        raise ConfigError(f"task file {where}: [task] schema must name a file in the same folder, "
+                          f"not {str(value)[:80]!r}")
+    return value
+
+
+# -- what jsonschema would meet only when an answer arrives ---------------------------------------------
+
+
+def _structure_problem(schema: dict[str, Any]) -> str | None:
+    """Nesting past reason, a $ref that leads outside the schema or nowhere, or $refs that loop in place.
+
+    jsonschema follows these only when it validates an answer: deep nesting or a loop is a
+    RecursionError then, and an outside $ref is fetched or fails — after the model was paid.
+    """
+    nodes: list[dict[str, Any]] = []
+    stack: list[tuple[Any, int]] = [(schema, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            return f"is nested more than {_MAX_DEPTH} levels deep"
+        if isinstance(node, dict):
+            nodes.append(node)
+            stack += [(v, depth + 1) for k, v in node.items() if k not in _DATA]
+        elif isinstance(node, list):
+            stack += [(v, depth + 1) for v in node]
+    for node in nodes:
+        ref = node.get("$ref")
+        if isinstance(ref, str) and _resolve(schema, ref) is None:
+            return (f"has a $ref that leads nowhere: {ref[:120]!r}" if ref.startswith("#") else
+                    f"has a $ref outside it: {ref[:120]!r} (only refs within the schema, \"#/...\", are followed)")
+    return "has $refs that loop without reaching a value" if _loops(nodes, schema) else None
+
+
+def _resolve(root: dict[str, Any], ref: str) -> dict[str, Any] | None:
+    """The subschema a local ``$ref`` ("#", "#/$defs/x") names; None when it names none."""
+    if ref == "#":
+        return root
+    if not ref.startswith("#/"):
+        return None
+    from urllib.parse import unquote
+
+    node: Any = root
+    for token in unquote(ref[2:]).split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return None
+    return node if isinstance(node, dict) else None
+
+
+def _in_place(node: dict[str, Any], root: dict[str, Any]) -> list[dict[str, Any]]:
+    """The subschemas that judge the same value as ``node``: its $ref, allOf/anyOf/oneOf, not, if/then/else."""
+    found = [s for k in _IN_PLACE if isinstance(node.get(k), list) for s in node[k]]
+    found += [node.get(k) for k in _IN_PLACE_ONE]
+    ref = node.get("$ref")
+    found.append(_resolve(root, ref) if isinstance(ref, str) else None)
+    return [s for s in found if isinstance(s, dict)]
+
+
+def _loops(nodes: list[dict[str, Any]], root: dict[str, Any]) -> bool:
+    """Whether following in-place subschemas from any node comes back to it (validation would never end)."""
+    done: set[int] = set()
+    for start in nodes:
+        if id(start) in done:
+            continue
+        path, stack = {id(start)}, [(start, iter(_in_place(start, root)))]
+        while stack:
+            node, nexts = stack[-1]
+            following = next(nexts, None)
+            if following is None:
+                stack.pop()
+                path.discard(id(node))
+                done.add(id(node))
+            elif id(following) in path:
+                return True
+            elif id(following) not in done:
+                path.add(id(following))
+                stack.append((following, iter(_in_place(following, root))))
+    return False
+
+
+def _evidence_gap(schema: dict[str, Any], path: str) -> str | None:
+    """Why ``path`` ("quotes[].quote") can reach no string of an answer; None when it can, or the schema is open."""
+    nodes = [schema]
+    for step in (s for s in path.split(".") if s):
+        key, each = (step[:-2], True) if step.endswith("[]") else (step, False)
+        if key:
+            nodes = _alternatives(nodes, schema)
+            if all("type" in n and "object" not in _types(n) for n in nodes):
+                return f"what holds {key!r} is not an object"
+            if not all(isinstance(n.get("properties"), dict) for n in nodes):
+                return None  # a schema that does not list its properties: nothing to hold the path to
+            nodes = [n["properties"][key] for n in nodes if isinstance(n["properties"].get(key), dict)]
+            if not nodes:
+                return f"the schema has no property {key!r}"
+        if each:
+            nodes = _alternatives(nodes, schema)
+            items = [n["items"] for n in nodes if isinstance(n.get("items"), dict)]
+            if not items:
+                return None if any("type" not in n or "array" in _types(n) for n in nodes) else f"{step!r} is not a list"
+            nodes = items
+    leaves = _alternatives(nodes, schema)
+    return None if any("type" not in n or "string" in _types(n) for n in leaves) else "it is not a string"
+
+
+def _alternatives(nodes: list[dict[str, Any]], root: dict[str, Any]) -> list[dict[str, Any]]:
+    """``nodes`` with what they refer to and combine (allOf/anyOf/oneOf) spelled out."""
+    seen: dict[int, dict[str, Any]] = {}
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen[id(node)] = node
+            stack += [s for s in _in_place(node, root) if s is not node]
+    return [n for n in seen.values() if not (set(n) <= {"$ref", *_IN_PLACE, "$defs", "description", "title"}
+                                             and ("$ref" in n or any(k in n for k in _IN_PLACE)))]
+
+
+def _types(node: dict[str, Any]) -> list[Any]:
+    kind = node.get("type")
+    return kind if isinstance(kind, list) else [kind]
 
 
 def _evidence_paths(value: Any, where: str) -> tuple[str, ...]:

@@ -149,6 +149,25 @@ BAD_TASKS = [
     ("huge", "people.toml", b"#" * (2 * 1024 * 1024), "larger than 1 MiB"),
     ("bad name", "People Task.toml", PROMPT.encode(), "a task name is lower-case letters"),
     ("clashes with a built-in", "brief.toml", PROMPT.encode(), "is already defined"),
+    ("a command's name", "run.toml", PROMPT.encode(), "the name 'run' is taken by a command"),
+    *[(f"schema {name!r}", "people.toml", (PROMPT + f"schema = {json.dumps(name)}\n").encode(),
+       "[task] schema must name a file in the same folder")
+      for name in ["../../etc/passwd", "/etc/passwd", "sub/people.json", ".", "..", "x\u0000.json"]],
+    ("$ref outside the schema", "people.schema.json",
+     json.dumps({**SCHEMA, "properties": {"people": {"$ref": "https://example.com/people.json"}}}).encode(),
+     "has a $ref outside it: 'https://example.com/people.json'"),
+    ("$ref to nowhere", "people.schema.json",
+     json.dumps({**SCHEMA, "properties": {"people": {"$ref": "#/$defs/nope"}}}).encode(), "has a $ref that leads nowhere"),
+    ("$refs in a loop", "people.schema.json", json.dumps({**SCHEMA, "properties": {"people": {"$ref": "#/$defs/a"}},
+                                                          "$defs": {"a": {"anyOf": [{"$ref": "#/$defs/b"}]},
+                                                                    "b": {"$ref": "#/$defs/a"}}}).encode(),
+     "has $refs that loop without reaching a value"),
+    ("nested too deeply", "people.schema.json",
+     b'{"type": "object", "properties": {"people": ' + b'{"items": ' * 300 + b"{}" + b"}" * 302, "nested more than 64"),
+    ("evidence names no property", "people.toml", PROMPT.replace("people[].sentence", "people[].sentense").encode(),
+     "evidence 'people[].sentense' can never hold a quote (the schema has no property 'sentense')"),
+    ("evidence walks into a list", "people.toml", PROMPT.replace("people[].sentence", "people.sentence").encode(),
+     "evidence 'people.sentence' can never hold a quote (what holds 'sentence' is not an object)"),
 ]
 
 
@@ -168,6 +187,35 @@ def test_a_bad_task_file_is_one_line_and_exit_3(tasks_dir: Path, case: str, name
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("summarizer: error: ") and message in lines[0], result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_a_task_file_that_is_not_a_regular_file_is_refused_not_read(tasks_dir: Path, kind: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    schema = tasks_dir / "people.schema.json"
+    schema.unlink()
+    {"fifo": lambda: os.mkfifo(schema), "device": lambda: schema.symlink_to("/dev/zero"),
+     "directory": schema.mkdir}[kind]()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SUMMARIZER_", "OPENAI_"))}
+    result = subprocess.run([sys.executable, "-m", "summarizer", "run", "people", "-", "--tasks-dir", str(tasks_dir),
+                             "--base-url", "http://127.0.0.1:9/v1", "--model", "m"], input="Some text here.",
+                            capture_output=True, text=True, env=env, timeout=60)  # (it hung on a FIFO, read /dev/zero)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip() == ("summarizer: error: task file " + str(tasks_dir / "people.toml") +
+                                     ": cannot read its schema people.schema.json: not a regular file")
+
+
+def test_an_answer_nested_past_a_recursive_schema_is_sent_back(fake: FakeServer, tasks_dir: Path) -> None:
+    (tasks_dir / "people.schema.json").write_text(json.dumps({
+        "type": "object", "properties": {"people": {"type": "array"}, "child": {"$ref": "#"}}, "required": ["people"]}))
+    deep = '{"people": [], "child": ' * 900 + '{"people": []}' + "}" * 900
+    fake.script.extend([f"content:{deep}"] * 3)
+    result = runner.invoke(app, ["run", "people", str(UNGA), *endpoint(fake, tasks_dir)])
+    assert result.exit_code == 5, result.output  # was a RecursionError traceback (a 500 in the service)
+    assert "the JSON is nested too deeply" in result.stderr and "Traceback" not in result.output
 
 
 def test_a_missing_tasks_folder_is_a_usage_error(tmp_path: Path) -> None:
