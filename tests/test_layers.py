@@ -29,7 +29,7 @@ LAYERS: list[set[str]] = [
     {"grounding", "candidates", "faithfulness", "facts", "extractive"},
     {"cache", "prompts", "documents", "limits", "config", "options", "otel"},
     {"extract", "fetch", "dates", "language", "gazetteer", "align", "charsets", "status"},
-    {"schemas", "errors", "observe", "_resources", "_version", "patterns"},
+    {"schemas", "errors", "observe", "_resources", "_version", "patterns", "schema_checks"},
 ]
 
 
