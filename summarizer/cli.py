@@ -793,21 +793,47 @@ def export_command(
     with _exit_codes():
         registry = default_registry((tasks_dir,) if tasks_dir else ())
         if output is None:
-            count = export(results, output_format.value, _StdoutText(), registry=registry)
+            count = export(results, output_format.value, _StdoutText(), registry=registry, on_warning=_err_warning)
         else:
-            try:
-                with output.open("w", encoding="utf-8", newline="") as handle:
-                    count = export(results, output_format.value, handle, registry=registry)
-            except OSError as exc:
-                raise OutputError(f"cannot write {output}: {exc.strerror}") from None
+            with _replaced(output, results) as handle:
+                count = export(results, output_format.value, handle, registry=registry, on_warning=_err_warning)
     _err(f"exported {count} record(s)")
+
+
+def _err_warning(message: str) -> None:
+    _err(f"warning: {message}")
+
+
+@contextmanager
+def _replaced(output: Path, source: Path) -> Iterator[Any]:
+    """A text file that becomes ``output`` only when the export finished: a failed one leaves it as it was.
+
+    ``output`` may not be ``source``: writing the export over the bulk output it reads would lose it.
+    """
+    import tempfile
+
+    try:
+        if output.exists() and source.exists() and os.path.samefile(output, source):
+            raise UsageError(f"--output {output} is the bulk output being exported: choose another file")
+        fd, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(f"cannot write {output}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="", errors="replace") as handle:
+            yield handle
+        os.replace(temporary, output)
+    except OSError as exc:
+        raise OutputError(f"cannot write {output}: {exc.strerror}") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
 
 
 class _StdoutText:
     """A text stream over ``_out``: a closed or full stdout is exit 2, not a traceback."""
 
     def write(self, text: str) -> int:
-        _out(text, end="")
+        _out(text.encode("utf-8", "replace").decode("utf-8"), end="")  # a lone surrogate in a record: '?', as in a file
         return len(text)
 
     def writelines(self, lines: Any) -> None:

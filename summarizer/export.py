@@ -5,17 +5,21 @@ end on a footnote quoting the source sentences that back it (an unsupported
 sentence says so), an event report lists its events with their quotes. A task
 without a Markdown form comes out as its JSON. ``export`` turns a bulk output
 (JSONL of Result records, any task) into CSV — one row per document — or a
-Markdown digest, streaming: an output of any size takes constant memory.
+Markdown digest, streaming: an output of any size takes constant memory. A CSV
+cell that a spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@``, a tab
+or a carriage return first: OWASP's list) gets a leading ``'``: ids, briefs and
+error messages are other people's text, and ``=HYPERLINK(…)`` in one is an attack.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from collections.abc import Iterable
-from typing import Any, Literal, Protocol
+from typing import IO, Any, Literal, Protocol
 
 from pydantic import ValidationError
 
@@ -38,6 +42,7 @@ class TextOut(Protocol):
 CSV_COLUMNS = ("id", "task", "status", "text", "unsupported", "warnings", "error_code", "error_message",
                "prompt_tokens", "completion_tokens", "requests", "model", "prompt_version", "cached")
 _QUOTE = 300  # characters of a cited source passage shown in a footnote
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula (OWASP)
 
 
 def markdown(result: Result[Any], registry: TaskRegistry | None = None) -> str:
@@ -96,25 +101,38 @@ def _plain(value: Any) -> Any:
 # -- bulk outputs ------------------------------------------------------------------------------------
 
 
-def export(path: Path, fmt: ExportFormat, out: TextOut, *, registry: TaskRegistry | None = None) -> int:
-    """Write the records of ``path`` (a bulk output) to ``out`` as ``fmt``; return how many."""
+def export(path: Path, fmt: ExportFormat, out: TextOut, *, registry: TaskRegistry | None = None,
+           on_warning: Callable[[str], None] | None = None) -> int:
+    """Write the records of ``path`` (a bulk output) to ``out`` as ``fmt``; return how many.
+
+    A last line cut short (a run still writing, or one that crashed) is left out with a warning;
+    any other line that is not a Result record is an InputError.
+    """
     registry = registry or default_registry()
-    records = _records(path, registry)
-    if fmt == "csv":
-        return _csv(records, out)
-    return _digest(records, out, registry, path.name)
-
-
-def _records(path: Path, registry: TaskRegistry) -> Iterator[Result[Any] | Failure]:
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror})") from None
     with handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
+        records = _records(handle, path, registry, on_warning or (lambda _: None))
+        if fmt == "csv":
+            return _csv(records, out)
+        return _digest(records, out, registry, path.name)
+
+
+def _records(handle: IO[bytes], path: Path, registry: TaskRegistry,
+             on_warning: Callable[[str], None]) -> Iterator[Result[Any] | Failure]:
+    read = 0
+    for number, line in enumerate(handle, 1):
+        if not line.strip():
+            continue
+        try:
             yield _record(line, number, path, registry)
+        except InputError:
+            if line.endswith(b"\n") or not read:  # a bulk output's own last line, cut short: not a stranger's file
+                raise
+            on_warning(f"{path}: line {number} is cut short (a run still writing, or one that crashed): left out")
+        read += 1
 
 
 def _record(line: bytes, number: int, path: Path, registry: TaskRegistry) -> Result[Any] | Failure:
@@ -132,13 +150,25 @@ def _record(line: bytes, number: int, path: Path, registry: TaskRegistry) -> Res
 
 
 def _csv(records: Iterator[Result[Any] | Failure], out: TextOut) -> int:
+    records = _checked_first(records)
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     count = 0
     for record in records:
-        writer.writerow(_row(record))
+        writer.writerow([_cell(c) for c in _row(record)])
         count += 1
     return count
+
+
+def _checked_first(records: Iterator[Result[Any] | Failure]) -> Iterator[Result[Any] | Failure]:
+    """``records``, the first one read now: a file that is not a bulk output fails before anything is written."""
+    first = next(records, None)
+    return itertools.chain([first] if first is not None else [], records)
+
+
+def _cell(value: Any) -> Any:
+    """A string a spreadsheet would run as a formula, with a leading ' (it shows the text instead)."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA) else value
 
 
 def _row(record: Result[Any] | Failure) -> list[Any]:
@@ -158,17 +188,24 @@ def _text(value: Any) -> str:
 
 
 def _digest(records: Iterator[Result[Any] | Failure], out: TextOut, registry: TaskRegistry, name: str) -> int:
+    records = _checked_first(records)
     out.write(f"# {name}\n")
-    failed: list[Failure] = []
     count = 0
-    for record in records:
-        count += 1
-        if isinstance(record, Failure):
-            failed.append(record)
-            continue
-        flag = f" — {record.unsupported} unsupported" if record.unsupported else ""
-        out.write(f"\n## {record.id}{flag}\n\n{markdown(record, registry)}\n")
-    if failed:
-        out.write("\n## Failed\n\n")
-        out.writelines(f"- {f.id}: {f.error.code}: {f.error.message}\n" for f in failed)
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as failed:  # listed at the end, kept on disk, not in memory
+        for record in records:
+            count += 1
+            if isinstance(record, Failure):
+                failed.write(f"- {_line(record.id)}: {record.error.code}: {_line(record.error.message)}\n")
+                continue
+            flag = f" — {record.unsupported} unsupported" if record.unsupported else ""
+            out.write(f"\n## {_line(record.id)}{flag}\n\n{markdown(record, registry)}\n")
+        if failed.tell():
+            out.write("\n## Failed\n\n")
+            failed.seek(0)
+            out.writelines(failed)
     return count
+
+
+def _line(text: str) -> str:
+    """An id or a message on one line: a line break in it would start a heading of its own."""
+    return " ".join(text.split())

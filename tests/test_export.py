@@ -94,3 +94,73 @@ def test_export_of_a_missing_file_or_to_an_unwritable_place(tmp_path: Path, fake
     out = bulk_output(fake, tmp_path, "brief")
     blocked = runner.invoke(app, ["export", str(out), "-o", str(tmp_path / "no-dir" / "x.csv")])
     assert blocked.exit_code == 2 and "cannot write" in blocked.stderr
+
+
+FORMULAS = ["=HYPERLINK(\"http://evil.example/\",\"click\")", "+1+1", "-2+3", "@SUM(1+1)", "\tx", "\rx"]
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_start_with_a_quote(fake: FakeServer, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    records = [{"id": f"{lead}-{n}", "text": f"{lead} {BODY}"} for n, lead in enumerate(FORMULAS)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in [*records, {"id": "=empty", "text": ""}]))
+    out = tmp_path / "out.jsonl"
+    runner.invoke(app, ["bulk", str(source), "--task", "brief", "--out", str(out), "-q", *endpoint(fake)])
+    result = runner.invoke(app, ["export", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(result.stdout, newline=""))}
+    for n, lead in enumerate(FORMULAS):
+        row = rows[f"'{lead}-{n}"]  # the id, the brief: text, never a formula (OWASP: a leading ')
+        assert row["status"] == "ok"
+        if not lead[0].isspace():  # (a document's leading tab or CR is normalised away)
+            assert row["text"].startswith(f"'{lead}")
+    assert rows["'=empty"]["status"] == "error"
+    assert all(not value.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows.values() for value in row.values())
+
+
+@pytest.mark.parametrize("how", ["the same path", "a link to it"])
+def test_export_never_writes_over_the_bulk_output_it_reads(fake: FakeServer, tmp_path: Path, how: str) -> None:
+    out = bulk_output(fake, tmp_path, "brief")
+    before = out.read_bytes()
+    target = out if how == "the same path" else tmp_path / "link.csv"
+    if target != out:
+        target.symlink_to(out)
+    result = runner.invoke(app, ["export", str(out), "-o", str(target)])
+    assert result.exit_code == 2 and "is the bulk output being exported" in result.stderr  # (was: emptied, exit 0)
+    assert out.read_bytes() == before
+
+
+def test_a_failed_export_leaves_the_output_file_as_it_was(fake: FakeServer, tmp_path: Path) -> None:
+    out = bulk_output(fake, tmp_path, "brief")
+    out.write_bytes(out.read_bytes() + b"not a record\n" + out.read_bytes())
+    previous = tmp_path / "report.csv"
+    previous.write_text("last week's export\n")
+    result = runner.invoke(app, ["export", str(out), "-o", str(previous)])
+    assert result.exit_code == 2 and "line 4 is not a summarizer result record" in result.stderr
+    assert previous.read_text() == "last week's export\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report")) == []  # no temp file left
+
+
+@pytest.mark.parametrize("fmt", ["csv", "md"])
+def test_a_last_line_cut_short_is_left_out_with_a_warning(fake: FakeServer, tmp_path: Path, fmt: str) -> None:
+    out = bulk_output(fake, tmp_path, "brief")
+    whole = out.read_bytes()
+    out.write_bytes(whole + whole.splitlines(keepends=True)[0][:40])  # a run still writing (or one that crashed)
+    result = runner.invoke(app, ["export", str(out), "--format", fmt])
+    assert result.exit_code == 0, result.output  # (was: exit 2, and no export of a run in progress)
+    assert "line 4 is cut short" in result.stderr and "exported 3 record(s)" in result.stderr
+
+
+def test_what_is_not_a_bulk_output_writes_nothing_and_markdown_ids_stay_on_their_line(tmp_path: Path,
+                                                                                       fake: FakeServer) -> None:
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"id": "a", "text": "an input, not an output"}\n')
+    refused = runner.invoke(app, ["export", str(other)])
+    assert refused.exit_code == 2 and refused.stdout == ""  # (was: the CSV header, then the error)
+    out = bulk_output(fake, tmp_path, "brief")
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    for record in records:
+        record["id"] = f"{record['id']}\n\n# Injected heading"
+    out.write_text("".join(json.dumps(r) + "\n" for r in records))
+    digest = runner.invoke(app, ["export", str(out), "--format", "md"])
+    assert digest.exit_code == 0, digest.output
+    assert "\n# Injected" not in digest.stdout and "## a # Injected heading" in digest.stdout
