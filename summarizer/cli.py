@@ -346,11 +346,19 @@ def _task_command(name: str, description: str, options: tuple[str, ...], plain_t
     return endpoint_options(command)
 
 
+_TASKS_PROBLEM: list[SummarizerError] = []  # a task plugin that failed to load: every command says so
+
+
 def _add_task_commands() -> None:
     """A command per task the registry holds (built-in, shipped and installed plugins')."""
     from .catalog import default_registry
 
-    for spec in default_registry():
+    try:
+        registry = default_registry()
+    except SummarizerError as exc:  # raised at import, where no command could turn it into one line
+        _TASKS_PROBLEM.append(exc)
+        return
+    for spec in registry:
         app.command(name=spec.name, short_help=_first_sentence(spec.description))(
             _task_command(spec.name, spec.description, spec.options, not spec.structured, spec.claims is not None))
 
@@ -908,11 +916,23 @@ def _root(
                                           help="Show the version and exit.")] = False,
 ) -> None:
     """Grounded one-paragraph briefs and structured event reports from documents."""
+    _refuse_broken_tasks()
     # pypdf logs every repair it makes to a damaged file ("incorrect startxref pointer"): not a reader's business.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
+def _refuse_broken_tasks() -> None:
+    """A task plugin that cannot load is one line and exit 3 for every command (never a task silently missing)."""
+    if _TASKS_PROBLEM:
+        _err(f"error: {_TASKS_PROBLEM[0]}")
+        raise typer.Exit(_TASKS_PROBLEM[0].exit_code)
+
+
 def main() -> None:
+    try:
+        _refuse_broken_tasks()  # before --help and --version too: the callback does not run for those
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
     app(prog_name="summarizer")
 
 

@@ -96,3 +96,47 @@ def test_a_missing_or_broken_plugin_backend_is_one_line_and_exit_3(plugin_path: 
         result = run(plugin_path, "brief", str(UNGA), "--backend", name)
         assert result.returncode == 3, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+BROKEN_TASKS = '''
+from pydantic import BaseModel
+
+from summarizer import model_task
+
+
+class Places(BaseModel):
+    places: list[str]
+
+
+def raises():
+    raise RuntimeError("cannot start")
+
+
+def clashes():
+    return model_task("brief", Places, system="s", user="$document", reask="$errors")
+
+
+def reserved():
+    return model_task("run", Places, system="s", user="$document", reask="$errors")
+'''
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("raises", "task plugin bad (broken_tasks:raises) failed to load: RuntimeError: cannot start"),
+    ("clashes", "task 'brief' (plugin task brief) is already defined (built-in)"),
+    ("reserved", "task name 'run' is taken by a command or route of summarizer"),
+])
+def test_a_broken_task_plugin_is_one_line_and_exit_3_for_every_command(tmp_path: Path, entry: str,
+                                                                         message: str) -> None:
+    site = tmp_path / "site"
+    (site / "broken_tasks").mkdir(parents=True)
+    (site / "broken_tasks" / "__init__.py").write_text(BROKEN_TASKS)
+    info = site / "broken_tasks-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-tasks\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[summarizer.tasks]\nbad = broken_tasks:{entry}\n")
+    for args in (["--help"], ["brief", str(UNGA)], ["check", str(UNGA), str(UNGA)]):
+        result = run(site, *args)  # (was a traceback at import, exit 1, for every command)
+        assert result.returncode == 3, (args, result.stderr)
+        assert result.stderr.startswith("summarizer: error: ") and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
