@@ -28,6 +28,7 @@ from .errors import InputError, OutputError, SummarizerError, UsageError
 
 if TYPE_CHECKING:  # imported where a command needs them: `summarizer --help` stays fast
     from .client import Summarizer
+    from .registry import TaskRegistry
     from .schemas import Record
 
 app = typer.Typer(
@@ -792,14 +793,14 @@ def export_command(
                                                         "digest with footnote citations.")] = ExportChoice.csv,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE",
                                                    help="Write here instead of standard output.")] = None,
-    tasks_dir: Annotated[Optional[Path], typer.Option(metavar="DIR", help="A folder of user-defined tasks.")] = None,
+    tasks_dir: Annotated[Optional[Path], typer.Option(
+        metavar="DIR", help="A folder of user-defined tasks. Env: SUMMARIZER_TASKS_DIR.")] = None,
 ) -> None:
     """Write the records of OUT.jsonl as CSV or Markdown (streamed: any size in constant memory)."""
-    from .catalog import default_registry
     from .export import export
 
     with _exit_codes():
-        registry = default_registry((tasks_dir,) if tasks_dir else ())
+        registry = _registry(tasks_dir)
         if output is None:
             count = export(results, output_format.value, _StdoutText(), registry=registry, on_warning=_err_warning)
         else:
@@ -837,6 +838,14 @@ def _replaced(output: Path, source: Path) -> Iterator[Any]:
             os.unlink(temporary)
 
 
+def _registry(tasks_dir: Optional[Path]) -> TaskRegistry:
+    """The tasks of a command without an endpoint: --tasks-dir, else SUMMARIZER_TASKS_DIR or the config file's."""
+    from .catalog import default_registry
+    from .config import load_settings
+
+    return default_registry(load_settings(tasks_dir=tasks_dir).tasks_dirs)
+
+
 class _StdoutText:
     """A text stream over ``_out``: a closed or full stdout is exit 2, not a traceback."""
 
@@ -857,14 +866,14 @@ def schema(
                                          "output is given), not the one results carry.")] = False,
     full: Annotated[bool, typer.Option("--full", help="With --answer: keep the length limits OpenAI strict "
                                        "mode does not accept.")] = False,
-    tasks_dir: Annotated[Optional[Path], typer.Option(metavar="DIR", help="A folder of user-defined tasks.")] = None,
+    tasks_dir: Annotated[Optional[Path], typer.Option(
+        metavar="DIR", help="A folder of user-defined tasks. Env: SUMMARIZER_TASKS_DIR.")] = None,
 ) -> None:
     """Print the JSON Schema of a task's value (what results carry), or with --answer what a model is asked for."""
-    from .catalog import default_registry
     from .schemas import strict_schema
 
     with _exit_codes():
-        spec = default_registry((tasks_dir,) if tasks_dir else ()).get(name)
+        spec = _registry(tasks_dir).get(name)
         if answer and spec.schema is not None:
             document = spec.schema if full or not spec.strict_schema else strict_schema(spec.schema)
         elif spec.answer_model is None and spec.schema is not None:

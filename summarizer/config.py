@@ -69,7 +69,8 @@ class Settings(BaseSettings):
     @classmethod
     def _existing_folder(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_dir():
-            raise ValueError(f"tasks directory {value} does not exist")
+            raise ValueError(f"tasks directory {value} does not exist" if not value.exists()
+                             else f"tasks directory {value} is not a directory")
         return value
 
     @field_validator("prompts_dir")

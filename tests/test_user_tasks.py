@@ -224,6 +224,20 @@ def test_a_missing_tasks_folder_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "does not exist" in result.stderr and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command", [["schema", "people"], ["export", "out.jsonl"]])
+def test_schema_and_export_find_the_tasks_folder_where_run_does(tasks_dir: Path, tmp_path: Path, command: list[str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "out.jsonl").write_text("")
+    monkeypatch.setenv("SUMMARIZER_TASKS_DIR", str(tasks_dir))
+    found = runner.invoke(app, command)  # (schema: "no task named 'people'" — the variable was not read)
+    assert found.exit_code == 0, found.output
+    monkeypatch.delenv("SUMMARIZER_TASKS_DIR")
+    (tmp_path / "summarizer.toml").write_text(f"tasks_dir = {json.dumps(str(tasks_dir))}\n")  # the config file
+    assert runner.invoke(app, command).exit_code == 0
+    missing = runner.invoke(app, [*command, "--tasks-dir", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "tasks directory" in missing.stderr and "does not exist" in missing.stderr
+
+
 def test_an_unknown_task_names_the_known_ones() -> None:
     result = runner.invoke(app, ["run", "nope", "-", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"],
                            input="Some text here.")
