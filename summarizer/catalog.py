@@ -16,7 +16,8 @@ def default_registry(tasks_dirs: list[Path] | tuple[Path, ...] = ()) -> TaskRegi
     """Built-in tasks, then the shipped example tasks, installed plugins' and each of ``tasks_dirs``' tasks.
 
     A task folder or plugin that defines a name twice, or a bad task file, is a ConfigError
-    naming the file: never a task silently missing.
+    naming the file: never a task silently missing. A folder's task named like a shipped
+    example (a copy of ``tasks/``, edited) replaces the example.
     """
     global _BUILT_IN
     if _BUILT_IN is None:
@@ -31,5 +32,10 @@ def default_registry(tasks_dirs: list[Path] | tuple[Path, ...] = ()) -> TaskRegi
     registry = _BUILT_IN.copy()
     for directory in tasks_dirs:
         for spec in user_tasks.load_folder(Path(directory)):
-            registry.register(spec)
+            # The shipped examples are there to be copied and changed: a folder's own version takes their place.
+            registry.register(spec, replace=spec.name in registry and _shipped(registry.get(spec.name).origin))
     return registry
+
+
+def _shipped(origin: str) -> bool:
+    return origin.startswith("shipped ")

@@ -134,6 +134,24 @@ def test_the_shipped_example_is_a_task_like_any_other(fake: FakeServer) -> None:
     assert json.loads(schema.stdout)["properties"]["quotes"]["type"] == "array"
 
 
+def test_a_copy_of_the_shipped_tasks_folder_takes_the_examples_place(fake: FakeServer, tmp_path: Path) -> None:
+    from summarizer.user_tasks import shipped_tasks_dir
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    for path in shipped_tasks_dir().iterdir():  # what a new user does first: copy tasks/ and edit it
+        (mine / path.name).write_bytes(path.read_bytes())
+    toml = mine / "key_quotes.toml"
+    toml.write_text(toml.read_text().replace('version = "1"', 'version = "7"', 1))
+    result = runner.invoke(app, ["run", "key_quotes", str(UNGA), "--json", *endpoint(fake, mine)])
+    assert result.exit_code == 0, result.output  # (was: exit 3, "already defined (shipped key_quotes.toml)")
+    assert json.loads(result.stdout)["prompt_version"] == "key_quotes@7"
+    (mine / "brief.toml").write_text(PROMPT)  # a built-in task is still not to be replaced
+    (mine / "brief.schema.json").write_text(json.dumps(SCHEMA))
+    clash = runner.invoke(app, ["run", "key_quotes", str(UNGA), *endpoint(fake, mine)])
+    assert clash.exit_code == 3 and "task 'brief'" in clash.stderr and "is already defined (built-in)" in clash.stderr
+
+
 BAD_TASKS = [
     ("not TOML", "people.toml", b"version = [", "is not valid TOML"),
     ("binary", "people.toml", b"\x00\xff\xfe" * 50, "is not UTF-8 text"),
