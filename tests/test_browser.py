@@ -155,3 +155,21 @@ def test_an_unsupported_sentence_is_marked(page_service: Service, page: object) 
     tab.locator("#status", has_text="words").wait_for()  # type: ignore[attr-defined]
     first = tab.query_selector("#brief-output .sentence")  # type: ignore[attr-defined]
     assert "unsupported" in first.get_attribute("class") and "number “40”" in first.get_attribute("title")
+
+
+def test_marks_land_on_their_text_past_characters_outside_the_bmp(page: object) -> None:
+    tab = page
+    text = ("🌊🌊 Floods hit the river town of Ghent on Monday, the mayor said. "
+            "🚒 Firefighters rescued 40 people from their homes on Tuesday, officials said. "
+            "𝒜 third sentence closes the report on the floods in Ghent.")
+    tab.fill("#text", text)  # type: ignore[attr-defined]
+    tab.fill("#token", TOKEN)  # type: ignore[attr-defined]
+    tab.click("#run")  # type: ignore[attr-defined]
+    tab.locator("#status", has_text="words").wait_for()  # type: ignore[attr-defined]
+    sentences = tab.query_selector_all("#brief-output .sentence")  # type: ignore[attr-defined]
+    assert len(sentences) >= 2
+    for sentence in sentences:
+        sentence.click()
+        cited = " ".join(m.inner_text() for m in tab.query_selector_all("#source mark.active"))  # type: ignore[attr-defined]
+        # Offsets count code points (Python); JavaScript strings count UTF-16 units: each emoji shifted the marks.
+        assert cited.strip() == sentence.inner_text().strip(), (cited, sentence.inner_text())

@@ -63,9 +63,11 @@ async function brief() {
 function escapeHtml(s) { return s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c])); }
 
 // The source the model saw (the result's source.text), with marks at the given offsets: [start, end, owners].
-// Marks of the same span share one element; a span overlapping an earlier one is left out.
+// Marks of the same span share one element; a span overlapping an earlier one is left out. Offsets count
+// code points (Python's indices), not UTF-16 units like a JavaScript string: the source is sliced as code points.
 function showSource(result, spans, attr) {
-  const source = result.source ? result.source.text : "";
+  const points = Array.from(result.source ? result.source.text : "");
+  const source = { length: points.length, slice: (a, b) => points.slice(a, b).join("") };
   const merged = new Map();
   for (const [start, end, owner] of spans) {
     const key = start + ":" + end;
