@@ -169,13 +169,15 @@ class Summarizer:
         pacer: Pacer | None = None, cache_scope: str = "",
     ) -> DocumentPipeline:
         """One document through ``task``, the way every driver runs it; paced by ``pacer`` when given."""
+        spec = self.task(task)
+        options = spec.check(options or self.options())  # before a backend is made (the local one loads a model)
         if pacer is None:
             backend = self.backend
         else:
             with self._lock:
                 raw = self._transport()
             backend = Retrying(Paced(Observed(raw), pacer), backends.retry_policy(self.settings))
-        return DocumentPipeline(self.task(task), options or self.options(), backend, self.prompts, cache=cache,
+        return DocumentPipeline(spec, options, backend, self.prompts, cache=cache,
                                 fetch_policy=self.fetch_policy, observer=self.observer, cache_scope=cache_scope)
 
     # -- one document ------------------------------------------------------------------------
@@ -205,7 +207,8 @@ class Summarizer:
         ``on_event`` receives a plain-text answer's deltas as the model writes (and a Reask when
         it must be asked again); structured answers arrive whole.
         """
-        spec, checked, doc = self.task(task), self.options(**options), _as_document(document)
+        spec = self.task(task)
+        checked, doc = spec.check(self.options(**options)), _as_document(document)
         from . import observe
 
         with observe.using(self.observer) as observer, observer.document(spec.name, doc.id):
@@ -245,7 +248,7 @@ class Summarizer:
         on_progress: ProgressCallback | None = None,
         **options: Unpack[OptionSettings],
     ) -> Result[Any]:
-        self.options(**options)  # checked here: a bad argument never reaches the loop thread
+        self.task(task).check(self.options(**options))  # checked here: a bad argument never reaches the loop thread
         result: Result[Any] = self._call(self.arun(task, document, on_event=on_event, on_progress=on_progress,
                                                    **options))
         return result

@@ -130,6 +130,13 @@ class TaskSpec(Generic[V]):
             return self.render(value)
         return json.dumps(value.model_dump(mode="json"), indent=2, ensure_ascii=False)
 
+    def check(self, options: TaskOptions) -> TaskOptions:
+        """``options``, or a UsageError for one this task would ignore without a word: verify with no claims."""
+        if options.verify and self.claims is None:
+            raise UsageError(f"verify does not apply to task {self.name!r}: it has no claims a judge could check "
+                             "(brief and events have), so nothing would be verified")
+        return options
+
     def cache_parts(self, options: TaskOptions) -> dict[str, Any]:
         """What of ``options`` (and of the task itself) a cached answer depends on."""
         verified = ("verify",) if self.claims is not None else ()

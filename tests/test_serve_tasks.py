@@ -75,6 +75,14 @@ def test_verify_through_the_service(served: Service) -> None:
     assert all(s["judged"] == "supported" for s in result["value"]["sentences"])
 
 
+@pytest.mark.parametrize("path", ["/v1/tasks/key_quotes", "/v1/key_quotes"])
+def test_verify_on_a_task_with_no_claims_is_422_not_ignored(served: Service, path: str) -> None:
+    with served.client() as http:
+        answer = http.post(path, json={"text": BODY, "verify": True})
+    assert answer.status_code == 422, answer.text  # (was 200, unverified, without a word)
+    assert "verify does not apply to task 'key_quotes'" in answer.json()["error"]["message"]
+
+
 def test_metrics_name_the_route_template_not_the_task(served: Service, tmp_path: Path) -> None:
     with served.client() as http:
         for i in range(30):

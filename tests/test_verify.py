@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import SECRET, UNGA
 from fake_server import FakeServer
 from typer.testing import CliRunner
 
-from summarizer import Summarizer
+from summarizer import Summarizer, UsageError
 from summarizer.cli import app
 
 runner = CliRunner()
@@ -131,3 +132,16 @@ def test_bulk_and_batch_verify_and_count_the_unsupported(fake: FakeServer, tmp_p
     records = [json.loads(line) for line in batch_out.read_text().splitlines()]
     assert len(records) == 3 and all(r["usage"]["batched"] == 2 for r in records)  # the answer and the verdicts
     assert all(s["judged"] == "supported" for r in records for s in r["value"]["sentences"])
+
+
+def test_verify_on_a_task_with_no_claims_is_refused_not_ignored(fake: FakeServer, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": BODY}) + "\n")
+    message = "verify does not apply to task 'key_quotes': it has no claims a judge could check"
+    for args in (["run", "key_quotes", str(UNGA)], ["bulk", str(source), "--task", "key_quotes", "--out",
+                                                     str(tmp_path / "out.jsonl")]):
+        result = runner.invoke(app, [*args, "--verify", *endpoint(fake)])
+        assert result.exit_code == 2 and message in result.stderr, result.output  # (was: exit 0, nothing judged)
+    assert fake.requests == [] and not (tmp_path / "out.jsonl").exists()
+    with Summarizer(base_url=fake.base_url, model="m", api_key=SECRET) as s, pytest.raises(UsageError, match=message):
+        s.run("key_quotes", BODY, verify=True)
