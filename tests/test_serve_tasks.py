@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,19 @@ def test_verify_on_a_task_with_no_claims_is_422_not_ignored(served: Service, pat
         answer = http.post(path, json={"text": BODY, "verify": True})
     assert answer.status_code == 422, answer.text  # (was 200, unverified, without a word)
     assert "verify does not apply to task 'key_quotes'" in answer.json()["error"]["message"]
+
+
+def test_a_job_verifies_when_asked_and_refuses_what_it_cannot_verify(served: Service) -> None:
+    with served.client() as http:
+        job = http.post("/v1/jobs", json={"task": "brief", "verify": True, "documents": [BODY]})
+        assert job.status_code == 202, job.text
+        http.get(f"/v1/jobs/{job.json()['id']}", params={"wait": 60})
+        [line] = http.get(f"/v1/jobs/{job.json()['id']}/results").text.splitlines()
+        record = json.loads(line)  # (was: brief@4, one request, nothing judged — the option was dropped)
+        assert record["prompt_version"] == "brief@4+verify@1" and record["usage"]["requests"] == 2
+        assert all(s["judged"] == "supported" for s in record["value"]["sentences"])
+        refused = http.post("/v1/jobs", json={"task": "key_quotes", "verify": True, "documents": [BODY]})
+        assert refused.status_code == 422 and "verify does not apply" in refused.json()["error"]["message"]
 
 
 def test_metrics_name_the_route_template_not_the_task(served: Service, tmp_path: Path) -> None:

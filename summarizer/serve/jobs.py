@@ -320,6 +320,7 @@ class JobManager:
         runner = self.summarizer.bulk_runner(
             job.task, concurrency=self.concurrency, cache=self.store.cache_path(job.owner),
             words=words, language=options.get("language"), strict=bool(options.get("strict")),
+            verify=bool(options.get("verify")),
         )
         runner.pipeline.url_reader = self._read_url
         started = time.monotonic()
