@@ -44,8 +44,8 @@ Validate = Callable[[str, "str | None", "SourceIndex", "TaskOptions"], "tuple[V,
 task_name_pattern = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 """What a task may be called: it becomes a CLI argument, a URL path and a JSONL field."""
 RESERVED_NAMES = frozenset({"run", "bulk", "batch", "eval", "serve", "worker", "jobs", "check", "export", "schema",
-                            "prompts", "tasks", "healthz", "readyz", "metrics", "docs", "static"})
-"""Names a task cannot take: a command of the CLI or a route of the service already has them."""
+                            "prompts", "tasks", "healthz", "readyz", "metrics", "docs", "static", "verify"})
+"""Names a task cannot take: a command of the CLI, a route of the service or the judge's prompt already has them."""
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,7 @@ BAD_TASKS = [
     ("bad name", "People Task.toml", PROMPT.encode(), "a task name is lower-case letters"),
     ("clashes with a built-in", "brief.toml", PROMPT.encode(), "is already defined"),
     ("a command's name", "run.toml", PROMPT.encode(), "the name 'run' is taken by a command"),
+    ("the judge's prompt's name", "verify.toml", PROMPT.encode(), "the name 'verify' is taken"),  # (unrunnable)
     *[(f"schema {name!r}", "people.toml", (PROMPT + f"schema = {json.dumps(name)}\n").encode(),
        "[task] schema must name a file in the same folder")
       for name in ["../../etc/passwd", "/etc/passwd", "sub/people.json", ".", "..", "x\u0000.json"]],
