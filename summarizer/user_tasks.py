@@ -71,7 +71,7 @@ def load_task(path: Path, *, origin: str | None = None) -> TaskSpec[Any]:
     if not task_name_pattern.match(name):
         raise ConfigError(f"task file {where}: a task name is lower-case letters, digits and _ (at most 40)")
     if name in RESERVED_NAMES:
-        raise ConfigError(f"task file {where}: the name {name!r} is taken by a command or route of summarizer: "
+        raise ConfigError(f"task file {where}: the name {name!r} is taken by a command, route or prompt of summarizer: "
                           "choose another")
     data = _toml(path, where)
     task = data.pop("task", {})

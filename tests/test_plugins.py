@@ -124,7 +124,7 @@ def reserved():
 @pytest.mark.parametrize(("entry", "message"), [
     ("raises", "task plugin bad (broken_tasks:raises) failed to load: RuntimeError: cannot start"),
     ("clashes", "task 'brief' (plugin task brief) is already defined (built-in)"),
-    ("reserved", "task name 'run' is taken by a command or route of summarizer"),
+    ("reserved", "task name 'run' is taken by a command, route or prompt of summarizer"),
 ])
 def test_a_broken_task_plugin_is_one_line_and_exit_3_for_every_command(tmp_path: Path, entry: str,
                                                                          message: str) -> None:
