@@ -191,7 +191,8 @@ def _digest(records: Iterator[Result[Any] | Failure], out: TextOut, registry: Ta
     records = _checked_first(records)
     out.write(f"# {name}\n")
     count = 0
-    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as failed:  # listed at the end, kept on disk, not in memory
+    # Failures are listed at the end: they wait on disk, not in memory.
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as failed:
         for record in records:
             count += 1
             if isinstance(record, Failure):

@@ -93,7 +93,8 @@ class TaskSpec(Generic[V]):
         if not task_name_pattern.match(self.name):
             raise ConfigError(f"task name {self.name!r}: use lower-case letters, digits and _ (at most 40)")
         if self.name in RESERVED_NAMES:
-            raise ConfigError(f"task name {self.name!r} is taken by a command, route or prompt of summarizer: choose another")
+            raise ConfigError(f"task name {self.name!r} is taken by a command, route or prompt of summarizer: "
+                              "choose another")
 
     @property
     def prompt_name(self) -> str:

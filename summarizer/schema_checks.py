@@ -108,7 +108,8 @@ def evidence_gap(schema: dict[str, Any], path: str) -> str | None:
             nodes = _alternatives(nodes, schema)
             items = [n["items"] for n in nodes if isinstance(n.get("items"), dict)]
             if not items:
-                return None if any("type" not in n or "array" in _types(n) for n in nodes) else f"{step!r} is not a list"
+                open_ended = any("type" not in n or "array" in _types(n) for n in nodes)
+                return None if open_ended else f"{step!r} is not a list"
             nodes = items
     leaves = _alternatives(nodes, schema)
     return None if any("type" not in n or "string" in _types(n) for n in leaves) else "it is not a string"

@@ -170,6 +170,7 @@ def test_marks_land_on_their_text_past_characters_outside_the_bmp(page: object) 
     assert len(sentences) >= 2
     for sentence in sentences:
         sentence.click()
-        cited = " ".join(m.inner_text() for m in tab.query_selector_all("#source mark.active"))  # type: ignore[attr-defined]
+        active = tab.query_selector_all("#source mark.active")  # type: ignore[attr-defined]
+        cited = " ".join(m.inner_text() for m in active)
         # Offsets count code points (Python); JavaScript strings count UTF-16 units: each emoji shifted the marks.
         assert cited.strip() == sentence.inner_text().strip(), (cited, sentence.inner_text())
