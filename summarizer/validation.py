@@ -123,9 +123,9 @@ def extract_json(text: str) -> Any:
             try:
                 return json.JSONDecoder(strict=False).raw_decode(stripped[start:])[0]
             except json.JSONDecodeError as exc:
-                raise ValueError(f"the JSON object is malformed: {exc.msg} at character {exc.pos}") from None
+                raise ValueError(f"the JSON object is malformed: {exc.msg} (character {exc.pos})") from None
     except RecursionError:
-        raise ValueError("the JSON is nested too deeply; write a flat event report") from None
+        raise ValueError("the JSON is nested too deeply; write flatter JSON") from None
     raise ValueError("no JSON object found in the output")
 
 

@@ -104,6 +104,49 @@ def test_local_brief_and_events_on_the_sample(real_local: Path) -> None:
         assert event.summary in SOURCE and report.headline in SOURCE
 
 
+LOCAL_SCHEMAS = [
+    ("refers to itself", {"type": "object", "properties": {"name": {"type": "string"}, "child": {
+        "anyOf": [{"$ref": "#"}, {"type": "null"}]}}, "required": ["name", "child"], "additionalProperties": False},
+     "Unsupported ref #"),
+    ("not", {"type": "object", "properties": {"x": {"not": {"type": "string"}}}, "required": ["x"]},
+     "Unrecognized schema"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("case", "schema", "reason"), LOCAL_SCHEMAS, ids=[c[0] for c in LOCAL_SCHEMAS])
+def test_a_task_schema_the_embedded_model_cannot_follow_is_one_line(real_local: Path, tmp_path: Path, case: str,
+                                                                    schema: dict, reason: str) -> None:
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "odd.toml").write_text('version = "1"\nsystem = "Reply with JSON."\nuser = "$document"\n'
+                                     'reask = "$errors"\n')
+    (folder / "odd.schema.json").write_text(json.dumps(schema))
+    result = runner.invoke(app, ["run", "odd", str(UNGA), "--backend", "local", "--tasks-dir", str(folder)])
+    assert result.exit_code == 3, result.output  # (was a ValueError / AssertionError traceback from llama.cpp)
+    assert "the embedded model cannot be held to this JSON Schema" in result.stderr and reason in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.slow
+def test_a_schema_that_refers_to_itself_through_defs_is_drafted_without_recursing_forever(real_local: Path,
+                                                                                          tmp_path: Path) -> None:
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "tree.toml").write_text('version = "1"\nsystem = "Reply with JSON."\nuser = "$document"\n'
+                                      'reask = "$errors"\n')
+    node = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 20}, "child": {
+        "anyOf": [{"$ref": "#/$defs/node"}, {"type": "null"}]}}, "required": ["name", "child"],
+        "additionalProperties": False}
+    (folder / "tree.schema.json").write_text(json.dumps({
+        "$defs": {"node": node}, "type": "object", "properties": {"root": {"$ref": "#/$defs/node"}},
+        "required": ["root"], "additionalProperties": False}))
+    result = runner.invoke(app, ["run", "tree", str(UNGA), "--backend", "local", "--tasks-dir", str(folder),
+                                 "--max-reasks", "0"])
+    assert result.exit_code in (0, 5), result.output  # (was a RecursionError traceback: the draft followed the $ref)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 @pytest.mark.slow
 def test_a_30000_word_document_gets_a_real_brief_with_progress(real_local: Path, tmp_path: Path) -> None:
     """Map-reduce on the embedded model: part by part (a line each), then a brief of the document's sentences."""

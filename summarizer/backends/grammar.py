@@ -16,6 +16,8 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
+from ..errors import ConfigError
+
 __all__ = ["compact_json_grammar", "first_choice_json", "gbnf_alternatives", "llama_safe_schema", "max_output_tokens",
            "render_grammar"]
 
@@ -24,6 +26,7 @@ _MIN_PIECE = 20  # shorter pieces of a cut enum value are too short to be useful
 # Tokens for JSON punctuation and the optional whitespace llama.cpp's grammar allows around it.
 _SEPARATOR_TOKENS = 3
 _CHARS_PER_TOKEN = 2.5  # a floor for document text (BPE on Latin script gives ~4; Cyrillic ~2.5)
+_DRAFT_DEPTH = 32  # levels a draft follows a schema down (a task's schema may refer to itself)
 
 
 def render_grammar(template: str, values: Mapping[str, Any]) -> str:
@@ -46,7 +49,11 @@ def compact_json_grammar(schema: dict[str, Any]) -> str:
     """
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    gbnf = json_schema_to_gbnf(json.dumps(llama_safe_schema(schema)))
+    try:
+        gbnf = json_schema_to_gbnf(json.dumps(llama_safe_schema(schema)))
+    except (ValueError, AssertionError, KeyError, TypeError, RecursionError) as exc:  # what it cannot express
+        raise ConfigError(f"the embedded model cannot be held to this JSON Schema (llama.cpp's converter: "
+                          f"{type(exc).__name__}: {str(exc)[:160]}); simplify the schema, or use an endpoint") from None
     return re.sub(r"^space ::= .*$", 'space ::= ""', gbnf, flags=re.MULTILINE)
 
 
@@ -85,28 +92,30 @@ def first_choice_json(schema: dict[str, Any]) -> str:
     Where the schema leaves something free (a string without an enum), the draft stops being
     useful there and decoding goes on token by token; it is only ever a guess to verify.
     """
-    value = _first(schema, schema.get("$defs", {}))
+    value = _first(schema, schema.get("$defs", {}), _DRAFT_DEPTH)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _first(node: Any, defs: dict[str, Any]) -> Any:
-    if not isinstance(node, dict):
+def _first(node: Any, defs: dict[str, Any], depth: int) -> Any:
+    if not isinstance(node, dict) or depth <= 0:  # a recursive schema (a task's own) stops the guess here
         return None
-    if "$ref" in node:
-        return _first(defs.get(node["$ref"].rsplit("/", 1)[1], {}), defs)
+    if isinstance(node.get("$ref"), str):
+        return _first(defs.get(node["$ref"].rsplit("/", 1)[-1], {}), defs, depth - 1)
     if "const" in node:
         return node["const"]
-    if node.get("enum"):
+    if isinstance(node.get("enum"), list) and node["enum"]:
         return node["enum"][0]
-    if node.get("anyOf"):
-        return _first(node["anyOf"][0], defs)
+    if isinstance(node.get("anyOf"), list) and node["anyOf"]:
+        return _first(node["anyOf"][0], defs, depth - 1)
     kind = node.get("type")
     if kind == "object":
-        return {key: _first(value, defs) for key, value in node.get("properties", {}).items()}
+        properties = node.get("properties")
+        return {k: _first(v, defs, depth - 1) for k, v in properties.items()} if isinstance(properties, dict) else {}
     if kind == "array":
         if isinstance(node.get("prefixItems"), list) and "items" not in node:
-            return [_first(item, defs) for item in node["prefixItems"]]
-        return [_first(node.get("items", {}), defs)] * int(node.get("minItems", 0) or 0)
+            return [_first(item, defs, depth - 1) for item in node["prefixItems"]]
+        count = node.get("minItems")
+        return [_first(node.get("items", {}), defs, depth - 1)] * (count if isinstance(count, int) else 0)
     return {"string": "", "integer": 0, "number": 0, "boolean": False}.get(str(kind))
 
 
