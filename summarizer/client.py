@@ -248,7 +248,7 @@ class Summarizer:
         on_progress: ProgressCallback | None = None,
         **options: Unpack[OptionSettings],
     ) -> Result[Any]:
-        self.task(task).check(self.options(**options))  # checked here: a bad argument never reaches the loop thread
+        self.task(task).check(self.options(**options))  # checked here: bad arguments never reach the loop thread
         result: Result[Any] = self._call(self.arun(task, document, on_event=on_event, on_progress=on_progress,
                                                    **options))
         return result

@@ -71,8 +71,8 @@ def load_task(path: Path, *, origin: str | None = None) -> TaskSpec[Any]:
     if not task_name_pattern.match(name):
         raise ConfigError(f"task file {where}: a task name is lower-case letters, digits and _ (at most 40)")
     if name in RESERVED_NAMES:
-        raise ConfigError(f"task file {where}: the name {name!r} is taken by a command, route or prompt of summarizer: "
-                          "choose another")
+        raise ConfigError(f"task file {where}: the name {name!r} is taken by a command, route or prompt of "
+                          "summarizer: choose another")
     data = _toml(path, where)
     task = data.pop("task", {})
     if not isinstance(task, dict) or set(task) - _TASK_KEYS:
