@@ -146,7 +146,7 @@ CASES = [
     Case("reasks-negative", [*B, str(UNGA), "--max-reasks", "-1"], 2, "--max-reasks"),
     Case("reasks-zero-means-zero", [*E, str(UNGA), "--max-reasks", "0"], 5, "after 0 re-ask", script=["invalid"],
          check=_requests(1)),
-    Case("backend-unknown", [*B, str(UNGA), "--backend", "nope"], 2, "--backend"),
+    Case("backend-unknown", [*B, str(UNGA), "--backend", "nope"], 2, "no backend named 'nope'"),
     Case("mode-unknown", [*E, str(UNGA), "--output-mode", "xml"], 2, "--output-mode"),
     Case("language-empty", [*B, str(UNGA), "--language", ""], 2, "language"),
     Case("prompts-dir-missing", [*B, str(UNGA), "--prompts-dir", "{tmp}/nope"], 2, "does not exist"),

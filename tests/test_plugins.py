@@ -90,11 +90,11 @@ def test_a_plugin_task_runs_on_a_plugin_backend(plugin_path: Path) -> None:
     assert "Traceback" not in buggy.stderr
 
 
-def test_a_missing_or_broken_plugin_backend_is_one_line_and_exit_3(plugin_path: Path) -> None:
-    for name, message in [("nope", "no backend named 'nope'; known: auto, openai, local, broken, echo"),
-                          ("broken", "RuntimeError: cannot start")]:
+def test_an_unknown_backend_is_usage_and_a_broken_plugin_configuration(plugin_path: Path) -> None:
+    for name, message, code in [("nope", "no backend named 'nope'; known: auto, openai, local, broken, echo", 2),
+                                ("broken", "RuntimeError: cannot start", 3)]:
         result = run(plugin_path, "brief", str(UNGA), "--backend", name)
-        assert result.returncode == 3, result.stderr
+        assert result.returncode == code, result.stderr
         assert message in result.stderr and "Traceback" not in result.stderr
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, ProviderError, SummarizerError
+from ..errors import ConfigError, ProviderError, SummarizerError, UsageError
 from .base import Backend, Completion, Message, OutputMode
 from .layer import Attempt, Layer
 from .retry import RetryPolicy, Retrying, Sleep
@@ -89,7 +89,7 @@ def _plugin(name: str) -> Callable[[Settings], Backend]:
     found = {point.name: point for point in metadata.entry_points(group=PLUGIN_GROUP)}
     if name not in found:
         known = ", ".join(["auto", *_FACTORIES, *sorted(found)])
-        raise ConfigError(f"no backend named {name!r}; known: {known} (plugins add theirs through the "
+        raise UsageError(f"no backend named {name!r}; known: {known} (plugins add theirs through the "
                           f"{PLUGIN_GROUP} entry points)")
     try:
         factory = found[name].load()
