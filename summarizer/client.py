@@ -164,13 +164,22 @@ class Summarizer:
             context_tokens=self.settings.context_tokens, chunk_concurrency=self.settings.chunk_concurrency,
         )
 
+    def checked(self, task: TaskLike, options: TaskOptions) -> TaskOptions:
+        """``options`` for ``task``, or UsageError for what would be ignored without a word: verify where the task
+        has no claims (checked before a backend is made: the local one loads a model) or the model cannot judge."""
+        options = self.task(task).check(options)
+        if options.verify and not self.backend.capabilities.judge:
+            raise UsageError(f"verify needs a model that can judge claims, and {self.backend.model} cannot: "
+                             "point summarizer at an endpoint (--base-url/--model, or OPENAI_API_KEY)")
+        return options
+
     def pipeline(
         self, task: TaskLike = "brief", options: TaskOptions | None = None, *, cache: ResultCache | None = None,
         pacer: Pacer | None = None, cache_scope: str = "",
     ) -> DocumentPipeline:
         """One document through ``task``, the way every driver runs it; paced by ``pacer`` when given."""
         spec = self.task(task)
-        options = spec.check(options or self.options())  # before a backend is made (the local one loads a model)
+        options = self.checked(spec, options or self.options())
         if pacer is None:
             backend = self.backend
         else:
@@ -208,7 +217,7 @@ class Summarizer:
         it must be asked again); structured answers arrive whole.
         """
         spec = self.task(task)
-        checked, doc = spec.check(self.options(**options)), _as_document(document)
+        checked, doc = self.checked(spec, self.options(**options)), _as_document(document)
         from . import observe
 
         with observe.using(self.observer) as observer, observer.document(spec.name, doc.id):

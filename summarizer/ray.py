@@ -196,7 +196,7 @@ def run(
     if out == "-":
         raise UsageError("--engine ray needs --out FILE (JSONL) or --out DIR.parquet")
     checker = Summarizer(**settings)  # check first
-    checker.task(task).check(checker.options(words=words, language=language, strict=strict, verify=verify))
+    checker.checked(task, checker.options(words=words, language=language, strict=strict, verify=verify))
     parquet_out = out.endswith(".parquet") or "://" in out or Path(out).is_dir()
     sink = ParquetOutput(out, task=task) if parquet_out else JsonlSink(out, retry_failed=retry_failed,
                                                             input_path=source_path(source), task=task)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .backends.base import OutputSpec
 
@@ -38,7 +38,12 @@ class Verdict(BaseModel):
 
     claim: int = Field(ge=1)
     supported: bool
-    reason: str = Field(max_length=400)
+    reason: str = Field(max_length=400)  # the schema asks for it short; a wordy judge's verdict still counts
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _cut(cls, value: Any) -> Any:
+        return value[:399] + "…" if isinstance(value, str) and len(value) > 400 else value
 
 
 class _Verdicts(BaseModel):

@@ -145,3 +145,40 @@ def test_verify_on_a_task_with_no_claims_is_refused_not_ignored(fake: FakeServer
     assert fake.requests == [] and not (tmp_path / "out.jsonl").exists()
     with Summarizer(base_url=fake.base_url, model="m", api_key=SECRET) as s, pytest.raises(UsageError, match=message):
         s.run("key_quotes", BODY, verify=True)
+
+
+def test_verify_is_refused_on_a_backend_that_declares_it_cannot_judge() -> None:
+    """The embedded model approved every sentence as a judge: a backend says so (capabilities.judge), and
+    --verify is refused before any request rather than run as a check that checks nothing."""
+    from summarizer.backends import Backend, Capabilities, Completion, Message, OutputSpec
+
+    class Tiny(Backend):
+        model = "tiny"
+        capabilities = Capabilities(judge=False)
+        calls = 0
+
+        async def complete(self, messages: list[Message], *, output: OutputSpec = OutputSpec(),
+                           params: Any = None) -> Completion:
+            Tiny.calls += 1
+            raise AssertionError("no request should be made")
+
+    with Summarizer(backend=Tiny()) as s:
+        with pytest.raises(UsageError, match="verify needs a model that can judge claims, and tiny cannot"):
+            s.brief(BODY, verify=True)
+        with pytest.raises(UsageError, match="tiny cannot"):
+            s.pipeline("events", s.options(verify=True))
+    assert Tiny.calls == 0
+
+
+def test_the_embedded_model_declares_it_cannot_judge() -> None:
+    from summarizer.backends.local import LocalBackend
+
+    assert LocalBackend.capabilities.judge is False
+
+
+def test_a_wordy_judge_verdict_is_cut_not_thrown_away() -> None:
+    from summarizer.verify import parse_verdicts
+
+    raw = json.dumps({"verdicts": [{"claim": 1, "supported": False, "reason": "no; " + "x" * 900}]})
+    (verdict,) = parse_verdicts(raw, 1)
+    assert verdict.supported is False and len(verdict.reason) == 400 and verdict.reason.startswith("no; x")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .base import TEXT, Backend, Completion, Delta, Message, OutputMode, OutputSpec
+from .base import TEXT, Backend, BatchEndpoint, Capabilities, Completion, Delta, Message, OutputMode, OutputSpec
 
 if TYPE_CHECKING:
     from .factory import from_settings, make_backend, retry_policy
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .retry import RetryPolicy, Retrying
 
 __all__ = [
-    "TEXT", "Backend", "Completion", "Delta", "Message", "OutputMode", "OutputSpec", "Paced", "RetryPolicy",
+    "TEXT", "Backend", "BatchEndpoint", "Capabilities", "Completion", "Delta", "Message", "OutputMode", "OutputSpec", "Paced", "RetryPolicy",
     "Retrying", "from_settings", "make_backend", "retry_policy",
 ]
 

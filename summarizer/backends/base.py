@@ -103,6 +103,7 @@ class Capabilities:
     grammar: bool = False  # a grammar-bound decoder: honours GBNF grammars and grounded schemas
     json_schema: bool = False  # takes a JSON Schema for structured answers (strict or as json_object)
     batch: bool = False  # offers the provider's Batch API (``batch_endpoint``)
+    judge: bool = True  # judges claims against their source well enough for --verify (a tiny model does not)
 
 
 class BatchEndpoint(Protocol):

@@ -76,7 +76,8 @@ class LocalBackend(Backend):
 
     max_concurrency = 1
     provider = "llama.cpp"
-    capabilities = Capabilities(streaming=True, grammar=True, json_schema=True)
+    # As a judge it approved every sentence of the eval set with the reason "...": --verify is refused.
+    capabilities = Capabilities(streaming=True, grammar=True, json_schema=True, judge=False)
 
     def __init__(self, *, model_path: Path | None = None, context_tokens: int = 8192,
                  temperature: float | None = None) -> None:

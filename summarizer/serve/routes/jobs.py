@@ -143,7 +143,8 @@ def _checked(found: Services, task: str, words: tuple[int, int] | None, language
     """A job's task and options, checked now as a single document's are (422, same message), not when it runs."""
     try:
         spec = found.summarizer.task(task)
-        spec.check(found.summarizer.options(words=words, language=language, strict=strict, verify=verify))
+        found.summarizer.checked(spec, found.summarizer.options(words=words, language=language, strict=strict,
+                                                               verify=verify))
     except SummarizerError as exc:
         raise Refusal(422, str(exc), code=exc.code) from None
     return spec.name, {"words": list(words) if words else None, "language": language, "strict": strict,
