@@ -22,13 +22,19 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"model": ErrorBody}})
 async def readyz(found: ServicesDep) -> JSONResponse:
-    """The backend is configured (and, for the embedded model, loaded)."""
+    """The job store answers, and the backend is configured (and, for the embedded model, loaded)."""
     readiness = found.readiness
+    stored = await found.queue.problem()
+    if stored:
+        return JSONResponse({"status": "not ready", "reason": stored}, status_code=503)
     if readiness.problem:
         return JSONResponse({"status": "not ready", "reason": readiness.problem}, status_code=503)
     if not readiness.ready:
         return JSONResponse({"status": "not ready", "reason": "loading the model"}, status_code=503)
-    return JSONResponse({"status": "ready", "model": found.summarizer.backend.model})
+    body = {"status": "ready", "model": found.summarizer.backend.model}
+    if found.queue.kind != "sqlite":
+        body["jobs"] = found.queue.kind
+    return JSONResponse(body)
 
 
 @router.get("/metrics", response_class=Response)
@@ -38,7 +44,7 @@ async def prometheus(found: ServicesDep) -> Response:
     if isinstance(gated, Gated):
         metrics.queue_depth.set(gated.waiting)
         metrics.in_flight.set(gated.in_flight)
-    for name, count in found.store.count_by_state().items():
+    for name, count in (await found.queue.counts()).items():
         metrics.jobs.labels(name).set(count)
     body, media = metrics.render()
     return Response(body, media_type=media)
