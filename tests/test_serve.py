@@ -53,8 +53,14 @@ class Service:
         return "".join(self.stderr)
 
 
-def start(fake: FakeServer, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> Service:
-    """Start the console script; return once it says it is serving (its own line on stderr)."""
+def start(fake: FakeServer, data_dir: Path, *args: str, env: dict[str, str] | None = None,
+          database_url: str | None = None) -> Service:
+    """Start the console script; return once it says it is serving (its own line on stderr).
+
+    ``database_url``: jobs in that PostgreSQL database instead of SQLite in ``data_dir``.
+    """
+    if database_url:
+        args = ("--database-url", database_url, *args)
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("SUMMARIZER_", "OPENAI_"))}
     environ.update({"SUMMARIZER_BASE_URL": fake.base_url, "SUMMARIZER_MODEL": "fake-model",
                     "SUMMARIZER_SERVICE_TOKENS": f"{TOKEN},{OTHER}", "SUMMARIZER_MAX_ATTEMPTS": "2",
@@ -80,9 +86,27 @@ def module_fake() -> Iterator[FakeServer]:
     server.stop()
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest) -> str | None:
+    """Where jobs are kept: None for SQLite in the data dir, else a PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_server").create_database()
+    return url
+
+
+@pytest.fixture
+def own_store(store: str | None, request: pytest.FixtureRequest) -> str | None:
+    """Like ``store``, but a database of this test's own (for a test that starts its own service)."""
+    if store is None:
+        return None
+    url: str = request.getfixturevalue("postgres_server").create_database()
+    return url
+
+
 @pytest.fixture(scope="module")
-def service(module_fake: FakeServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = start(module_fake, tmp_path_factory.mktemp("service"))
+def service(module_fake: FakeServer, tmp_path_factory: pytest.TempPathFactory, store: str | None) -> Iterator[Service]:
+    svc = start(module_fake, tmp_path_factory.mktemp("service"), database_url=store)
     yield svc
     svc.stop()
 

@@ -49,13 +49,14 @@ from .pool import Database, listen
 __all__ = ["Worker"]
 
 log = logging.getLogger("summarizer")
+_INLINE = 64 * 1024  # documents up to this size come with their claim; larger ones are read one by one
 
 
 @dataclass
 class _Claim:
     job_id: str
     line: int
-    raw: bytes
+    raw: bytes | None  # None: a large document, read when its turn comes (not a batch of them at once)
     dup: bool
 
 
@@ -160,14 +161,14 @@ class Worker:
                     ORDER BY j.created, d.job_id, d.line LIMIT %(n)s FOR UPDATE OF d SKIP LOCKED)
                 UPDATE documents d SET worker = %(me)s, lease_until = {NOW} + %(lease)s, attempts = d.attempts + 1
                 FROM picked WHERE d.job_id = picked.job_id AND d.line = picked.line
-                RETURNING d.job_id, d.line, d.raw, d.dup""",
-                {"n": limit, "me": self.name, "lease": self.lease})).fetchall()
+                RETURNING d.job_id, d.line, CASE WHEN octet_length(d.raw) <= %(inline)s THEN d.raw END, d.dup""",
+                {"n": limit, "me": self.name, "lease": self.lease, "inline": _INLINE})).fetchall()
             jobs = sorted({row[0] for row in rows})
             if jobs:
                 await conn.execute(f"UPDATE jobs SET status = 'running', started = {NOW}, updated = {NOW} "
                                    "WHERE id = ANY(%s) AND status = 'queued'", (jobs,))
         self.claimed += len(rows)
-        return [_Claim(job_id, line, bytes(raw), dup) for job_id, line, raw, dup in rows]
+        return [_Claim(job_id, line, None if raw is None else bytes(raw), dup) for job_id, line, raw, dup in rows]
 
     async def _pipeline(self, job_id: str) -> DocumentPipeline:
         if job_id in self._pipelines:
@@ -193,7 +194,12 @@ class Worker:
         try:
             published = job_date(json.loads(self._pipelines[claim.job_id][1]) if claim.job_id in self._pipelines
                                  else None)
-            item = await read_line(self.parse_pool, claim.raw, claim.line, published, in_flight=True)
+            raw = claim.raw
+            if raw is None:
+                rows = await self.db.rows("SELECT raw FROM documents WHERE job_id = %s AND line = %s",
+                                          (claim.job_id, claim.line))
+                raw = bytes(rows[0][0])
+            item = await read_line(self.parse_pool, raw, claim.line, published, in_flight=True)
             if claim.dup:
                 item = BulkItem(f"{item.id}#line-{claim.line}", error=ErrorInfo(
                     code="duplicate_id", message=f"line {claim.line}: id {item.id!r} appeared on an earlier line"))

@@ -31,10 +31,7 @@ async def readyz(found: ServicesDep) -> JSONResponse:
         return JSONResponse({"status": "not ready", "reason": readiness.problem}, status_code=503)
     if not readiness.ready:
         return JSONResponse({"status": "not ready", "reason": "loading the model"}, status_code=503)
-    body = {"status": "ready", "model": found.summarizer.backend.model}
-    if found.queue.kind != "sqlite":
-        body["jobs"] = found.queue.kind
-    return JSONResponse(body)
+    return JSONResponse({"status": "ready", "model": found.summarizer.backend.model})
 
 
 @router.get("/metrics", response_class=Response)
