@@ -48,11 +48,19 @@ class Postgres:
         os.chmod(self.folder, 0o700)
         self._as_postgres(str(bindir / "initdb"), "-D", str(self.folder / "data"), "--auth=trust", "-U", "postgres",
                           "--no-sync", "-E", "UTF8", "--locale=C")
+        self.resume()
+        return self
+
+    def resume(self) -> None:
+        """Start the server (again, after ``pause``)."""
         options = (f"-k {self.folder} -p {self.port} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
                    f"-c full_page_writes=off -c max_connections=200")
-        self._as_postgres(str(bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-l", str(self.folder / "log"),
-                          "-w", "-t", "60", "-o", options, "start")
-        return self
+        self._as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-l",
+                          str(self.folder / "log"), "-w", "-t", "60", "-o", options, "start")
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data: the database is down until ``resume``."""
+        self._as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop")
 
     def create_database(self) -> str:
         """A fresh, empty database on this server; its URL."""
