@@ -212,6 +212,9 @@ def test_shared_provider_rpm_2_replicas_3_workers_under_1_percent_429s(tmp_path:
             done = http.get(f"/v1/jobs/{job['id']}", params={"wait": 280}).json()
         assert done["status"] == "completed" and done["counts"]["ok"] == 300
         throttled = fake.counts.get("429", 0)
+        span = fake.times[-1] - fake.times[0]
+        per_second = Counter(int(t - fake.times[0]) for t in fake.times)
+        print(f"\nrequests a second: {[per_second[s] for s in range(int(span) + 1)]}")
         print(f"\nshared --rpm 600 over 5 processes against a 600 RPM server: {fake.total} requests, "
               f"{throttled} 429s ({throttled / fake.total:.2%})")
         assert throttled <= 0.01 * fake.total

@@ -50,7 +50,7 @@ CREATE TABLE pacers (
 """),
 )
 
-NOW = "extract(epoch from clock_timestamp())"
+NOW = "extract(epoch from now())::float8"  # the statement's transaction time, as a double
 
 
 class SchemaError(ConfigError):
