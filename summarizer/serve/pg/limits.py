@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 
-from ...limits import RateLimiter
+from ...limits import LeasedPacer, RateLimiter
 from ..queue import QueueUnavailable
 from .db import NOW
 from .pool import Database
@@ -64,59 +63,34 @@ class PgRates:
         return bool(rows)
 
 
-class PgPacer:
+class PgPacer(LeasedPacer):
     """The provider's RPM/TPM for every worker of a deployment (a ``limits.Pacer``): even starts, no burst.
 
-    A lease moves the row's next start on by a block of request slots (and tokens), and
-    returns where the block begins on the database's clock; this process then starts its
-    requests at those slots. A 429 anywhere halves everyone's pace for its Retry-After.
+    A lease moves the row's next start on by a block of request slots (and tokens) in one
+    UPDATE, and says where the block begins on the database's clock; this process starts
+    its requests at those slots. A 429 anywhere halves everyone's pace for its Retry-After.
     """
 
     def __init__(self, db: Database, rpm: float | None, tpm: float | None, *, name: str = "provider",
                  block_seconds: float = 0.5) -> None:
-        self.db, self.rpm, self.tpm, self.name = db, rpm, tpm, name
-        self.throttled = 0
-        self._interval = 60.0 / rpm if rpm else 0.0
-        self._block = max(1, round((rpm or 0) / 60 * block_seconds))
-        self._token_block = max(1, int((tpm or 0) / 60 * block_seconds))
-        self._slots: deque[float] = deque()  # local monotonic times at which a request may start
-        self._budget = 0.0  # tokens leased and not yet spent (negative: owed)
-        self._lock = asyncio.Lock()
+        super().__init__(rpm, tpm, block_seconds=block_seconds)
+        self.db, self.name = db, name
         self._fallback: RateLimiter | None = None
         self._made = False
         self._background: set[asyncio.Task[None]] = set()
 
     async def acquire(self, tokens: int = 0) -> None:
-        async with self._lock:  # FIFO, as the local limiter
-            if self._fallback is not None:
-                await self._fallback.acquire(tokens)
-                return
+        if self._fallback is None:
             try:
-                await self._acquire(tokens)
+                await super().acquire(tokens)
+                return
             except QueueUnavailable as exc:
                 log.warning("pacing locally (not shared) until the database is back: %s", exc)
                 self._fallback = RateLimiter(self.rpm, self.tpm)
                 asyncio.get_running_loop().call_later(30.0, self._retry_shared)
-                await self._fallback.acquire(tokens)
+        await self._fallback.acquire(tokens)
 
-    async def _acquire(self, tokens: int) -> None:
-        now = time.monotonic()
-        while self._slots and self._slots[0] < now - self._interval:
-            self._slots.popleft()  # a slot long past: starting now would crowd the next process's
-        want_requests = self.rpm is not None and not self._slots
-        want_tokens = max(0.0, tokens - self._budget) if self.tpm else 0.0
-        start_tokens = now
-        if want_requests or want_tokens:
-            start_tokens = await self._lease(self._block if want_requests else 0,
-                                             max(want_tokens, self._token_block) if want_tokens else 0.0)
-        start = self._slots.popleft() if self.rpm else now
-        self._budget -= tokens
-        delay = max(start, start_tokens) - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-    async def _lease(self, requests: int, tokens: float) -> float:
-        """Take ``requests`` slots and ``tokens`` tokens from the shared row; return when the tokens may be used."""
+    async def lease(self, requests: int, tokens: float) -> tuple[float, float, float]:
         if not self._made:
             await self.db.rows("INSERT INTO pacers (name) VALUES (%s) ON CONFLICT DO NOTHING", (self.name,))
             self._made = True
@@ -127,22 +101,15 @@ class PgPacer:
             f"next_token = GREATEST(next_token, {NOW} - 1) + %(t)s * %(pt)s WHERE name = %(name)s "
             f"RETURNING next_request, next_token, {NOW}, %(iv)s * {slow}",
             {"n": requests, "iv": self._interval, "t": tokens, "pt": per_token, "name": self.name})
-        next_request, next_token, db_now, step = rows[0]
-        offset = time.monotonic() - db_now  # the database's clock to this process's
-        first = next_request - requests * step
-        self._slots.extend(first + i * step + offset for i in range(requests))
-        self._budget += tokens
-        return float(next_token - tokens * per_token + offset)
+        next_request, next_token, now, step = rows[0]
+        return next_request - requests * step - now, step, max(0.0, next_token - tokens * per_token - now)
 
     def settle(self, estimated: int, actual: int) -> None:
-        self._budget += estimated - actual
+        super().settle(estimated, actual)
         if self._fallback is not None:
             self._fallback.settle(estimated, actual)
 
-    def backoff(self, seconds: float) -> None:
-        """A 429: every process halves its pace for ``seconds`` (the slots already leased here are dropped)."""
-        self.throttled += 1
-        self._slots.clear()
+    def slow_down(self, seconds: float) -> None:
         if self._fallback is not None:
             self._fallback.backoff(seconds)
             return
