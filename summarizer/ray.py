@@ -432,10 +432,13 @@ def _init(ray: Any, ray_options: RayOptions) -> None:
     try:
         ray.init(address=ray_options.address, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.ERROR if ray_options.quiet or not ray_options.progress_bars else logging.INFO)
-    except (ValueError, ConnectionError, RuntimeError) as exc:
+    except (ValueError, ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
         where = f"the Ray cluster at {ray_options.address!r}" if ray_options.address else "a local Ray"
-        raise ConfigError(f"cannot start or join {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                          ) from None
+        message = str(getattr(exc, "message", None) or exc)
+        hint = ("; give this driver the cluster's token (RAY_AUTH_TOKEN, or the file ~/.ray/auth_token from the "
+                "head node)") if type(exc).__name__ == "AuthenticationError" else ""
+        raise ConfigError(f"cannot start or join {where}: {message.splitlines()[0] if message else type(exc).__name__}"
+                          f"{hint}") from None
 
 
 def _check_reachable(address: str | None) -> None:

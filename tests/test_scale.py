@@ -272,7 +272,7 @@ def test_the_database_going_down_mid_job_is_503_then_the_job_finishes(
             assert ready.status_code == 503 and "database" in ready.json()["reason"]
             assert "postgres@" not in down.text and "Traceback" not in down.text
             pg.resume()
-            done = http.get(f"/v1/jobs/{job['id']}", params={"wait": 60}).json()
+            done = http.get(f"/v1/jobs/{job['id']}", params={"wait": 50}).json()
             lines = http.get(f"/v1/jobs/{job['id']}/results").text.splitlines()
         assert done["status"] == "completed" and done["counts"]["ok"] == 60
         assert Counter(json.loads(line)["id"] for line in lines) == Counter(f"p{i}" for i in range(60))

@@ -79,7 +79,7 @@ def mask(url: str) -> str:
         netloc = f"{user}@{host}"
     query = urllib.parse.urlencode([(k, "***" if k.lower() == "password" else v)
                                     for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)],
-                                   safe="/:")
+                                   safe="/:*")
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

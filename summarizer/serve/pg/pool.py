@@ -23,8 +23,11 @@ class Database:
         from psycopg_pool import AsyncConnectionPool
 
         self.url = url
+        # reconnect_timeout: the pool's retries back off exponentially without a cap; giving up after
+        # 5 s lets the next request start a fresh attempt, so a database back from a restart is used
+        # within seconds, not after the next doubling.
         self._pool = AsyncConnectionPool(url, min_size=1, max_size=size, open=False, timeout=10,
-                                         kwargs={"autocommit": True, "connect_timeout": 5})
+                                         reconnect_timeout=5, kwargs={"autocommit": True, "connect_timeout": 5})
 
     async def open(self) -> None:
         await self._pool.open(wait=False)
