@@ -28,7 +28,7 @@ _LOCK = 2_100_021  # pg_advisory_lock key of the migrations
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "jobs, documents, results, shared limits", """
 CREATE TABLE jobs (
-    id text PRIMARY KEY, owner text NOT NULL, task text NOT NULL DEFAULT '', options jsonb NOT NULL DEFAULT '{}',
+    id text PRIMARY KEY, owner text NOT NULL, task text NOT NULL DEFAULT '', options text NOT NULL DEFAULT '{}',
     status text NOT NULL, total integer NOT NULL DEFAULT 0, ok integer NOT NULL DEFAULT 0,
     failed integer NOT NULL DEFAULT 0, usage jsonb NOT NULL DEFAULT '{}', error text,
     created double precision NOT NULL, updated double precision NOT NULL, started double precision);

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import shutil
 import time
@@ -38,11 +39,12 @@ ACTIVE = "('uploading', 'queued', 'running')"
 _CAPS_LOCK = 2_100_022
 _COLUMNS = "id, owner, task, options, status, total, ok, failed, usage, error, created, updated, started"
 _STALE_UPLOAD = 3600.0
+_JOB_ID = re.compile(r"^job_[0-9a-f]{16}$")
 
 
 def job_from_row(row: tuple[Any, ...], now: float | None = None) -> Job:
     (job_id, owner, task, options, status, total, ok, failed, usage, error, created, updated, started) = row
-    job = Job(id=job_id, owner=owner, task=task, options=options or {}, status=status, total=total, ok=ok,
+    job = Job(id=job_id, owner=owner, task=task, options=json.loads(options or "{}"), status=status, total=total, ok=ok,
               failed=failed, usage=Usage.model_validate(usage or {}), error=error, created=created, updated=updated)
     if status == "running" and started:
         job.rate = (ok + failed) / max(1e-6, (now or time.time()) - started)
@@ -138,12 +140,16 @@ class PgQueue:
     # -- reads ---------------------------------------------------------------------------------
 
     async def get(self, job_id: str) -> Job | None:
+        if not _JOB_ID.match(job_id):
+            return None  # not one of ours (and nothing a text column refuses, like a NUL, reaches the database)
         rows = await self.db.rows(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s AND status <> 'uploading'", (job_id,))
         return job_from_row(rows[0]) if rows else None
 
     async def owned(self, owner: str, limit: int, after: str | None) -> list[Job] | None:
         anchor: tuple[float, str] = (float("inf"), "")
         if after is not None:
+            if not _JOB_ID.match(after):
+                return None
             found = await self.db.rows("SELECT created, id FROM jobs WHERE id = %s AND owner = %s "
                                        "AND status <> 'uploading'", (after, owner))
             if not found:

@@ -38,7 +38,7 @@ from ...client import Summarizer
 from ...errors import SummarizerError
 from ...limits import Pacer
 from ...pipeline import DocumentPipeline
-from ...schemas import ErrorInfo, Record, Usage, writable
+from ...schemas import ErrorInfo, Failure, Record, Usage, writable
 from ...sources import BulkItem
 from ..jobs import job_date, read_line, read_url
 from ..parsing import ParsePool
@@ -136,6 +136,11 @@ class Worker:
                     await asyncio.sleep(backoff)
                     backoff = min(5.0, backoff * 2)
                     continue
+                except Exception as exc:  # noqa: BLE001 — a bug costs a pause, never the worker
+                    log.error("worker %s: claiming failed (%s: %s)", self.name, type(exc).__name__, exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(5.0, backoff * 2)
+                    continue
             for claim in claims:
                 try:
                     pipeline = await self._pipeline(claim.job_id)
@@ -175,7 +180,8 @@ class Worker:
             self._pipelines.move_to_end(job_id)
             return self._pipelines[job_id][0]
         rows = await self.db.rows("SELECT owner, task, options FROM jobs WHERE id = %s", (job_id,))
-        owner, task, options = rows[0]
+        owner, task, stored = rows[0]
+        options = json.loads(stored)  # text, not jsonb: JSON's \u0000 is a string jsonb refuses
         words = tuple(options["words"]) if options.get("words") else None
         chosen = self.summarizer.options(words=words, language=options.get("language"),
                                          strict=bool(options.get("strict")), verify=bool(options.get("verify")))
@@ -216,8 +222,12 @@ class Worker:
     async def _flusher(self) -> None:
         while True:
             await asyncio.sleep(self.flush_every)
-            with contextlib.suppress(QueueUnavailable):
+            try:
                 await self._write_all()
+            except QueueUnavailable:
+                pass  # kept, written when the database is back
+            except Exception as exc:  # noqa: BLE001 — the writer must outlive a bug
+                log.error("worker %s: writing records failed (%s)", self.name, type(exc).__name__)
 
     async def _write_all(self) -> None:
         while self._done:
@@ -227,6 +237,23 @@ class Worker:
             except QueueUnavailable:
                 self._done = batch + self._done  # kept: written when the database is back
                 raise
+            except Exception as exc:  # noqa: BLE001 — a row the database refuses must not stall the rest
+                log.error("worker %s: a batch of records was refused (%s); writing them one by one",
+                          self.name, type(exc).__name__)
+                await self._write_singly(batch)
+
+    async def _write_singly(self, batch: list[tuple[str, int, Record]]) -> None:
+        """Each record alone; one the database still refuses becomes its document's error record."""
+        for at, (job_id, line, record) in enumerate(batch):
+            try:
+                await self._write([(job_id, line, record)])
+            except QueueUnavailable:
+                self._done = batch[at:] + self._done
+                raise
+            except Exception as exc:  # noqa: BLE001
+                stand_in = Failure(id=record.id, task=record.task, error=ErrorInfo(
+                    code="internal_error", message=f"the record could not be stored ({type(exc).__name__}); it was logged"))
+                await self._write([(job_id, line, stand_in)])
 
     async def _write(self, batch: list[tuple[str, int, Record]]) -> None:
         """One transaction: documents done (in line order), their records, the jobs' counters, jobs ended."""
@@ -249,7 +276,8 @@ class Worker:
                         self.dropped += 1  # another worker wrote it first (this one's lease had lapsed)
                         continue
                     record, text = writable(record)
-                    rows.append((job_id, line, record.id, record.status, text.encode("utf-8")))
+                    doc_id = record.id.replace("\x00", "\ufffd")  # a text column holds no NUL (the record keeps it)
+                    rows.append((job_id, line, doc_id, record.status, text.encode("utf-8")))
                     usage.add(record.usage)
                     ok += record.status == "ok"
                     failed += record.status != "ok"
@@ -283,6 +311,8 @@ class Worker:
                 await self._drop_cancelled()
             except QueueUnavailable as exc:
                 log.warning("worker %s: heartbeat: %s", self.name, exc)
+            except Exception as exc:  # noqa: BLE001 — the heartbeat must outlive a bug, or leases lapse
+                log.error("worker %s: heartbeat failed (%s)", self.name, type(exc).__name__)
 
     async def _drop_cancelled(self, only: str | None = None) -> None:
         """Stop running documents of jobs that were cancelled, and hand them back."""
