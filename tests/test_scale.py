@@ -271,8 +271,16 @@ def test_the_database_going_down_mid_job_is_503_then_the_job_finishes(
             assert down.status_code == 503 and down.json()["error"]["code"] == "unavailable"
             assert ready.status_code == 503 and "database" in ready.json()["reason"]
             assert "postgres@" not in down.text and "Traceback" not in down.text
+            assert http.post("/v1/brief", json={"text": BODY}).status_code == 200  # a summary needs no database
+            assert http.get("/metrics").status_code == 200
             pg.resume()
-            done = http.get(f"/v1/jobs/{job['id']}", params={"wait": 50}).json()
+            for _ in range(20):  # as a client does: 503 says when to ask again (Retry-After)
+                answer = http.get(f"/v1/jobs/{job['id']}", params={"wait": 50})
+                if answer.status_code != 503:
+                    break
+                wait_for_retry = threading.Event()
+                wait_for_retry.wait(float(answer.headers["retry-after"]))
+            done = answer.json()
             lines = http.get(f"/v1/jobs/{job['id']}/results").text.splitlines()
         assert done["status"] == "completed" and done["counts"]["ok"] == 60
         assert Counter(json.loads(line)["id"] for line in lines) == Counter(f"p{i}" for i in range(60))

@@ -129,9 +129,11 @@ def _log_to_stderr() -> None:
         logger.setLevel(logging.INFO)
         logger.propagate = False
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    # psycopg's pool logs each failed reconnect over several lines: ours says it once, on one line.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
 
 
-def run_worker(config: ServiceConfig, settings: Settings, *, drain: float = 15.0) -> None:
+def run_worker(config: ServiceConfig, settings: Settings) -> None:
     """``summarizer worker``: run documents from the database until SIGTERM/SIGINT, then hand back what is left."""
     import signal
 

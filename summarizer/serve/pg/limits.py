@@ -33,7 +33,11 @@ class PgRates:
     """Requests a minute per token, shared: a burst of the minute's number, then that pace."""
 
     def __init__(self, db: Database, per_minute: float | None, *, block: int | None = None) -> None:
+        from ..auth import RateWindow
+
         self.db, self.per_minute = db, per_minute
+        self._local = RateWindow(per_minute)  # while the database is unreachable: this replica's own count
+        self._down_until = 0.0
         self._block = block or (1 if not per_minute or per_minute < 200 else min(10, int(per_minute // 100)))
         self._leases: dict[str, tuple[float, int]] = {}  # caller -> (lapses at, permits left)
 
@@ -45,12 +49,20 @@ class PgRates:
         if left > 0 and now < lapses:
             self._leases[caller] = (lapses, left - 1)
             return None
-        for block in dict.fromkeys((self._block, 1)):
-            if await self._take(caller, block):
-                self._leases[caller] = (now + 1.0, block - 1)
-                return None
-        rows = await self.db.rows(f"SELECT tat - {NOW} - 60 + %s FROM token_rates WHERE owner = %s",
-                                  (60.0 / self.per_minute, caller))
+        if now < self._down_until:
+            return await self._local.admit(caller)
+        try:
+            for block in dict.fromkeys((self._block, 1)):
+                if await self._take(caller, block):
+                    self._leases[caller] = (now + 1.0, block - 1)
+                    return None
+            rows = await self.db.rows(f"SELECT tat - {NOW} - 60 + %s FROM token_rates WHERE owner = %s",
+                                      (60.0 / self.per_minute, caller), timeout=1.0)
+        except QueueUnavailable:
+            # A summary does not need the database: count here for a while (per replica, not shared),
+            # rather than make every request wait for a connection that is not coming.
+            self._down_until = time.monotonic() + 5.0
+            return await self._local.admit(caller)
         return max(0.1, float(rows[0][0]) if rows else 1.0)
 
     async def _take(self, caller: str, block: int) -> bool:
@@ -59,7 +71,7 @@ class PgRates:
             f"INSERT INTO token_rates (owner, tat) VALUES (%(who)s, {NOW} + %(cost)s) ON CONFLICT (owner) DO UPDATE "
             f"SET tat = GREATEST(token_rates.tat, {NOW}) + %(cost)s "
             f"WHERE GREATEST(token_rates.tat, {NOW}) + %(cost)s - {NOW} <= 60 RETURNING tat",
-            {"who": caller, "cost": cost})
+            {"who": caller, "cost": cost}, timeout=1.0)
         return bool(rows)
 
 
@@ -100,7 +112,7 @@ class PgPacer(LeasedPacer):
             f"UPDATE pacers SET next_request = GREATEST(next_request, {NOW}) + %(n)s * %(iv)s * {slow}, "
             f"next_token = GREATEST(next_token, {NOW} - 1) + %(t)s * %(pt)s WHERE name = %(name)s "
             f"RETURNING next_request, next_token, {NOW}, %(iv)s * {slow}",
-            {"n": requests, "iv": self._interval, "t": tokens, "pt": per_token, "name": self.name})
+            {"n": requests, "iv": self._interval, "t": tokens, "pt": per_token, "name": self.name}, timeout=2.0)
         next_request, next_token, now, step = rows[0]
         return next_request - requests * step - now, step, max(0.0, next_token - tokens * per_token - now)
 

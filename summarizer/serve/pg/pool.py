@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from .db import mask, redacted
 __all__ = ["Database", "listen"]
 
 log = logging.getLogger("summarizer")
+_BREAK = 1.0  # seconds after a failure during which the database is taken as down without asking
 
 
 class Database:
@@ -23,10 +25,12 @@ class Database:
         from psycopg_pool import AsyncConnectionPool
 
         self.url = url
+        self._down_until: float = 0.0
+        self._down_reason: str = ""
         # reconnect_timeout: the pool's retries back off exponentially without a cap; giving up after
         # 5 s lets the next request start a fresh attempt, so a database back from a restart is used
         # within seconds, not after the next doubling.
-        self._pool = AsyncConnectionPool(url, min_size=1, max_size=size, open=False, timeout=10,
+        self._pool = AsyncConnectionPool(url, min_size=1, max_size=size, open=False, timeout=5,
                                          reconnect_timeout=5, kwargs={"autocommit": True, "connect_timeout": 5})
 
     async def open(self) -> None:
@@ -39,24 +43,28 @@ class Database:
         return QueueUnavailable(f"the job database {mask(self.url)} is unavailable ({redacted(str(exc), self.url)})")
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[Any]:
-        """A connection (autocommit); QueueUnavailable when none can be had or it breaks."""
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[Any]:
+        """A connection (autocommit); QueueUnavailable when none can be had (within ``timeout``) or it breaks."""
         import psycopg
         from psycopg_pool import PoolTimeout
 
+        if time.monotonic() < self._down_until:  # it failed a moment ago: say so at once, not after a wait
+            raise QueueUnavailable(self._down_reason)
         try:
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(timeout=timeout) as conn:
                 yield conn
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
-            raise self.unavailable(exc) from None
+            failure = self.unavailable(exc)
+            self._down_until, self._down_reason = time.monotonic() + _BREAK, str(failure)
+            raise failure from None
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Any]:
         async with self.connection() as conn, conn.transaction():
             yield conn
 
-    async def rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-        async with self.connection() as conn:
+    async def rows(self, sql: str, params: Any = None, *, timeout: float | None = None) -> list[tuple[Any, ...]]:
+        async with self.connection(timeout) as conn:
             cursor = await conn.execute(sql, params)
             return list(await cursor.fetchall()) if cursor.description else []
 

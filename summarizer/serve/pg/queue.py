@@ -208,9 +208,9 @@ class PgQueue:
         from ..queue import QueueUnavailable
 
         try:
-            await asyncio.wait_for(self.db.rows("SELECT 1"), 5)
+            await asyncio.wait_for(self.db.rows("SELECT 1", timeout=2), 3)
         except (QueueUnavailable, TimeoutError) as exc:
-            return str(exc) or "the job database did not answer within 5 s"
+            return str(exc) or "the job database did not answer within 3 s"
         return None
 
     # -- notifications ---------------------------------------------------------------------------

@@ -111,12 +111,22 @@ class Worker:
     async def stop(self, drain: float = 15.0) -> None:
         """Finish what is in hand (up to ``drain`` s), write it, hand back the rest."""
         self.stop_taking()
+        deadline = time.monotonic() + drain
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=drain)
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        await self._write_all()
+        while self._done:
+            try:
+                await self._write_all()
+            except QueueUnavailable as exc:
+                if time.monotonic() >= deadline:
+                    # Not lost: their documents are still leased to this worker, and run again once it lapses.
+                    log.warning("worker %s: %d record(s) not written (%s); their documents will run again",
+                                self.name, len(self._done), exc)
+                    break
+                await asyncio.sleep(0.5)
         await self._hand_back()
 
     # -- the loop ------------------------------------------------------------------------------
@@ -191,9 +201,9 @@ class Worker:
         pipeline.url_reader = lambda url, doc_id, published: read_url(pool, summarizer, url, doc_id, published)
         self._pipelines[job_id] = (pipeline, json.dumps(options.get("published")))
         while len(self._pipelines) > 8:
-            _, (old, _) = self._pipelines.popitem(last=False)
-            if old.cache is not None and not any(key[0] == job_id for key in self._tasks):
-                old.cache.close()
+            evicted, (old, _) = self._pipelines.popitem(last=False)
+            if old.cache is not None and not any(key[0] == evicted for key in self._tasks):
+                old.cache.close()  # (one still in use is closed by the collector when its tasks end)
         return pipeline
 
     async def _run(self, claim: _Claim, pipeline: DocumentPipeline) -> None:
@@ -346,6 +356,3 @@ class Worker:
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
         self._wake.set()
 
-
-def _monotonic() -> float:
-    return time.monotonic()

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from ..admission import Gated
 from ..deps import ServicesDep
 from ..models import ErrorBody
+from ..queue import QueueUnavailable
 
 __all__ = ["router"]
 
@@ -41,7 +42,11 @@ async def prometheus(found: ServicesDep) -> Response:
     if isinstance(gated, Gated):
         metrics.queue_depth.set(gated.waiting)
         metrics.in_flight.set(gated.in_flight)
-    for name, count in (await found.queue.counts()).items():
+    try:
+        counts = await found.queue.counts()
+    except QueueUnavailable:
+        counts = {}  # the database is down: the gauges keep their last values, /readyz says why
+    for name, count in counts.items():
         metrics.jobs.labels(name).set(count)
     body, media = metrics.render()
     return Response(body, media_type=media)
