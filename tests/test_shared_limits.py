@@ -112,3 +112,40 @@ def test_per_token_rpm_is_shared_through_the_database(database_url: str) -> None
     answers, other = asyncio.run(run())
     assert answers[:5] == [None] * 5 and all(wait is not None and wait >= 1 for wait in answers[5:])
     assert other is None  # another token has its own budget
+
+
+def test_the_provider_pacer_shares_requests_and_tokens_through_one_row(database_url: str) -> None:
+    pytest.importorskip("psycopg")
+    from summarizer.serve.pg.db import migrate
+    from summarizer.serve.pg.limits import PgPacer
+    from summarizer.serve.pg.pool import Database
+
+    migrate(database_url)
+
+    class Recorded(PgPacer):
+        delays: list[float]
+
+        async def _sleep(self, seconds: float) -> None:
+            self.delays.append(seconds)
+
+    async def run() -> tuple[list[float], list[float], list[float]]:
+        db = Database(database_url, size=2)
+        await db.open()
+        try:
+            a, b = Recorded(db, 600, None), Recorded(db, 600, None)  # two workers, one account: 10 a second
+            tokens = Recorded(db, None, 6000, name="tokens")  # 100 tokens a second, a second ahead allowed
+            for pacer in (a, b, tokens):
+                pacer.delays = []
+            for _ in range(10):
+                await a.acquire()
+                await b.acquire()
+            for _ in range(4):
+                await tokens.acquire(100)
+            return a.delays, b.delays, tokens.delays
+        finally:
+            await db.close()
+
+    a, b, tokens = asyncio.run(run())
+    # 20 requests from two processes fill 2 s of one schedule: the last waits ~1.5 s+, never all at once
+    assert max(a + b) > 1.4
+    assert tokens and max(tokens) > 0.9  # 400 tokens at 100/s with a second of credit: the 4th waits ~1 s
