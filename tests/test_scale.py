@@ -337,3 +337,36 @@ def test_jobs_command_lists_shows_and_cancels(fake: FakeServer, tmp_path: Path, 
     finally:
         fake.latency = 0.0
         service.stop()
+
+
+def test_documents_claimed_by_a_claim_whose_answer_was_lost_are_handed_back(database_url: str, tmp_path: Path) -> None:
+    """The database committed a claim, the worker never saw the rows: its heartbeat must not keep them for ever."""
+    import psycopg
+    from summarizer import Summarizer
+    from summarizer.serve.parsing import ParsePool
+    from summarizer.serve.pg.db import migrate
+    from summarizer.serve.pg.worker import Worker
+
+    migrate(database_url)
+    worker = Worker(database_url, Summarizer(base_url="http://127.0.0.1:9/v1", model="m"), ParsePool(1, 5),
+                    tmp_path, lease_seconds=30)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO jobs (id, owner, task, status, total, created, updated) "
+                     "VALUES ('job_0000000000000001', 'anonymous', 'brief', 'running', 3, 0, 0)")
+        for line in (1, 2, 3):  # 1: in this worker's hands; 2: a lost claim's; 3: another worker's
+            owner = {1: worker.name, 2: worker.name, 3: "elsewhere"}[line]
+            conn.execute("INSERT INTO documents (job_id, line, raw, worker, lease_until) VALUES "
+                         "('job_0000000000000001', %s, 'x', %s, 1e12)", (line, owner))
+
+    async def renew() -> None:
+        await worker.db.open()
+        try:
+            worker._held.add(("job_0000000000000001", 1))
+            await worker._renew()
+        finally:
+            await worker.db.close()
+
+    asyncio.run(renew())
+    with psycopg.connect(database_url) as conn:
+        rows = dict(conn.execute("SELECT line, worker FROM documents ORDER BY line").fetchall())
+    assert rows == {1: worker.name, 2: None, 3: "elsewhere"}

@@ -74,6 +74,7 @@ class Worker:
         self.flush_every, self.on_record = flush_every, on_record
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._held: set[tuple[str, int]] = set()  # leased to this worker and not yet written or handed back
         self._done: list[tuple[str, int, Record]] = []
         self._pipelines: OrderedDict[str, tuple[DocumentPipeline, str]] = OrderedDict()
         self._wake = asyncio.Event()  # work may be there (a notification, a finished document)
@@ -183,6 +184,7 @@ class Worker:
                 await conn.execute(f"UPDATE jobs SET status = 'running', started = {NOW}, updated = {NOW} "
                                    "WHERE id = ANY(%s) AND status = 'queued'", (jobs,))
         self.claimed += len(rows)
+        self._held.update((job_id, line) for job_id, line, _, _ in rows)
         return [_Claim(job_id, line, None if raw is None else bytes(raw), dup) for job_id, line, raw, dup in rows]
 
     async def _pipeline(self, job_id: str) -> DocumentPipeline:
@@ -309,6 +311,7 @@ class Worker:
                     ended.append(job_id)
             for job_id in ended:
                 await conn.execute("SELECT pg_notify('summarizer_jobs', %s)", (job_id,))
+        self._held.difference_update((job_id, line) for job_id, line, _ in batch)
 
     # -- leases ----------------------------------------------------------------------------------
 
@@ -316,13 +319,30 @@ class Worker:
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
-                await self.db.rows(f"UPDATE documents SET lease_until = {NOW} + %s WHERE worker = %s AND NOT done",
-                                   (self.lease, self.name))
+                await self._renew()
                 await self._drop_cancelled()
             except QueueUnavailable as exc:
                 log.warning("worker %s: heartbeat: %s", self.name, exc)
             except Exception as exc:  # noqa: BLE001 — the heartbeat must outlive a bug, or leases lapse
                 log.error("worker %s: heartbeat failed (%s)", self.name, type(exc).__name__)
+
+    async def _renew(self) -> None:
+        """Extend the leases of the documents in hand; hand back any other this worker's name is on.
+
+        A claim whose answer was lost with the connection (the database committed it, this
+        process never saw the rows) leaves documents under this name that nothing here runs:
+        renewing every row with this name would keep them from every worker for ever.
+        """
+        held = sorted(self._held)
+        jobs, lines = [job_id for job_id, _ in held], [line for _, line in held]
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                f"UPDATE documents d SET lease_until = CASE WHEN h.line IS NULL THEN NULL ELSE {NOW} + %(lease)s END, "
+                "worker = CASE WHEN h.line IS NULL THEN NULL ELSE d.worker END "
+                "FROM documents o LEFT JOIN unnest(%(jobs)s::text[], %(lines)s::int[]) AS h(job_id, line) "
+                "ON h.job_id = o.job_id AND h.line = o.line "
+                "WHERE o.worker = %(me)s AND NOT o.done AND d.job_id = o.job_id AND d.line = o.line",
+                {"lease": self.lease, "jobs": jobs, "lines": lines, "me": self.name})
 
     async def _drop_cancelled(self, only: str | None = None) -> None:
         """Stop running documents of jobs that were cancelled, and hand them back."""
@@ -336,6 +356,7 @@ class Worker:
                     task.cancel()
             await self.db.rows("UPDATE documents SET worker = NULL, lease_until = NULL WHERE job_id = %s "
                                "AND worker = %s AND NOT done", (job_id, self.name))
+            self._held = {key for key in self._held if key[0] != job_id}
 
     async def _hand_back(self) -> None:
         with contextlib.suppress(QueueUnavailable):
@@ -343,12 +364,14 @@ class Worker:
                 await conn.execute("UPDATE documents SET worker = NULL, lease_until = NULL WHERE worker = %s "
                                    "AND NOT done", (self.name,))
                 await conn.execute("SELECT pg_notify('summarizer_work', '')")
+            self._held.clear()
 
     async def _give_back(self, claims: list[_Claim]) -> None:
         with contextlib.suppress(QueueUnavailable):
             for claim in claims:
                 await self.db.rows("UPDATE documents SET worker = NULL, lease_until = NULL WHERE job_id = %s AND "
                                    "line = %s AND worker = %s", (claim.job_id, claim.line, self.name))
+                self._held.discard((claim.job_id, claim.line))
 
     def _note(self, channel: str, payload: str) -> None:
         if channel == "summarizer_jobs" and any(key[0] == payload for key in self._tasks):
