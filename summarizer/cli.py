@@ -682,7 +682,8 @@ def batch_cancel(out: OutArg, *, endpoint: dict[str, Any]) -> None:
 
 DatabaseOpt = Annotated[Optional[str], typer.Option(
     metavar="URL", show_default=False, help="PostgreSQL for jobs, shared by replicas and workers "
-    "(postgresql://user:password@host:port/db) [default: SQLite in --data-dir]. Env: SUMMARIZER_DATABASE_URL.")]
+    "(postgresql://user:password@host:port/db); serve without it keeps jobs in SQLite in --data-dir. "
+    "Env: SUMMARIZER_DATABASE_URL (prefer it: a flag shows in ps).")]
 ProviderRpmOpt = Annotated[Optional[float], typer.Option(
     min=1, metavar="N", help="The provider's requests a minute for jobs (shared by every worker with a database).")]
 ProviderTpmOpt = Annotated[Optional[float], typer.Option(
