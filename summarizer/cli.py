@@ -41,6 +41,9 @@ app = typer.Typer(
 )
 prompts_app = typer.Typer(help="List and show the prompt templates.", no_args_is_help=True)
 app.add_typer(prompts_app, name="prompts")
+jobs_app = typer.Typer(help="List, inspect and cancel the service's jobs in its database (--database-url).",
+                       no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 
 F = TypeVar("F", bound=Callable[..., Any])
 _PANEL = "Endpoint"
@@ -686,6 +689,19 @@ def batch_cancel(out: OutArg, *, endpoint: dict[str, Any]) -> None:
     _err(f"cancelled {len(cancelled)} batch(es)" + (f": {', '.join(cancelled)}" if cancelled else ""))
 
 
+DatabaseOpt = Annotated[Optional[str], typer.Option(
+    metavar="URL", show_default=False, help="PostgreSQL for jobs, shared by replicas and workers "
+    "(postgresql://user:password@host:port/db); serve without it keeps jobs in SQLite in --data-dir. "
+    "Env: SUMMARIZER_DATABASE_URL (prefer it: a flag shows in ps).")]
+ProviderRpmOpt = Annotated[Optional[float], typer.Option(
+    min=1, metavar="N", help="The provider's requests a minute for jobs (shared by every worker with a database).")]
+ProviderTpmOpt = Annotated[Optional[float], typer.Option(
+    min=1, metavar="N", help="The provider's tokens a minute for jobs (shared likewise).")]
+LeaseOpt = Annotated[float, typer.Option(
+    min=1, metavar="SECONDS", help="With a database: a worker's claim on documents lapses this long after its "
+    "last heartbeat, and another worker takes them.")]
+
+
 @app.command(short_help="Serve the API and the web page over HTTP.")
 @endpoint_options
 def serve(
@@ -708,6 +724,12 @@ def serve(
         min=1, metavar="N", help="Jobs queued or running for one token (below --max-jobs).")] = 4,
     parse_timeout: Annotated[float, typer.Option(
         min=0.1, metavar="SECONDS", help="Parsing a document (HTML, PDF) past this: 422 document too complex.")] = 10,
+    database_url: DatabaseOpt = None,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="With --database-url: serve only; `summarizer "
+                                            "worker` processes run the jobs.")] = False,
+    rpm: ProviderRpmOpt = None,
+    tpm: ProviderTpmOpt = None,
+    lease_seconds: LeaseOpt = 30,
     *, endpoint: dict[str, Any],
 ) -> None:
     """Serve the HTTP API (briefs, event reports, streaming, bulk jobs, metrics) and a web page.
@@ -727,8 +749,106 @@ def serve(
             allow_urls=allow_urls, rpm_per_token=rpm_per_token or None, max_in_flight=max_in_flight,
             max_pending=max_pending, job_concurrency=job_concurrency, request_timeout=request_timeout,
             max_jobs=max_jobs, max_jobs_per_token=max_jobs_per_token, parse_timeout=parse_timeout,
+            database_url=_database_url(database_url), worker=not no_worker, rpm=rpm, tpm=tpm,
+            lease_seconds=lease_seconds,
         )
         run(config, settings)
+
+
+@app.command(short_help="Run jobs from the database (with `serve --database-url`).")
+@endpoint_options
+def worker(
+    database_url: DatabaseOpt = None,
+    data_dir: Annotated[Optional[Path], typer.Option(
+        metavar="DIR", help="Where tenants' result caches are kept [default: the user data dir]. "
+                            "Env: SUMMARIZER_DATA_DIR.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, metavar="N", help="Documents in flight.")] = 16,
+    rpm: ProviderRpmOpt = None,
+    tpm: ProviderTpmOpt = None,
+    lease_seconds: LeaseOpt = 30,
+    parse_timeout: Annotated[float, typer.Option(min=0.1, metavar="SECONDS", help="Parsing one document past this: "
+                                                 "its error record.")] = 10,
+    *, endpoint: dict[str, Any],
+) -> None:
+    """Claim documents of any job in the database, run them, write their records; stop cleanly on SIGTERM.
+
+    A worker that dies loses its claims when their lease lapses, and another worker runs them.
+    """
+    from .config import load_settings
+    from .serve import ServiceConfig, default_data_dir, run_worker
+
+    with _exit_codes():
+        settings = load_settings(**{k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()
+                                    if v not in (None, False)})
+        directory = data_dir or (Path(os.environ["SUMMARIZER_DATA_DIR"]) if os.environ.get("SUMMARIZER_DATA_DIR")
+                                 else default_data_dir())
+        config = ServiceConfig(data_dir=directory, no_auth=True, database_url=_database_url(database_url),
+                               job_concurrency=concurrency, max_in_flight=max(concurrency, 1), rpm=rpm, tpm=tpm,
+                               lease_seconds=lease_seconds, parse_timeout=parse_timeout)
+        run_worker(config, settings)
+
+
+def _database_url(flag: str | None) -> Any:
+    """--database-url, else SUMMARIZER_DATABASE_URL; checked (one line, exit 3) and kept as a secret."""
+    from pydantic import SecretStr
+
+    url = flag or os.environ.get("SUMMARIZER_DATABASE_URL") or None
+    if url is None:
+        return None
+    from .serve.pg.db import check_url
+
+    return SecretStr(check_url(url))
+
+
+@jobs_app.command("list", short_help="List the jobs in the database.")
+def jobs_list(
+    database_url: DatabaseOpt = None,
+    owner: Annotated[Optional[str], typer.Option(metavar="TOKEN_ID", help="Only this token id's jobs.")] = None,
+    status: Annotated[Optional[str], typer.Option(metavar="STATE", help="Only jobs in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, metavar="N", help="At most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per job.")] = False,
+) -> None:
+    """The newest jobs: id, owner, task, state, counts."""
+    from .serve.pg import admin
+
+    with _exit_codes():
+        url = _required_database(database_url)
+        jobs = admin.list_jobs(url, owner=owner, status=status, limit=limit)
+    _out(admin.render(jobs, as_json=as_json, url=url))
+
+
+@jobs_app.command("show", short_help="Show one job.")
+def jobs_show(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's id (job_…).")],
+    database_url: DatabaseOpt = None,
+) -> None:
+    """One job as the API shows it (counts, usage, state), with its documents' leases."""
+    from .serve.pg import admin
+
+    with _exit_codes():
+        url = _required_database(database_url)
+        _out(json.dumps(admin.show_job(url, job_id), indent=2))
+
+
+@jobs_app.command("cancel", short_help="Cancel a queued or running job.")
+def jobs_cancel(
+    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's id (job_…).")],
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Cancel a job: workers stop its documents; what it finished stays readable."""
+    from .serve.pg import admin
+
+    with _exit_codes():
+        url = _required_database(database_url)
+        status = admin.cancel_job(url, job_id)
+    _err(f"{job_id}: {status}")
+
+
+def _required_database(flag: str | None) -> str:
+    url = _database_url(flag)
+    if url is None:
+        raise UsageError("summarizer jobs needs --database-url or SUMMARIZER_DATABASE_URL (postgresql://…)")
+    return str(url.get_secret_value())
 
 
 @app.command("check", short_help="Check a summary against its source, sentence by sentence.")

@@ -32,7 +32,7 @@ from typing import Any
 from .bulk import BulkSummary
 from .client import Summarizer
 from .errors import ConfigError, InputError, UsageError
-from .limits import RateLimiter
+from .limits import LeasedPacer, Schedule
 from .schemas import ErrorInfo, Failure, Record, TaskName, writable
 from .parquet import ParquetOutput
 from .sinks import JsonlSink
@@ -43,7 +43,8 @@ __all__ = ["COLUMNS", "RayOptions", "SummarizeBatch", "permits", "run"]
 COLUMNS = ("id", "task", "status", "value", "error_code", "error_message", "warnings", "prompt_tokens", "completion_tokens",
            "requests", "retries", "reasks", "cached", "model", "prompt_version", "record")
 PERMITS_NAME = "summarizer-permits"
-_STALE_PERMIT = 0.05  # seconds between grant and send after which a permit's slot has passed
+_HAND_ON = 0.5  # seconds: an actor hands on what it has finished at least this often
+_STREAM_BLOCK_BYTES = 64 * 1024
 
 
 def _ray() -> Any:
@@ -55,25 +56,19 @@ def _ray() -> Any:
 
 
 class _Permits:
-    """One RateLimiter for the cluster; every actor waits here before each request."""
+    """The cluster's one request and token timeline: actors lease blocks of slots from it (``limits.Schedule``)."""
 
     def __init__(self, rpm: float | None, tpm: float | None) -> None:
-        self.limiter = RateLimiter(rpm, tpm)
+        self.schedule = Schedule(rpm, tpm)
 
-    async def acquire(self, tokens: int) -> float:
-        """Wait for a permit; say how long it was held here, so a caller can tell a stale one."""
-        asked = time.monotonic()
-        await self.limiter.acquire(tokens)
-        return time.monotonic() - asked
-
-    def settle(self, estimated: int, actual: int) -> None:
-        self.limiter.settle(estimated, actual)
+    def lease(self, requests: int, tokens: float) -> tuple[float, float, float]:
+        return self.schedule.lease(requests, tokens)
 
     def backoff(self, seconds: float) -> None:
-        self.limiter.backoff(seconds)
+        self.schedule.backoff(seconds)
 
     def throttled(self) -> int:
-        return self.limiter.throttled
+        return self.schedule.throttled
 
 
 def permits(rpm: float | None, tpm: float | None, *, name: str = PERMITS_NAME) -> Any:
@@ -83,32 +78,22 @@ def permits(rpm: float | None, tpm: float | None, *, name: str = PERMITS_NAME) -
     return actor.options(name=name, get_if_exists=True).remote(rpm, tpm)
 
 
-class _RemotePacer:
-    """The Pacer protocol over the permit actor.
+class _RemotePacer(LeasedPacer):
+    """The Pacer protocol over the permit actor: half a second of slots a call, not a call a request.
 
-    A permit is a slot in the account's schedule. If this process stalls
-    between the grant and the send (a GC pause, a busy event loop), the slot
-    has passed and sending now would double up with the next one: such a stale
-    permit is handed back (its tokens refunded) and a fresh one asked for.
+    Token corrections stay here (the next lease asks for less); only 429s go back to the
+    actor, which halves the pace for everyone.
     """
 
-    def __init__(self, handle: Any) -> None:
-        self.handle, self.throttled, self.stale = handle, 0, 0
+    def __init__(self, handle: Any, rpm: float | None, tpm: float | None) -> None:
+        super().__init__(rpm, tpm)
+        self.handle = handle
 
-    async def acquire(self, tokens: int = 0) -> None:
-        while True:
-            asked = time.monotonic()
-            held = await self.handle.acquire.remote(tokens)
-            if time.monotonic() - asked - held <= _STALE_PERMIT:
-                return
-            self.stale += 1
-            self.handle.settle.remote(tokens, 0)
+    async def lease(self, requests: int, tokens: float) -> tuple[float, float, float]:
+        first, step, token_wait = await self.handle.lease.remote(requests, tokens)
+        return float(first), float(step), float(token_wait)
 
-    def settle(self, estimated: int, actual: int) -> None:
-        self.handle.settle.remote(estimated, actual)
-
-    def backoff(self, seconds: float) -> None:
-        self.throttled += 1
+    def slow_down(self, seconds: float) -> None:
         self.handle.backoff.remote(seconds)
 
 
@@ -126,7 +111,8 @@ class SummarizeBatch:
     def __init__(
         self, *, task: TaskName = "events", settings: dict[str, Any] | None = None, input: str = "lines",
         id_field: str = "id", text_field: str = "text", published_field: str = "published",
-        published: str | None = None, concurrency: int = 16, permits: Any = None, skip: Any = None,
+        published: str | None = None, concurrency: int = 16, permits: Any = None, rpm: float | None = None,
+        tpm: float | None = None, skip: Any = None,
         words: tuple[int, int] | None = None, language: str | None = None, strict: bool = False,
         verify: bool = False, cache: bool = False,
     ) -> None:
@@ -135,22 +121,34 @@ class SummarizeBatch:
         self.fields = {"id_field": id_field, "text_field": text_field, "published_field": published_field,
                        "published": dt.date.fromisoformat(published) if published else None}
         self.options = {"words": words, "language": language, "strict": strict, "verify": verify}
-        self.pacer = _RemotePacer(permits) if permits is not None else None
+        self.pacer = _RemotePacer(permits, rpm, tpm) if permits is not None else None
         # Load prompts and lazy imports now, not while the first permits are ticking.
         list(self.summarizer.bulk([], task=task, cache=False))
         self.skip: set[str] = set(_ray().get(skip)) if skip is not None and not isinstance(skip, (set, list)) \
             else set(skip or ())
 
-    def __call__(self, batch: Any) -> Any:
-        """One batch (a pyarrow Table) in, its rows out: one per input row, in any order."""
+    def __call__(self, batch: Any) -> Iterator[Any]:
+        """One batch (a pyarrow Table) in, its rows out in small tables as they finish: one per input row.
+
+        A generator: Ray Data hands each table on when it is yielded, so results reach the
+        output within a second of finishing, not when the whole batch has.
+        """
         items: list[BulkItem] = []
         skipped: list[BulkItem] = []
         for item in self._items(batch):
             (skipped if item.id in self.skip else items).append(item)
-        records = list(self.summarizer.bulk(items, task=self.task, concurrency=self.concurrency, cache=self.cache,
-                                            pacer=self.pacer, **self.options))  # type: ignore[arg-type]
-        rows = [_row(record) for record in records] + [_skipped(item.id) for item in skipped]
-        return _table(rows)
+        if skipped:
+            yield _table([_skipped(item.id) for item in skipped])
+        rows: list[dict[str, Any]] = []
+        last = time.monotonic()
+        for record in self.summarizer.bulk(items, task=self.task, concurrency=self.concurrency, cache=self.cache,
+                                           pacer=self.pacer, **self.options):  # type: ignore[arg-type]
+            rows.append(_row(record))
+            if time.monotonic() - last >= _HAND_ON:
+                yield _table(rows)
+                rows, last = [], time.monotonic()
+        if rows or not items and not skipped:
+            yield _table(rows)
 
     def _items(self, batch: Any) -> Iterator[BulkItem]:
         if self.input == "lines":
@@ -269,13 +267,24 @@ def _run(source: str, sink: JsonlSink | ParquetOutput, *, task: TaskName, settin
     summary.skipped = len(skip)
     summary.skipped_failed = sum(1 for doc_id in skip if done[doc_id] == "error")
     batch_size = ray_options.batch_size or 8 * ray_options.concurrency
-    dataset, kind = _read(source, ray, batch_size)
+    context = ray.data.DataContext.get_current()
+    block_bytes = context.target_max_block_size
+    if isinstance(sink, JsonlSink):
+        # Small output blocks: Ray Data buffers what an actor yields until a block is full (128 MiB
+        # by default), so a batch's records would arrive all at once. A dataset keeps the context
+        # it was made in: set before it is made, put back after.
+        context.target_max_block_size = _STREAM_BLOCK_BYTES
+    try:
+        dataset, kind = _read(source, ray, batch_size)
+    finally:
+        context.target_max_block_size = block_bytes
     pacer = permits(ray_options.rpm, ray_options.tpm) if ray_options.rpm or ray_options.tpm else None
     mapped = dataset.map_batches(
         SummarizeBatch, batch_size=batch_size, batch_format="pyarrow", num_cpus=ray_options.num_cpus,
         compute=ray.data.ActorPoolStrategy(size=ray_options.actors),
         fn_constructor_kwargs={"task": task, "settings": settings, "input": kind, **fields, **options,
-                               "concurrency": ray_options.concurrency, "permits": pacer, "skip": sorted(skip)},
+                               "concurrency": ray_options.concurrency, "permits": pacer, "rpm": ray_options.rpm,
+                               "tpm": ray_options.tpm, "skip": sorted(skip)},
     )
     try:
         if isinstance(sink, JsonlSink):
@@ -391,7 +400,7 @@ def _to_jsonl(mapped: Any, sink: JsonlSink, summary: BulkSummary,
               on_record: Callable[[Record, BulkSummary], None] | None) -> None:
     """Rows to the JSONL sink on the driver: each id once (a repeated id becomes a duplicate_id record)."""
     repeats: dict[str, int] = {}
-    for batch in mapped.iter_batches(batch_size=256, batch_format="pyarrow"):
+    for batch in mapped.iter_batches(batch_size=None, batch_format="pyarrow"):  # each block as it comes
         for record_json in batch.column("record").to_pylist():
             if record_json is None:  # a skipped row: its id is in OUT already
                 continue
@@ -419,13 +428,18 @@ def _record(text: str) -> Record:
 def _init(ray: Any, ray_options: RayOptions) -> None:
     """Start a local Ray or join ``--address``; a bad or unreachable address is one line, exit 3."""
     _check_reachable(ray_options.address)
+    if ray_options.address is None:
+        _check_recorded()
     try:
         ray.init(address=ray_options.address, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.ERROR if ray_options.quiet or not ray_options.progress_bars else logging.INFO)
-    except (ValueError, ConnectionError, RuntimeError) as exc:
+    except (ValueError, ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
         where = f"the Ray cluster at {ray_options.address!r}" if ray_options.address else "a local Ray"
-        raise ConfigError(f"cannot start or join {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                          ) from None
+        message = str(getattr(exc, "message", None) or exc)
+        hint = ("; give this driver the cluster's token (RAY_AUTH_TOKEN, or the file ~/.ray/auth_token from the "
+                "head node)") if type(exc).__name__ == "AuthenticationError" else ""
+        raise ConfigError(f"cannot start or join {where}: {message.splitlines()[0] if message else type(exc).__name__}"
+                          f"{hint}") from None
 
 
 def _check_reachable(address: str | None) -> None:
@@ -437,6 +451,38 @@ def _check_reachable(address: str | None) -> None:
         socket.create_connection((match[1], int(match[2])), timeout=5).close()
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot start or join the Ray cluster at {address!r}: {exc}") from None
+
+
+def _recorded_cluster() -> tuple[str, str] | None:
+    """The cluster ``ray.init()`` would join with no address: RAY_ADDRESS, or the one ``ray start`` recorded here."""
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"], "RAY_ADDRESS"
+    base = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"  # where Ray keeps the record
+    record = Path(base) / "ray" / "ray_current_cluster"
+    try:
+        address = record.read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return (address, str(record)) if address else None
+
+
+def _check_recorded() -> None:
+    """Without --address Ray joins the cluster the last ``ray start`` here recorded, and when that one is
+    gone it retries for many minutes: find out in seconds, and say what to do instead."""
+    found = _recorded_cluster()
+    if found is None:
+        return
+    address, where = found
+    match = re.fullmatch(r"\[?([^\]/]+?)\]?:(\d{1,5})", address)
+    if match is None:
+        return
+    try:
+        socket.create_connection((match[1], int(match[2])), timeout=3).close()
+    except (OSError, ValueError):
+        raise ConfigError(
+            f"Ray would join the cluster at {address} (from {where}), and nothing answers there: run "
+            f"`ray stop` to forget it and use a local Ray, `ray start --head` to start it again, or name a "
+            "running cluster with --address") from None
 
 
 def _table(rows: list[dict[str, Any]]) -> Any:

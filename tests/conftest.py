@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_server import FakeServer  # noqa: E402
+from postgres_server import Postgres, available, start_postgres  # noqa: E402
 
 
 UNGA = Path(__file__).resolve().parents[1] / "examples" / "unga-repeated.txt"  # the quick start's sample
@@ -80,3 +81,19 @@ def chat_response(content: str | None, *, finish: str = "stop", refusal: str | N
 def sent(route) -> list[dict]:
     """The JSON bodies a respx route received."""
     return [json.loads(call.request.content) for call in route.calls]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """A real PostgreSQL (Debian's package), made in a temp folder for this test process."""
+    if not available():
+        pytest.skip("PostgreSQL's server is not installed (apt-get install postgresql)")
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(postgres_server: Postgres) -> str:
+    """A fresh database on the test server."""
+    return postgres_server.create_database()

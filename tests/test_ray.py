@@ -193,3 +193,26 @@ def test_lone_surrogates_cost_their_row_and_ray_stays_quiet(fake: FakeServer, tm
                               str(tmp_path / "v.jsonl"), "--engine", "ray", "--actors", "1", "--no-cache", "-v", "-q"],
                              env=env, capture_output=True, text=True, timeout=600)
     assert verbose.returncode == 1 and "ray" in verbose.stderr.lower()  # --verbose lets Ray speak
+
+
+@pytest.mark.parametrize("recorded", ["file", "env"])
+def test_a_recorded_cluster_that_is_gone_is_one_line_in_seconds(fake: FakeServer, tmp_path: Path,
+                                                                recorded: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --address, Ray joins what the last `ray start` here recorded; gone, it once hung for 13 minutes."""
+    import time
+
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": BODY}) + "\n")
+    dead = _closed_port()
+    if recorded == "file":
+        (tmp_path / "ray").mkdir()
+        (tmp_path / "ray" / "ray_current_cluster").write_text(dead)
+        monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    else:
+        monkeypatch.setenv("RAY_ADDRESS", dead)
+    started = time.monotonic()
+    run = cli(fake, str(source), "--out", str(tmp_path / "out.jsonl"))
+    assert run.returncode == 3 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert time.monotonic() - started < 30
+    line = run.stderr.strip().splitlines()[-1]
+    assert f"Ray would join the cluster at {dead}" in line and "ray stop" in line and "--address" in line

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from fake_server import FakeServer
-from test_serve import BODY, OTHER, TOKEN, Service, model, module_fake, start  # noqa: F401 (fixtures)
+from test_serve import BODY, OTHER, TOKEN, Service, model, module_fake, own_store, start, store  # noqa: F401
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed")
 
@@ -35,9 +35,9 @@ SECRET = "SECRET-CANARY-7f3a9c1e"  # in a file on the server: must never come ba
 
 
 @pytest.fixture(scope="module")
-def svc(module_fake: FakeServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """A service with a short parse budget (1 s), so that over-budget documents end quickly."""
-    service = start(module_fake, tmp_path_factory.mktemp("hostile"), "--parse-timeout", "1")
+def svc(module_fake: FakeServer, tmp_path_factory: pytest.TempPathFactory, store: str | None) -> Iterator[Service]:
+    """A service with a short parse budget (1 s), so that over-budget documents end quickly (on each store)."""
+    service = start(module_fake, tmp_path_factory.mktemp("hostile"), "--parse-timeout", "1", database_url=store)
     yield service
     service.stop()
 
@@ -229,9 +229,10 @@ def test_metrics_labels_stay_bounded_and_nothing_redirects(svc: Service) -> None
 # -- item 4: job caps, taken atomically; bodies streamed to disk ---------------------------------------------
 
 
-def test_job_caps_are_taken_atomically_per_tenant_and_overall(module_fake: FakeServer, tmp_path: Path) -> None:
+def test_job_caps_are_taken_atomically_per_tenant_and_overall(module_fake: FakeServer, tmp_path: Path,
+                                                             own_store: str | None) -> None:
     module_fake.latency = 0.3
-    service = start(module_fake, tmp_path, "--max-jobs", "3", "--max-jobs-per-token", "2")
+    service = start(module_fake, tmp_path, "--max-jobs", "3", "--max-jobs-per-token", "2", database_url=own_store)
     body = "".join(json.dumps({"id": f"d{i}", "text": f"Report {i}. {BODY}"}) + "\n" for i in range(20)).encode()
 
     async def submit_at_once(token: str, n: int) -> list[int]:
@@ -267,8 +268,12 @@ def test_job_caps_are_taken_atomically_per_tenant_and_overall(module_fake: FakeS
 
 
 @pytest.mark.slow
-def test_job_bodies_are_streamed_to_disk_not_held_in_memory(module_fake: FakeServer, tmp_path: Path) -> None:
-    service = start(module_fake, tmp_path, "--max-jobs", "16", "--max-jobs-per-token", "8")
+def test_job_bodies_are_streamed_to_disk_not_held_in_memory(module_fake: FakeServer, tmp_path: Path,
+                                                            own_store: str | None) -> None:
+    # With a database, the web tier alone (--no-worker): what a worker holds is its documents in flight, not bodies.
+    web_only = ("--no-worker",) if own_store else ()
+    service = start(module_fake, tmp_path, "--max-jobs", "16", "--max-jobs-per-token", "8", *web_only,
+                    database_url=own_store)
     line = (json.dumps({"text": "word " * 400_000}) + "\n").encode()  # 2 MB a document
     body = line * 24  # 48 MB a job
 
@@ -491,8 +496,9 @@ def test_job_options_are_checked_when_the_job_is_submitted(svc: Service, model: 
 # -- item 20: listing jobs, plain strings, the README ---------------------------------------------------------
 
 
-def test_jobs_are_listed_for_their_owner_only_page_by_page(module_fake: FakeServer, tmp_path: Path) -> None:
-    service = start(module_fake, tmp_path)
+def test_jobs_are_listed_for_their_owner_only_page_by_page(module_fake: FakeServer, tmp_path: Path,
+                                                           own_store: str | None) -> None:
+    service = start(module_fake, tmp_path, database_url=own_store)
     try:
         with service.client() as mine, service.client(token=OTHER) as theirs:
             made = []
@@ -571,6 +577,14 @@ HOSTILE: list[tuple[str, str, str, dict[str, Any], set[int]]] = [
     ("job-list-after-other-tenant", "GET", "/v1/jobs?after={other}", {}, {404}),
     ("job-id-traversal", "GET", "/v1/jobs/..%2F..%2Fjobs.sqlite3", {}, {404}),
     ("job-id-huge", "GET", "/v1/jobs/" + "j" * 5000, {}, {404, 422}),
+    ("job-id-nul", "GET", "/v1/jobs/job_%00", {}, {404}),
+    ("job-delete-nul", "DELETE", "/v1/jobs/%00", {}, {404}),
+    ("job-list-after-nul", "GET", "/v1/jobs?after=%00", {}, {404}),
+    ("jobs-language-nul", "POST", "/v1/jobs?task=brief&language=%00", {"content": b'{"text": "x"}', "headers": N},
+     {202, 422}),
+    ("jobs-ndjson-nul-ids", "POST", "/v1/jobs?task=brief",
+     {"content": b'{"id": "a\\u0000", "text": "a b"}\n{"id": "\\u0000", "text": "\\u0000"}\n\x00\n', "headers": N},
+     {202}),
     ("job-wait-negative", "GET", "/v1/jobs/{mine}?wait=-1", {}, {422}),
     ("job-results-bad-status", "GET", "/v1/jobs/{mine}/results?status=../x", {}, {422}),
 ]

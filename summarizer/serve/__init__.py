@@ -26,7 +26,7 @@ from .app import create_app
 from .config import ServiceConfig, default_data_dir, load_tokens
 from .jobs import JobStore
 
-__all__ = ["ServiceConfig", "create_app", "default_data_dir", "load_tokens", "run"]
+__all__ = ["ServiceConfig", "create_app", "default_data_dir", "load_tokens", "run", "run_worker"]
 
 
 def run(config: ServiceConfig, settings: Settings) -> None:
@@ -36,14 +36,15 @@ def run(config: ServiceConfig, settings: Settings) -> None:
     except ImportError:
         raise ConfigError("the service needs its extra: pip install 'summarizer[serve]'") from None
     config.check()
-    store = JobStore(config.data_dir)  # a data dir that is a file, a corrupt database: one line, before listening
+    store = _open_store(config)  # a bad data dir or database URL, a corrupt database: one line, before listening
     try:
         summarizer, problem = _summarizer(config, settings)
         app = create_app(config, summarizer, store, backend_problem=problem)
         _log_to_stderr()
         sock = _bind(config.host, config.port)
     except BaseException:
-        store.close()
+        if store is not None:
+            store.close()
         raise
     host, port = sock.getsockname()[:2]
 
@@ -69,6 +70,24 @@ def run(config: ServiceConfig, settings: Settings) -> None:
         timeout_keep_alive=30, backlog=2048, loop=_fastest("uvloop", "asyncio"), http=_fastest("httptools", "h11"),
     ))
     server.run(sockets=[sock])
+
+
+def _open_store(config: ServiceConfig) -> JobStore | None:
+    """The SQLite store in the data dir; or, with a database URL, the database migrated (and None)."""
+    if config.database_url is None:
+        return JobStore(config.data_dir)
+    from .pg.db import migrate
+
+    _data_dir(config)
+    migrate(config.database_url.get_secret_value())
+    return None
+
+
+def _data_dir(config: ServiceConfig) -> None:
+    try:
+        (config.data_dir / "spool").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--data-dir {config.data_dir}: cannot use it ({exc.strerror or exc}); pass a folder") from None
 
 
 def _fastest(preferred: str, fallback: str) -> Any:
@@ -113,3 +132,49 @@ def _log_to_stderr() -> None:
         logger.setLevel(logging.INFO)
         logger.propagate = False
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    # psycopg's pool logs each failed reconnect over several lines: ours says it once, on one line.
+    logging.getLogger("psycopg").setLevel(logging.ERROR)
+
+
+def run_worker(config: ServiceConfig, settings: Settings) -> None:
+    """``summarizer worker``: run documents from the database until SIGTERM/SIGINT, then hand back what is left."""
+    import signal
+
+    from .pg.db import mask, migrate
+    from .pg.limits import PgPacer
+    from .pg.pool import Database
+    from .pg.worker import Worker
+    from .parsing import ParsePool
+
+    if config.database_url is None:
+        raise ConfigError("summarizer worker needs --database-url (or SUMMARIZER_DATABASE_URL): postgresql://…")
+    url = config.database_url.get_secret_value()
+    _data_dir(config)
+    migrate(url)
+    summarizer, problem = _summarizer(config, settings)
+    if problem:
+        raise ConfigError(problem)
+    _log_to_stderr()
+
+    async def main() -> None:
+        pool = ParsePool(config.parse_workers, config.parse_timeout)
+        pool.start()
+        db = Database(url, size=4)
+        await db.open()
+        pacer = PgPacer(db, config.rpm, config.tpm) if config.rpm or config.tpm else None
+        worker = Worker(url, summarizer, pool, config.data_dir, concurrency=config.job_concurrency, pacer=pacer,
+                        lease_seconds=config.lease_seconds, db=db)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop_taking)
+        print(f"summarizer: worker {worker.name} taking jobs from {mask(url)}", file=sys.stderr, flush=True)
+        try:
+            await worker.run()
+        finally:
+            await pool.close()
+            await db.close()
+            await summarizer.aclose()
+        print(f"summarizer: worker {worker.name} stopped: {worker.written} record(s) written, "
+              f"{worker.dropped} already written by another worker", file=sys.stderr, flush=True)
+
+    asyncio.run(main())

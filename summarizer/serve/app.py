@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -26,7 +25,10 @@ from ..errors import SummarizerError
 from .config import ServiceConfig
 from .edge import Edge
 from .errors import install_error_handlers
-from .jobs import JobManager, JobStore
+from ..limits import RateLimiter
+from .auth import RateWindow
+from .jobs import JobManager, JobStore, SqliteQueue
+from .parsing import ParsePool
 from .routes import jobs, operations, page, summarise
 from .services import Services
 
@@ -35,13 +37,14 @@ __all__ = ["create_app"]
 access_log = logging.getLogger("summarizer.access")
 
 
-def create_app(config: ServiceConfig, summarizer: Summarizer, store: JobStore, *,
+def create_app(config: ServiceConfig, summarizer: Summarizer, store: JobStore | None = None, *,
                backend_problem: str | None = None) -> FastAPI:
     """The service over ``summarizer`` (whose backend should be ``Gated``: one pool for everything).
 
-    ``store`` is opened by the caller, so that a bad data dir is refused before the server listens.
+    Jobs go to ``store`` (SQLite, opened by the caller, so that a bad data dir is refused before
+    the server listens), or with ``config.database_url`` to PostgreSQL (migrated by the caller).
     """
-    found = Services(config, summarizer, store)
+    found = _services(config, summarizer, store)
     found.readiness.problem = backend_problem
     app = FastAPI(
         title="summarizer", version=__version__, lifespan=_lifespan, docs_url=None, redoc_url=None,
@@ -60,31 +63,60 @@ def create_app(config: ServiceConfig, summarizer: Summarizer, store: JobStore, *
     return app
 
 
+def _services(config: ServiceConfig, summarizer: Summarizer, store: JobStore | None) -> Services:
+    """The job queue, the per-token rates and (PostgreSQL) the in-process worker the config asks for."""
+    pool = ParsePool(config.parse_workers, config.parse_timeout)
+    url = config.database_url.get_secret_value() if config.database_url else None
+    if url is None:
+        if store is None:
+            raise ValueError("a SQLite job store, or a database URL")
+        return Services(config, summarizer, pool, SqliteQueue(store), RateWindow(config.rpm_per_token))
+    from .pg.limits import PgPacer, PgRates
+    from .pg.queue import PgQueue
+    from .pg.worker import Worker
+
+    queue = PgQueue(url, config.data_dir, pool, max_jobs=config.max_jobs, per_owner=config.max_jobs_per_token)
+    found = Services(config, summarizer, pool, queue, PgRates(queue.db, config.rpm_per_token))
+    if config.worker:
+        pacer = PgPacer(queue.db, config.rpm, config.tpm) if config.rpm or config.tpm else None
+        found.worker = Worker(url, summarizer, pool, config.data_dir, concurrency=config.job_concurrency,
+                              pacer=pacer, lease_seconds=config.lease_seconds, on_record=found.metrics.record,
+                              db=queue.db)
+    return found
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     found: Services = app.state.services
     config = found.config
     found.pool.start()
-    manager = found.manager = JobManager(
-        found.store, found.summarizer, found.pool, concurrency=config.job_concurrency, max_jobs=config.max_jobs,
-        per_owner=config.max_jobs_per_token, on_record=found.metrics.record)
+    queue = found.queue
+    if isinstance(queue, SqliteQueue):
+        pacer = RateLimiter(config.rpm, config.tpm) if config.rpm or config.tpm else None
+        queue.attach(JobManager(
+            queue.store, found.summarizer, found.pool, concurrency=config.job_concurrency, max_jobs=config.max_jobs,
+            per_owner=config.max_jobs_per_token, on_record=found.metrics.record, pacer=pacer))
+    worker = found.worker
 
     def stop_taking() -> None:
-        manager.checkpoint()
+        queue.stop_taking()
+        if worker is not None:
+            worker.stop_taking()
         found.pool.stop_taking()
 
     app.state.stop_taking = stop_taking  # the server calls it on SIGTERM, before the connections drain
-    resumed = manager.resume()
-    if resumed:
-        access_log.info(json.dumps({"event": "jobs_resumed", "count": resumed}))
+    await queue.start()
+    working = asyncio.create_task(worker.run()) if worker is not None else None
     loader = asyncio.create_task(_warm_up(found))
     try:
         yield
     finally:
         loader.cancel()
-        await manager.stop()
+        if working is not None and worker is not None:
+            worker.stop_taking()
+            await working
+        await queue.close()
         await found.pool.close()
-        found.store.close()
         await found.summarizer.aclose()
 
 

@@ -51,8 +51,8 @@ class RateWindow:
         self._clock = clock
         self._seen: dict[str, deque[float]] = {}
 
-    def admit(self, caller: str) -> float | None:
-        """None if ``caller`` may go ahead now, else the seconds until it may."""
+    async def admit(self, caller: str) -> float | None:
+        """None if ``caller`` may go ahead now, else the seconds until it may (a ``queue.Rates``)."""
         if not self.per_minute:
             return None
         now = self._clock()

@@ -44,6 +44,11 @@ class ServiceConfig:
     allow_urls: bool = False
     parse_timeout: float = 10.0  # seconds of parsing (HTML, PDF) per document before "document too complex"
     parse_workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
+    database_url: SecretStr | None = None  # PostgreSQL (jobs shared by replicas and workers); None: SQLite in data_dir
+    worker: bool = True  # with a database: run documents in this process too (--no-worker: web only)
+    rpm: float | None = None  # the provider's requests a minute, for every job (shared with a database)
+    tpm: float | None = None  # the provider's tokens a minute
+    lease_seconds: float = 30.0  # how long a worker's claim on documents lasts without a heartbeat
 
     def check(self) -> None:
         """Refuse what would be unsafe: an open service without tokens on a non-loopback address."""
@@ -55,6 +60,8 @@ class ServiceConfig:
                               "set SUMMARIZER_SERVICE_TOKENS or --tokens-file")
         if self.tokens and self.no_auth:
             raise ConfigError("--no-auth with tokens configured: choose one")
+        if self.database_url is None and not self.worker:
+            raise ConfigError("--no-worker needs --database-url: with SQLite, jobs run only in the web process")
         if len(self.tokens) > 1 and self.max_jobs_per_token >= self.max_jobs:
             raise ConfigError(f"--max-jobs-per-token {self.max_jobs_per_token} must be below --max-jobs "
                               f"{self.max_jobs}, or one token could take every job place")

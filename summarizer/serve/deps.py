@@ -32,7 +32,7 @@ async def caller(
     who = found.tokens.identify(request.headers.get("authorization"))
     if who is None:
         raise HTTPException(401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"})
-    wait = found.rates.admit(who)
+    wait = await found.rates.admit(who)
     if wait is not None:
         raise HTTPException(429, f"more than {found.config.rpm_per_token:g} requests a minute for this token",
                             headers={"Retry-After": str(int(wait) + 1)})

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from ..schemas import Failure
 from .models import one_line
+from .queue import QueueUnavailable
 
 __all__ = ["Failed", "Refusal", "install_error_handlers"]
 
@@ -57,6 +58,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Failed)
     async def failed(request: Request, exc: Failed) -> JSONResponse:
         return JSONResponse(exc.record.model_dump(mode="json"), status_code=exc.status)
+
+    @app.exception_handler(QueueUnavailable)
+    async def unavailable(request: Request, exc: QueueUnavailable) -> JSONResponse:
+        logging.getLogger("summarizer").warning("%s: %s", request.url.path, exc)
+        return error(503, "unavailable", "the job store is unavailable; try again shortly", {"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:

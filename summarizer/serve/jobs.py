@@ -36,53 +36,23 @@ from ..client import Summarizer
 from ..documents import Document, check_web_url
 from ..errors import ConfigError, SummarizerError
 from ..fetch import fetch
+from ..limits import Pacer
 from ..schemas import ErrorInfo, Record, TaskName, Usage
-from ..sinks import JsonlSink, scan_output
+from ..sinks import _HEAD, JsonlSink, scan_output
 from ..sources import MAX_LINE_BYTES, BulkItem, oversized_line
 from .parsing import ParsePool, job_item, line_id, parse_fetched
+from .queue import STATES, Job, JobsFull
 
-__all__ = ["Job", "JobManager", "JobStore", "JobsFull"]
+__all__ = ["Job", "JobManager", "JobStore", "JobsFull", "SqliteQueue", "job_date", "read_line", "read_url"]
 
 log = logging.getLogger("summarizer")
 _OWNER = re.compile(r"^(t-[0-9a-f]{10}|anonymous)$")  # token ids: safe as file names
 
-STATES = ("queued", "running", "completed", "failed", "cancelled")
 _SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, task TEXT NOT NULL, options TEXT NOT NULL,
     status TEXT NOT NULL, total INTEGER NOT NULL, ok INTEGER NOT NULL DEFAULT 0,
     failed INTEGER NOT NULL DEFAULT 0, usage TEXT NOT NULL DEFAULT '{}', error TEXT,
     created REAL NOT NULL, updated REAL NOT NULL)"""
-
-
-@dataclass
-class Job:
-    id: str
-    owner: str
-    task: TaskName
-    options: dict[str, Any]
-    status: str
-    total: int
-    ok: int = 0
-    failed: int = 0
-    usage: Usage = field(default_factory=Usage)
-    error: str | None = None
-    created: float = field(default_factory=time.time)
-    updated: float = field(default_factory=time.time)
-    rate: float = 0.0  # documents a second in this run, for the ETA
-
-    @property
-    def pending(self) -> int:
-        return max(0, self.total - self.ok - self.failed)
-
-    def as_dict(self, base_url: str = "") -> dict[str, Any]:
-        eta = round(self.pending / self.rate, 1) if self.status == "running" and self.rate > 0 else None
-        return {
-            "id": self.id, "task": self.task, "status": self.status,
-            "counts": {"total": self.total, "ok": self.ok, "failed": self.failed, "pending": self.pending},
-            "usage": self.usage.model_dump(), "eta_seconds": eta, "error": self.error, "options": self.options,
-            "created": self.created, "updated": self.updated,
-            "status_url": f"{base_url}/v1/jobs/{self.id}", "results_url": f"{base_url}/v1/jobs/{self.id}/results",
-        }
 
 
 class JobStore:
@@ -174,16 +144,13 @@ def _job(row: tuple[Any, ...]) -> Job:
                failed=failed, usage=Usage.model_validate_json(usage), error=error, created=created, updated=updated)
 
 
-class JobsFull(Exception):
-    """No place for another job now (HTTP 429)."""
-
-
 class JobManager:
     """Runs jobs on the bulk engine in the server's event loop, a few at a time, within the caps."""
 
     def __init__(
         self, store: JobStore, summarizer: Summarizer, pool: ParsePool, *, concurrency: int, max_jobs: int = 16,
         per_owner: int = 4, max_running: int = 2, on_record: Callable[[Record], None] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.store, self.summarizer, self.pool, self.concurrency = store, summarizer, pool, concurrency
         self.max_jobs, self.per_owner = max_jobs, per_owner
@@ -193,6 +160,7 @@ class JobManager:
         self._places: dict[str, int] = {}  # owner -> jobs queued, running or being uploaded
         self._stopping = asyncio.Event()
         self._on_record = on_record
+        self._pacer = pacer  # the provider's RPM/TPM for every job of this process (--rpm/--tpm)
 
     @property
     def active(self) -> int:
@@ -320,7 +288,7 @@ class JobManager:
         runner = self.summarizer.bulk_runner(
             job.task, concurrency=self.concurrency, cache=self.store.cache_path(job.owner),
             words=words, language=options.get("language"), strict=bool(options.get("strict")),
-            verify=bool(options.get("verify")),
+            verify=bool(options.get("verify")), pacer=self._pacer,
         )
         runner.pipeline.url_reader = self._read_url
         started = time.monotonic()
@@ -329,7 +297,7 @@ class JobManager:
 
         async def pending() -> AsyncIterator[BulkItem]:
             nonlocal stopped
-            async for item in self._items(folder / "input.jsonl", _date(options.get("published"))):
+            async for item in self._items(folder / "input.jsonl", job_date(options.get("published"))):
                 if self._stopping.is_set():
                     stopped = True
                     return
@@ -381,23 +349,37 @@ class JobManager:
                 task.cancel()
 
     async def _item(self, line: bytes, number: int, published: dt.date | None) -> BulkItem:
-        if len(line) > MAX_LINE_BYTES:
-            return oversized_line(number)
-        try:
-            return await self.pool.call(f"line {number}", job_item, line, number, published)
-        except SummarizerError as exc:  # over the time budget, or the parser died: that line's error
-            try:
-                doc_id = await self.pool.call(f"line {number}", line_id, line, number)
-            except SummarizerError:
-                doc_id = f"#line-{number}"
-            return BulkItem(doc_id, error=ErrorInfo(code=exc.code, message=str(exc)))
+        return await read_line(self.pool, line, number, published)
 
     async def _read_url(self, url: str, doc_id: str, published: dt.date | None) -> Document:
-        """A job's "url" record: an http(s) URL fetched within the server's policy, parsed in the pool."""
-        check_web_url(url)
-        fetched = await asyncio.to_thread(fetch, url, self.summarizer.fetch_policy)
-        return await self.pool.call(url, parse_fetched, fetched, id=doc_id, published=published, source=url,
-                                    in_flight=True)
+        return await read_url(self.pool, self.summarizer, url, doc_id, published)
+
+
+async def read_line(pool: ParsePool, line: bytes, number: int, published: dt.date | None, *,
+                    in_flight: bool = False) -> BulkItem:
+    """Line ``number`` of a job's input as an item, parsed in the pool; a line that cannot be one is its error.
+
+    ``in_flight``: a document already in hand (leased) is parsed even once the server is stopping.
+    """
+    if len(line) > MAX_LINE_BYTES:
+        return oversized_line(number)
+    try:
+        return await pool.call(f"line {number}", job_item, line, number, published, in_flight=in_flight)
+    except SummarizerError as exc:  # over the time budget, or the parser died: that line's error
+        try:
+            doc_id = await pool.call(f"line {number}", line_id, line, number, in_flight=in_flight)
+        except SummarizerError:
+            doc_id = f"#line-{number}"
+        return BulkItem(doc_id, error=ErrorInfo(code=exc.code, message=str(exc)))
+
+
+async def read_url(pool: ParsePool, summarizer: Summarizer, url: str, doc_id: str,
+                   published: dt.date | None) -> Document:
+    """A job's "url" record: an http(s) URL fetched within the server's policy, parsed in the pool."""
+    check_web_url(url)
+    fetched = await asyncio.to_thread(fetch, url, summarizer.fetch_policy)
+    return await pool.call(url, parse_fetched, fetched, id=doc_id, published=published, source=url,
+                           in_flight=True)
 
 
 def _once(item: BulkItem, number: int, seen: set[str]) -> BulkItem:
@@ -417,7 +399,90 @@ def _counts(output: Path) -> tuple[int, int]:
     return ok, len(done) - ok
 
 
-def _date(value: Any) -> Any:
+def job_date(value: Any) -> Any:
     from ..extract import parse_date
 
     return parse_date(value)
+
+
+class SqliteQueue:
+    """The embedded store: jobs in SQLite and a folder each, run by a JobManager in this process."""
+
+    kind = "sqlite"
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self._manager: JobManager | None = None
+
+    def attach(self, manager: JobManager) -> None:
+        self._manager = manager
+
+    @property
+    def manager(self) -> JobManager:
+        if self._manager is None:
+            raise RuntimeError("the job manager starts with the app")
+        return self._manager
+
+    async def start(self) -> None:
+        resumed = self.manager.resume()
+        if resumed:
+            logging.getLogger("summarizer.access").info(json.dumps({"event": "jobs_resumed", "count": resumed}))
+
+    def stop_taking(self) -> None:
+        self.manager.checkpoint()
+
+    async def close(self) -> None:
+        await self.manager.stop()
+        self.store.close()
+
+    async def reserve(self, owner: str) -> str:
+        self.manager.reserve(owner)
+        return self.store.new_id()
+
+    async def release(self, owner: str, job_id: str) -> None:
+        self.manager.release(owner)
+
+    def spool(self, job_id: str) -> Path:
+        return self.store.folder(job_id)
+
+    async def submit(self, job_id: str, owner: str, task: TaskName, options: dict[str, Any], total: int) -> Job:
+        job = self.store.create(job_id, owner, task, options, total=total)
+        self.manager.submit(job)
+        return job
+
+    async def get(self, job_id: str) -> Job | None:
+        return self.manager.get(job_id)
+
+    async def owned(self, owner: str, limit: int, after: str | None) -> list[Job] | None:
+        return self.manager.owned(owner, limit, after)
+
+    async def wait(self, job_id: str, timeout: float) -> None:
+        await self.manager.wait(job_id, timeout)
+
+    async def cancel(self, job_id: str) -> Job | None:
+        job = self.manager.get(job_id)
+        return None if job is None else self.manager.cancel(job)
+
+    async def results(self, job_id: str, status: str | None) -> AsyncIterator[bytes]:
+        """Complete lines of the output file as it is now, filtered by status."""
+        path = self.store.folder(job_id) / "output.jsonl"
+        if not path.exists():
+            return
+        with path.open("rb") as handle:
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    break  # a line still being written
+                if status is None or line_status(line) == status:
+                    yield line
+
+    async def counts(self) -> dict[str, int]:
+        return self.store.count_by_state()
+
+    async def problem(self) -> str | None:
+        return None
+
+
+def line_status(line: bytes) -> str | None:
+    """The status of one output line, read from its head (the sink writes id, task, status first)."""
+    head = _HEAD.match(line)
+    return None if head is None else head.group(3).decode()

@@ -132,6 +132,18 @@ def line_id(line: bytes, number: int) -> str:
     return item_from_line(json.dumps(stub), number).id
 
 
+def line_ids(path: str) -> list[str]:
+    """The id of every line of a job's input (in a worker: reading them is parsing JSON), for duplicate checks."""
+    from ..sources import MAX_LINE_BYTES
+
+    ids = []
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            ids.append(f"#line-{number}" if len(line) > MAX_LINE_BYTES or line.rstrip(b"\r\n") == UNDECODABLE
+                       else line_id(line, number))
+    return ids
+
+
 def json_job(upload: str, dest: str) -> tuple[dict[str, Any], int]:
     """A JSON job body (a file) as the job's NDJSON input; return its other fields and how many documents."""
     from .models import JobRequest, one_line  # pydantic only: no FastAPI in the workers

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 
 from ..client import Summarizer
 from .admission import Door
-from .auth import RateWindow, TokenCheck
+from .auth import TokenCheck
 from .config import ServiceConfig
 from .metrics import Metrics
 from .parsing import ParsePool
 
 if TYPE_CHECKING:
-    from .jobs import JobManager, JobStore
+    from .pg.worker import Worker
+    from .queue import JobQueue, Rates
 
 __all__ = ["Readiness", "Services"]
 
@@ -38,19 +39,13 @@ class Services:
 
     config: ServiceConfig
     summarizer: Summarizer
-    store: JobStore
+    pool: ParsePool
+    queue: JobQueue  # SQLite (jobs.SqliteQueue) or PostgreSQL (pg.PgQueue): the routes see only the protocol
+    rates: Rates  # per-token RPM: in memory (auth.RateWindow), or shared in the database (pg.PgRates)
+    worker: Worker | None = None  # PostgreSQL: the in-process worker, unless --no-worker
     metrics: Metrics = field(default_factory=Metrics)
     readiness: Readiness = field(default_factory=Readiness)
-    manager: JobManager | None = None  # made in the app's lifespan, on the running loop
 
     def __post_init__(self) -> None:
         self.tokens = TokenCheck(self.config.tokens)
-        self.rates = RateWindow(self.config.rpm_per_token)
         self.door = Door(self.config.max_pending)
-        self.pool = ParsePool(self.config.parse_workers, self.config.parse_timeout)
-
-    @property
-    def jobs(self) -> JobManager:
-        if self.manager is None:
-            raise RuntimeError("the job manager starts with the app")
-        return self.manager

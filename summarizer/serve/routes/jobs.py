@@ -8,9 +8,9 @@ parsed by a parser process; the task and options are checked at submission
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,10 +20,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from ...errors import InputError, SummarizerError
-from ...sinks import _HEAD
 from ..deps import Caller, ServicesDep
 from ..errors import Refusal
-from ..jobs import Job, JobsFull
+from ..queue import Job, JobsFull, QueueUnavailable
 from ..models import ErrorBody, JobRequest
 from ..parsing import json_job
 from ..services import Services
@@ -50,18 +49,17 @@ async def create_job(
     The body is streamed to disk as it arrives; a place under the job caps (per token and
     in all) is taken before it is read, or the answer is 429 at once.
     """
-    manager, store = found.jobs, found.store
+    queue = found.queue
     ndjson = _media(request) != "application/json"
     if ndjson:
         if task is None:
             raise HTTPException(422, "an NDJSON job needs ?task= (brief, events, or any registered task)")
         chosen, options = _checked(found, task, _words_param(words), language, strict, verify, published)
     try:
-        manager.reserve(who)
+        job_id = await queue.reserve(who)
     except JobsFull as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
-    job_id = store.new_id()
-    folder = store.folder(job_id)
+    folder = queue.spool(job_id)
     submitted = False
     try:
         folder.mkdir(parents=True)
@@ -71,15 +69,17 @@ async def create_job(
             chosen, options, total = await _json_job(request, folder, found)
         if not total:
             raise HTTPException(422, "the job has no documents")
-        job = store.create(job_id, who, chosen, options, total=total)
-        manager.submit(job)
+        job = await queue.submit(job_id, who, chosen, options, total)
         submitted = True
     except ClientDisconnect:
         raise HTTPException(400, "the client went away before the body ended") from None
+    except JobsFull as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
     finally:
         if not submitted:
-            manager.release(who)
             shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(QueueUnavailable):
+                await queue.release(who, job_id)
     return JSONResponse(job.as_dict(_base(request)), status_code=202)
 
 
@@ -88,7 +88,7 @@ async def list_jobs(request: Request, who: Caller, found: ServicesDep,
                     limit: Annotated[int, Query(ge=1, le=100)] = 20,
                     after: Annotated[str | None, Query(max_length=64)] = None) -> JSONResponse:
     """The caller's jobs, newest first, `limit` at a time; `next` is the `after` of the next page."""
-    jobs = found.jobs.owned(who, limit + 1, after)
+    jobs = await found.queue.owned(who, limit + 1, after)
     if jobs is None:
         raise HTTPException(404, f"no job {after}")
     page = jobs[:limit]
@@ -103,10 +103,10 @@ async def job_status(job_id: JobId, request: Request, who: Caller, found: Servic
 
     `?wait=30` holds the answer until the job ends or 30 s pass (long polling).
     """
-    job = _owned(found, job_id, who)
+    job = await _owned(found, job_id, who)
     if wait and job.status in ("queued", "running"):
-        await found.jobs.wait(job.id, wait)
-        job = _owned(found, job_id, who)
+        await found.queue.wait(job.id, wait)
+        job = await _owned(found, job_id, who)
     return JSONResponse(job.as_dict(_base(request)))
 
 
@@ -115,20 +115,21 @@ async def job_status(job_id: JobId, request: Request, who: Caller, found: Servic
 async def job_results(job_id: JobId, who: Caller, found: ServicesDep,
                       status: Literal["ok", "error"] | None = Query(None)) -> StreamingResponse:
     """The Result records so far, one JSON per line (each id once); readable while the job runs."""
-    job = _owned(found, job_id, who)
-    path = found.store.folder(job.id) / "output.jsonl"
-    return StreamingResponse(_results(path, status), media_type="application/x-ndjson")
+    job = await _owned(found, job_id, who)
+    return StreamingResponse(found.queue.results(job.id, status), media_type="application/x-ndjson")
 
 
 @router.delete("/v1/jobs/{job_id}", responses={404: {"model": ErrorBody}})
 async def cancel_job(job_id: JobId, request: Request, who: Caller, found: ServicesDep) -> JSONResponse:
     """Cancel a queued or running job; what it finished stays readable."""
-    job = found.jobs.cancel(_owned(found, job_id, who))
+    job = await found.queue.cancel((await _owned(found, job_id, who)).id)
+    if job is None:
+        raise HTTPException(404, f"no job {job_id}")
     return JSONResponse(job.as_dict(_base(request)))
 
 
-def _owned(found: Services, job_id: str, who: str) -> Job:
-    job = found.jobs.get(job_id)
+async def _owned(found: Services, job_id: str, who: str) -> Job:
+    job = await found.queue.get(job_id)
     if job is None or job.owner != who:
         raise HTTPException(404, f"no job {job_id}")
     return job
@@ -167,21 +168,6 @@ async def _json_job(request: Request, folder: Path, found: Services) -> tuple[st
     task, options = _checked(found, fields["task"], words, fields.get("language"), bool(fields.get("strict")),
                              bool(fields.get("verify")), published)
     return task, options, total
-
-
-async def _results(path: Path, status: str | None) -> AsyncIterator[bytes]:
-    """Complete lines of the output file as it is now, filtered by status."""
-    if not path.exists():
-        return
-    with path.open("rb") as handle:
-        for line in handle:
-            if not line.endswith(b"\n"):
-                break  # a line still being written
-            if status is not None:
-                head = _HEAD.match(line)
-                if head is None or head.group(3).decode() != status:
-                    continue
-            yield line
 
 
 def _words_param(value: str | None) -> tuple[int, int] | None:

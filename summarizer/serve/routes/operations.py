@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from ..admission import Gated
 from ..deps import ServicesDep
 from ..models import ErrorBody
+from ..queue import QueueUnavailable
 
 __all__ = ["router"]
 
@@ -22,8 +23,11 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"model": ErrorBody}})
 async def readyz(found: ServicesDep) -> JSONResponse:
-    """The backend is configured (and, for the embedded model, loaded)."""
+    """The job store answers, and the backend is configured (and, for the embedded model, loaded)."""
     readiness = found.readiness
+    stored = await found.queue.problem()
+    if stored:
+        return JSONResponse({"status": "not ready", "reason": stored}, status_code=503)
     if readiness.problem:
         return JSONResponse({"status": "not ready", "reason": readiness.problem}, status_code=503)
     if not readiness.ready:
@@ -38,7 +42,11 @@ async def prometheus(found: ServicesDep) -> Response:
     if isinstance(gated, Gated):
         metrics.queue_depth.set(gated.waiting)
         metrics.in_flight.set(gated.in_flight)
-    for name, count in found.store.count_by_state().items():
+    try:
+        counts = await found.queue.counts()
+    except QueueUnavailable:
+        counts = {}  # the database is down: the gauges keep their last values, /readyz says why
+    for name, count in counts.items():
         metrics.jobs.labels(name).set(count)
     body, media = metrics.render()
     return Response(body, media_type=media)
