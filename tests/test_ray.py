@@ -90,7 +90,7 @@ def test_parquet_in_and_parquet_out(fake: FakeServer, tmp_path: Path) -> None:
     assert first["nulltext"] == ["error"] and first["flaky"] == ["error"] and first["p7#dup-2"] == ["error"]
     table = pq.read_table(out)
     values = dict(zip(table.column("id").to_pylist(), table.column("value").to_pylist(), strict=True))
-    assert json.loads(values["p8"])["schema_version"] == "1" and values["nulltext"] is None
+    assert json.loads(values["p8"])["schema_version"] == "2" and values["nulltext"] is None
     assert "published on 2024-09-28" in fake.requests[0]["messages"][0]["content"]
     summary = json.loads(run.stdout)
     assert summary["ok"] == 201 and summary["failed_by_code"] == {"invalid_record": 1, "duplicate_id": 1,
