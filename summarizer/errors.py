@@ -105,14 +105,18 @@ class OutputValidationError(SummarizerError):
 _FRAGMENT = 6  # a run this long shared with a secret counts as (part of) the secret
 
 
-def redact(text: str, secrets: list[str], mask: str = "***") -> str:
+def redact(text: str, secrets: list[str], mask: str = "***", *, whole_only: bool = False) -> str:
     """``text`` with every secret masked — whole, cut, or in another case.
 
     Servers echo keys in their errors, often shortened ("sk-proj-****abcd"): any
     word that shares a run of six characters with a secret is masked as well.
+    ``whole_only`` masks whole secrets only, for a model's answers: a placeholder key
+    ("sk-no-key-required") shares runs with ordinary words ("required").
     """
     for secret in filter(None, secrets):
         text = re.sub(re.escape(secret), mask, text, flags=re.IGNORECASE)
+        if whole_only:
+            continue
         fragments = {secret[i:i + _FRAGMENT].casefold() for i in range(len(secret) - _FRAGMENT + 1)}
         if fragments:
             text = re.sub(r"\S+", lambda m: _mask_word(m.group(0), fragments, mask), text)

@@ -179,7 +179,7 @@ def test_5000_documents_2_replicas_3_workers_one_killed_every_id_once(tmp_path: 
         ids = Counter(json.loads(line)["id"] for line in lines)
         assert done["status"] == "completed", done
         assert len(ids) == 5000 and set(ids.values()) == {1}
-        assert done["counts"] == {"total": 5000, "ok": 5000, "failed": 0, "pending": 0}
+        assert done["counts"] == {"total": 5000, "ok": 5000, "failed": 0, "unsupported": 0, "pending": 0}
         requested = Counter(_doc_of(r) for r in fake.requests)
         plain = {f"d{i}" for i in range(5000) if i % 10 not in PLANS}  # no fault: one request unless rerun
         twice = {d for d in plain if requested[d] > 1}
@@ -243,7 +243,7 @@ def test_a_lease_that_lapses_is_taken_over_and_each_record_written_once(
             done = http.get(f"/v1/jobs/{job['id']}", params={"wait": 60}).json()
             frozen.proc.send_signal(signal.SIGCONT)
             lines = http.get(f"/v1/jobs/{job['id']}/results").text.splitlines()
-        assert done["status"] == "completed" and done["counts"] == {"total": 40, "ok": 40, "failed": 0, "pending": 0}
+        assert done["status"] == "completed" and done["counts"] == {"total": 40, "ok": 40, "failed": 0, "unsupported": 0, "pending": 0}
         assert Counter(json.loads(line)["id"] for line in lines) == Counter(f"s{i}" for i in range(40))
         late = frozen.stop()
         assert "Traceback" not in late and frozen.proc.returncode == 0

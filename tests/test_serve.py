@@ -288,7 +288,7 @@ def test_a_1000_document_job_with_faults_ends_with_every_id_once(service: Servic
     ids = Counter(r["id"] for r in records)
     assert set(ids.values()) == {1} and len(ids) == 1004
     assert {f"d{i}" for i in range(1000)} <= set(ids)
-    assert done["counts"] == {"total": 1004, "ok": 1000, "failed": 4, "pending": 0}
+    assert done["counts"] == {"total": 1004, "ok": 1000, "failed": 4, "unsupported": 0, "pending": 0}
     assert sorted(json.loads(line)["error"]["code"] for line in errors) == [
         "duplicate_id", "input_error", "invalid_record", "invalid_record"]
     assert done["usage"]["retries"] >= 300 and done["usage"]["reasks"] >= 200
@@ -308,6 +308,19 @@ def test_jobs_json_body_cancel_and_validation(service: Service, model: FakeServe
         ndjson = http.post("/v1/jobs", content=b'{"text": "x"}\n', headers={"content-type": "application/x-ndjson"})
         assert ndjson.status_code == 422 and "task" in ndjson.json()["error"]["message"]
         assert http.get("/v1/jobs/job_nosuch").status_code == 404
+
+
+def test_a_job_counts_the_documents_with_unsupported_content(service: Service, model: FakeServer) -> None:
+    """The job's counts say how many ok documents carry content the source does not back (issue 19)."""
+    model.script.append("badnumber")  # one brief gains "at a cost of 987654 dollars."
+    with service.client() as http:
+        job = http.post("/v1/jobs", json={"task": "brief", "documents": [  # long enough for the added words
+            {"id": f"u{i}", "text": f"Report {i}. {UNGA.read_text()}"} for i in range(3)]}).json()
+        done = http.get(f"/v1/jobs/{job['id']}", params={"wait": 30}).json()
+        records = [json.loads(line) for line in http.get(f"/v1/jobs/{job['id']}/results").text.splitlines()]
+    assert done["status"] == "completed"
+    assert done["counts"] == {"total": 3, "ok": 3, "failed": 0, "unsupported": 1, "pending": 0}
+    assert sorted(r["unsupported"] > 0 for r in records) == [False, False, True]
 
 
 def test_nul_characters_in_ids_and_texts_cost_nothing_but_their_own_records(service: Service, model: FakeServer) -> None:
@@ -453,3 +466,24 @@ def test_500_concurrent_requests_get_200_or_429_never_5xx(fake: FakeServer, tmp_
     assert all(a.headers.get("retry-after") for a in answers if a.status_code == 429)
     print(f"\n500 concurrent briefs: {dict(statuses)}; server peak RSS {rss_kb / 1024:.0f} MB")
     assert rss_kb < 400 * 1024
+
+
+def test_a_jobs_database_from_before_the_unsupported_count_opens_and_keeps_its_jobs(tmp_path: Path) -> None:
+    import sqlite3
+
+    from summarizer.serve.jobs import JobStore
+
+    with sqlite3.connect(tmp_path / "jobs.sqlite3") as old:  # the schema 0.2.0 shipped
+        old.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, owner TEXT NOT NULL, task TEXT NOT NULL, options TEXT "
+                    "NOT NULL, status TEXT NOT NULL, total INTEGER NOT NULL, ok INTEGER NOT NULL DEFAULT 0, failed "
+                    "INTEGER NOT NULL DEFAULT 0, usage TEXT NOT NULL DEFAULT '{}', error TEXT, created REAL NOT NULL, "
+                    "updated REAL NOT NULL)")
+        old.execute("INSERT INTO jobs VALUES ('job_0123456789abcdef', 'alice', 'brief', '{}', 'completed', 2, 2, 0, "
+                    "'{}', NULL, 1.0, 2.0)")
+    store = JobStore(tmp_path)
+    job = store.get("job_0123456789abcdef")
+    assert job is not None and (job.ok, job.unsupported, job.owner) == (2, 0, "alice")
+    job.unsupported = 1
+    store.save(job)
+    assert store.get(job.id).as_dict()["counts"]["unsupported"] == 1  # type: ignore[union-attr]
+    store.close()

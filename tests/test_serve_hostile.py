@@ -189,7 +189,7 @@ def test_a_job_document_over_the_budget_is_one_error_record(svc: Service, model:
         done = http.get(f"/v1/jobs/{job['id']}", params={"wait": 60}).json()
         records = {json.loads(line)["id"]: json.loads(line) for line in
                    http.get(f"/v1/jobs/{job['id']}/results").text.splitlines()}
-    assert done["status"] == "completed" and done["counts"] == {"total": 4, "ok": 2, "failed": 2, "pending": 0}
+    assert done["status"] == "completed" and done["counts"] == {"total": 4, "ok": 2, "failed": 2, "unsupported": 0, "pending": 0}
     for name in ("slow", "nasty"):
         assert records[name]["status"] == "error" and "too complex" in records[name]["error"]["message"]
 
@@ -408,8 +408,8 @@ def test_a_job_with_lone_surrogates_finishes_and_restarts_cleanly(module_fake: F
                    for k, j in jobs.items()}
     err = first.stop()
     assert done["ndjson"]["status"] == "completed" and done["json"]["status"] == "completed"
-    assert done["ndjson"]["counts"] == {"total": 4, "ok": 2, "failed": 2, "pending": 0}
-    assert done["json"]["counts"] == {"total": 3, "ok": 2, "failed": 1, "pending": 0}
+    assert done["ndjson"]["counts"] == {"total": 4, "ok": 2, "failed": 2, "unsupported": 0, "pending": 0}
+    assert done["json"]["counts"] == {"total": 3, "ok": 2, "failed": 1, "unsupported": 0, "pending": 0}
     by_id = {r["id"]: r for r in records["ndjson"]}
     assert by_id["bad-text"]["status"] == "error" and "surrogate" in by_id["bad-text"]["error"]["message"]
     assert {"good1", "good2"} <= set(by_id) and len(by_id) == 4
@@ -436,7 +436,7 @@ def test_utf16_ndjson_jobs_are_decoded_then_split(svc: Service, model: FakeServe
         assert created.status_code == 202, created.text
         assert created.json()["counts"]["total"] == 3
         done = http.get(f"/v1/jobs/{created.json()['id']}", params={"wait": 60}).json()
-    assert done["status"] == "completed" and done["counts"] == {"total": 3, "ok": 3, "failed": 0, "pending": 0}
+    assert done["status"] == "completed" and done["counts"] == {"total": 3, "ok": 3, "failed": 0, "unsupported": 0, "pending": 0}
 
 
 def test_a_stray_byte_in_utf16_costs_its_line_only(svc: Service, model: FakeServer) -> None:
@@ -448,7 +448,7 @@ def test_a_stray_byte_in_utf16_costs_its_line_only(svc: Service, model: FakeServ
         assert created.status_code == 202, created.text
         done = http.get(f"/v1/jobs/{created.json()['id']}", params={"wait": 60}).json()
         records = [json.loads(x) for x in http.get(f"/v1/jobs/{created.json()['id']}/results").text.splitlines()]
-    assert done["status"] == "completed" and done["counts"] == {"total": 3, "ok": 2, "failed": 1, "pending": 0}
+    assert done["status"] == "completed" and done["counts"] == {"total": 3, "ok": 2, "failed": 1, "unsupported": 0, "pending": 0}
     assert {r["id"] for r in records if r["status"] == "ok"} == {"n0", "n2"}
 
 

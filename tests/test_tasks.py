@@ -84,6 +84,20 @@ def test_an_endpoint_without_a_grammar_never_pays_for_the_grammar(s: Summarizer,
     assert all("grammar" not in body for body in sent(route))
 
 
+@pytest.mark.parametrize(("key", "masked"), [
+    ("k", False), ("EMPTY", False), ("sk-no-key-required", False),  # placeholders: no answer is cut up
+    ("sk-no-key-required", True), (SECRET, True),  # a key the answer echoes whole is masked
+])
+@respx.mock
+def test_answers_mask_a_whole_echoed_key_and_never_cut_words_for_a_placeholder(doc, key: str, masked: bool) -> None:
+    answer = GOOD_BRIEF.replace("the health situation", f"the required health situation{' ' + key if masked else ''}")
+    mock(answer)
+    with Summarizer(model="m1", base_url=URL, api_key=key, max_attempts=1) as s:
+        text = s.brief(doc).value.text
+    assert "New York" in text and "required health" in text
+    assert (key not in text and "***" in text) if masked else text == answer
+
+
 @respx.mock
 def test_word_range_and_language_reach_the_prompt(s: Summarizer, doc) -> None:
     route = mock(GOOD_BRIEF)

@@ -39,6 +39,7 @@ __all__ = ["OpenAIBackend"]
 _RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 _CONFIG_STATUS = {401: "rejected the API key", 403: "refused access", 404: "has no such model or path"}
 _FORMAT_WORDS = re.compile(r"response_format|json_schema|json_object|structured output|guided", re.I)
+_MIN_SECRET = 8  # the shortest API key masked in answers (errors mask any key, and runs of it)
 
 
 class OpenAIBackend(Backend):
@@ -83,11 +84,18 @@ class OpenAIBackend(Backend):
         """A chat completion the provider returned for ``body`` (a batch line's answer)."""
         return self._masked(parse_completion(data, self.endpoint, self.model, _mode_of(body)))
 
+    @property
+    def _answer_secrets(self) -> list[str]:
+        # Whole keys of 8 characters or more: a one-letter or placeholder key ("k", "EMPTY") is no
+        # secret, and masking it would cut words out of every answer ("New Yor***").
+        return [key for key in self.secrets if len(key) >= _MIN_SECRET]
+
     def _masked(self, completion: Completion) -> Completion:
         """The answer with our key masked: a model that echoes it must not put it into results, logs or caches."""
-        if self.api_key:
-            completion.text = redact(completion.text, self.secrets)
-            completion.refusal = redact(completion.refusal, self.secrets) if completion.refusal else None
+        if self._answer_secrets:
+            completion.text = redact(completion.text, self._answer_secrets, whole_only=True)
+            completion.refusal = (redact(completion.refusal, self._answer_secrets, whole_only=True)
+                                  if completion.refusal else None)
         return completion
 
     @property
@@ -131,7 +139,7 @@ class OpenAIBackend(Backend):
                 text = ((choice or {}).get("delta") or {}).get("content")
                 if isinstance(text, str) and text:
                     parts.append(text)
-                    yield Delta(redact(text, self.secrets) if self.api_key else text)
+                    yield Delta(redact(text, self._answer_secrets, whole_only=True) if self._answer_secrets else text)
                 finish = (choice or {}).get("finish_reason") or finish
         yield self._masked(Completion(text="".join(parts), usage=usage, model=str(model), finish_reason=finish,
                                       mode="text"))

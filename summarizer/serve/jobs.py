@@ -52,7 +52,8 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, task TEXT NOT NULL, options TEXT NOT NULL,
     status TEXT NOT NULL, total INTEGER NOT NULL, ok INTEGER NOT NULL DEFAULT 0,
     failed INTEGER NOT NULL DEFAULT 0, usage TEXT NOT NULL DEFAULT '{}', error TEXT,
-    created REAL NOT NULL, updated REAL NOT NULL)"""
+    created REAL NOT NULL, updated REAL NOT NULL, unsupported INTEGER NOT NULL DEFAULT 0)"""
+_COLUMNS = "id, owner, task, options, status, total, ok, failed, usage, error, created, updated, unsupported"
 
 
 class JobStore:
@@ -74,8 +75,10 @@ class JobStore:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(_SCHEMA)
-            self._db.execute("SELECT id, owner, task, options, status, total, ok, failed, usage, error, created, "
-                             "updated FROM jobs LIMIT 1").fetchall()
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "unsupported" not in columns:  # a jobs database written before the count existed
+                self._db.execute("ALTER TABLE jobs ADD COLUMN unsupported INTEGER NOT NULL DEFAULT 0")
+            self._db.execute(f"SELECT {_COLUMNS} FROM jobs LIMIT 1").fetchall()
         except sqlite3.Error as exc:
             raise ConfigError(f"jobs database {path} is unusable ({exc}); move it away to start afresh") from None
 
@@ -101,14 +104,13 @@ class JobStore:
     def save(self, job: Job) -> None:
         job.updated = time.time()
         self._db.execute(
-            "INSERT OR REPLACE INTO jobs (id, owner, task, options, status, total, ok, failed, usage, error, "
-            "created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job.id, job.owner, job.task, json.dumps(job.options), job.status, job.total, job.ok, job.failed,
-             job.usage.model_dump_json(), job.error, job.created, job.updated),
+             job.usage.model_dump_json(), job.error, job.created, job.updated, job.unsupported),
         )
 
     def get(self, job_id: str) -> Job | None:
-        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
 
     def owned(self, owner: str, limit: int, after: str | None = None) -> list[Job] | None:
@@ -120,12 +122,12 @@ class JobStore:
                 return None
             anchor = (row[0], row[1])
         rows = self._db.execute(
-            "SELECT * FROM jobs WHERE owner = ? AND (created < ? OR (created = ? AND id < ?)) "
+            f"SELECT {_COLUMNS} FROM jobs WHERE owner = ? AND (created < ? OR (created = ? AND id < ?)) "
             "ORDER BY created DESC, id DESC LIMIT ?", (owner, anchor[0], anchor[0], anchor[1], limit))
         return [_job(row) for row in rows.fetchall()]
 
     def unfinished(self) -> list[Job]:
-        rows = self._db.execute("SELECT * FROM jobs WHERE status IN ('queued', 'running') ORDER BY created")
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE status IN ('queued', 'running') ORDER BY created")
         return [_job(row) for row in rows.fetchall()]
 
     def count_by_state(self) -> dict[str, int]:
@@ -139,9 +141,10 @@ class JobStore:
 
 
 def _job(row: tuple[Any, ...]) -> Job:
-    (job_id, owner, task, options, status, total, ok, failed, usage, error, created, updated) = row
+    (job_id, owner, task, options, status, total, ok, failed, usage, error, created, updated, unsupported) = row
     return Job(id=job_id, owner=owner, task=task, options=json.loads(options), status=status, total=total, ok=ok,
-               failed=failed, usage=Usage.model_validate_json(usage), error=error, created=created, updated=updated)
+               failed=failed, unsupported=unsupported, usage=Usage.model_validate_json(usage), error=error,
+               created=created, updated=updated)
 
 
 class JobManager:
@@ -258,7 +261,7 @@ class JobManager:
                 job.status = "running"
                 self.store.save(job)
                 finished = await self._bulk(job, folder)
-            job.ok, job.failed = _counts(folder / "output.jsonl")
+            job.ok, job.failed, job.unsupported = _counts(folder / "output.jsonl")
             if not finished:  # the server is stopping: leave it "running", to resume
                 self.store.save(job)
                 self._live.pop(job.id, None)
@@ -282,7 +285,7 @@ class JobManager:
     async def _bulk(self, job: Job, folder: Path) -> bool:
         """Run the job's documents into its output; False if the server stopped it before the end."""
         output = folder / "output.jsonl"
-        job.ok, job.failed = _counts(output)
+        job.ok, job.failed, job.unsupported = _counts(output)
         options = job.options
         words = tuple(options["words"]) if options.get("words") else None
         runner = self.summarizer.bulk_runner(
@@ -311,6 +314,7 @@ class JobManager:
                     done += 1
                     job.ok += record.status == "ok"
                     job.failed += record.status != "ok"
+                    job.unsupported += record.status == "ok" and record.unsupported > 0
                     job.usage.add(record.usage)
                     job.rate = done / max(1e-6, time.monotonic() - started)
                     if self._on_record is not None:
@@ -391,12 +395,19 @@ def _once(item: BulkItem, number: int, seen: set[str]) -> BulkItem:
     return item
 
 
-def _counts(output: Path) -> tuple[int, int]:
+# A record's top-level count (a key, so never inside a JSON string, where a quote is escaped).
+_UNSUPPORTED = re.compile(rb'(?<!\\)"unsupported":\s*[1-9]')
+
+
+def _counts(output: Path) -> tuple[int, int, int]:
+    """ok, failed and unsupported records of an output (a resumed job counts what it holds)."""
     if not output.exists():
-        return 0, 0
+        return 0, 0, 0
     done = dict(scan_output(output))
     ok = sum(1 for status in done.values() if status == "ok")
-    return ok, len(done) - ok
+    with output.open("rb") as handle:
+        unsupported = sum(1 for line in handle if _UNSUPPORTED.search(line))
+    return ok, len(done) - ok, unsupported
 
 
 def job_date(value: Any) -> Any:

@@ -33,6 +33,7 @@ class Job:
     total: int
     ok: int = 0
     failed: int = 0
+    unsupported: int = 0  # of the ok, documents with content the source does not back
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
     created: float = field(default_factory=time.time)
@@ -47,7 +48,8 @@ class Job:
         eta = round(self.pending / self.rate, 1) if self.status == "running" and self.rate > 0 else None
         return {
             "id": self.id, "task": self.task, "status": self.status,
-            "counts": {"total": self.total, "ok": self.ok, "failed": self.failed, "pending": self.pending},
+            "counts": {"total": self.total, "ok": self.ok, "failed": self.failed, "unsupported": self.unsupported,
+                       "pending": self.pending},
             "usage": self.usage.model_dump(), "eta_seconds": eta, "error": self.error, "options": self.options,
             "created": self.created, "updated": self.updated,
             "status_url": f"{base_url}/v1/jobs/{self.id}", "results_url": f"{base_url}/v1/jobs/{self.id}/results",

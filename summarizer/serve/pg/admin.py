@@ -10,11 +10,10 @@ from typing import Any
 
 from ...errors import UsageError
 from .db import NOW, connect, mask
-from .queue import job_from_row
+from .queue import JOB_COLUMNS, job_from_row
 
 __all__ = ["cancel_job", "list_jobs", "render", "show_job"]
 
-_COLUMNS = "id, owner, task, options, status, total, ok, failed, usage, error, created, updated, started"
 
 
 def list_jobs(url: str, *, owner: str | None = None, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
@@ -26,14 +25,14 @@ def list_jobs(url: str, *, owner: str | None = None, status: str | None = None, 
         where.append("status = %s")
         params.append(status)
     with connect(url) as conn:
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
+        rows = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} "
                             "ORDER BY created DESC, id DESC LIMIT %s", (*params, limit)).fetchall()
     return [_shown(row) for row in rows]
 
 
 def show_job(url: str, job_id: str) -> dict[str, Any]:
     with connect(url) as conn:
-        row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
+        row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
         if row is None:
             raise UsageError(f"no job {job_id} in {mask(url)}")
         leases = conn.execute(
@@ -60,9 +59,9 @@ def render(jobs: list[dict[str, Any]], *, as_json: bool, url: str) -> str:
     if as_json:
         return "\n".join(json.dumps(job) for job in jobs)
     lines = [f"# {len(jobs)} job(s) in {mask(url)}",
-             f"{'id':<22} {'owner':<14} {'task':<10} {'status':<10} {'ok':>8} {'failed':>7} {'total':>8}"]
+             f"{'id':<22} {'owner':<14} {'task':<10} {'status':<10} {'ok':>8} {'failed':>7} {'unsupported':>11} {'total':>8}"]
     lines += [f"{j['id']:<22} {j['owner']:<14} {j['task']:<10} {j['status']:<10} {j['counts']['ok']:>8} "
-              f"{j['counts']['failed']:>7} {j['counts']['total']:>8}" for j in jobs]
+              f"{j['counts']['failed']:>7} {j['counts']['unsupported']:>11} {j['counts']['total']:>8}" for j in jobs]
     return "\n".join(lines)
 
 

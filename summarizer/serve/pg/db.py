@@ -48,6 +48,9 @@ CREATE TABLE pacers (
     name text PRIMARY KEY, next_request double precision NOT NULL DEFAULT 0,
     next_token double precision NOT NULL DEFAULT 0, slow_until double precision NOT NULL DEFAULT 0);
 """),
+    (2, "jobs count the documents with unsupported content", """
+ALTER TABLE jobs ADD COLUMN unsupported integer NOT NULL DEFAULT 0;
+"""),
 )
 
 NOW = "extract(epoch from now())::float8"  # the statement's transaction time, as a double

@@ -33,19 +33,19 @@ from ..queue import STATES, Job, JobsFull
 from .db import NOW
 from .pool import Database, listen
 
-__all__ = ["ACTIVE", "PgQueue", "job_from_row"]
+__all__ = ["ACTIVE", "JOB_COLUMNS", "PgQueue", "job_from_row"]
 
 ACTIVE = "('uploading', 'queued', 'running')"
 _CAPS_LOCK = 2_100_022
-_COLUMNS = "id, owner, task, options, status, total, ok, failed, usage, error, created, updated, started"
+JOB_COLUMNS = "id, owner, task, options, status, total, ok, failed, usage, error, created, updated, started, unsupported"
 _STALE_UPLOAD = 3600.0
 _JOB_ID = re.compile(r"^job_[0-9a-f]{16}$")
 
 
 def job_from_row(row: tuple[Any, ...], now: float | None = None) -> Job:
-    (job_id, owner, task, options, status, total, ok, failed, usage, error, created, updated, started) = row
+    (job_id, owner, task, options, status, total, ok, failed, usage, error, created, updated, started, unsupported) = row
     job = Job(id=job_id, owner=owner, task=task, options=json.loads(options or "{}"), status=status, total=total, ok=ok,
-              failed=failed, usage=Usage.model_validate(usage or {}), error=error, created=created, updated=updated)
+              failed=failed, unsupported=unsupported, usage=Usage.model_validate(usage or {}), error=error, created=created, updated=updated)
     if status == "running" and started:
         job.rate = (ok + failed) / max(1e-6, (now or time.time()) - started)
     return job
@@ -128,7 +128,7 @@ class PgQueue:
                             seen.add(doc_id)
                 row = await (await conn.execute(
                     f"UPDATE jobs SET status = 'queued', task = %s, options = %s, total = %s, updated = {NOW} "
-                    f"WHERE id = %s AND status = 'uploading' RETURNING {_COLUMNS}",
+                    f"WHERE id = %s AND status = 'uploading' RETURNING {JOB_COLUMNS}",
                     (task, json.dumps(options), len(ids), job_id))).fetchone()
                 await conn.execute("SELECT pg_notify('summarizer_work', %s)", (job_id,))
         finally:
@@ -142,7 +142,7 @@ class PgQueue:
     async def get(self, job_id: str) -> Job | None:
         if not _JOB_ID.match(job_id):
             return None  # not one of ours (and nothing a text column refuses, like a NUL, reaches the database)
-        rows = await self.db.rows(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s AND status <> 'uploading'", (job_id,))
+        rows = await self.db.rows(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s AND status <> 'uploading'", (job_id,))
         return job_from_row(rows[0]) if rows else None
 
     async def owned(self, owner: str, limit: int, after: str | None) -> list[Job] | None:
@@ -156,7 +156,7 @@ class PgQueue:
                 return None
             anchor = (found[0][0], found[0][1])
         rows = await self.db.rows(
-            f"SELECT {_COLUMNS} FROM jobs WHERE owner = %s AND status <> 'uploading' AND (created < %s OR "
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE owner = %s AND status <> 'uploading' AND (created < %s OR "
             "(created = %s AND id < %s)) ORDER BY created DESC, id DESC LIMIT %s",
             (owner, anchor[0], anchor[0], anchor[1], limit))
         return [job_from_row(row) for row in rows]

@@ -282,7 +282,7 @@ class Worker:
                     "(SELECT line FROM documents WHERE job_id = %s AND line = ANY(%s) AND NOT done ORDER BY line "
                     "FOR UPDATE) o WHERE d.job_id = %s AND d.line = o.line RETURNING d.line",
                     (job_id, lines, job_id))).fetchall()}
-                rows, usage, ok, failed = [], Usage(), 0, 0
+                rows, usage, ok, failed, unsupported = [], Usage(), 0, 0, 0
                 for line, record in entries:
                     if line not in fresh:
                         self.dropped += 1  # another worker wrote it first (this one's lease had lapsed)
@@ -293,6 +293,7 @@ class Worker:
                     usage.add(record.usage)
                     ok += record.status == "ok"
                     failed += record.status != "ok"
+                    unsupported += record.status == "ok" and record.unsupported > 0
                 if not rows:
                     continue
                 async with conn.cursor().copy("COPY results (job_id, line, doc_id, status, record) FROM STDIN") as copy:
@@ -300,13 +301,14 @@ class Worker:
                         await copy.write_row(row)
                 self.written += len(rows)
                 done = await (await conn.execute(
-                    f"UPDATE jobs SET ok = ok + %(ok)s, failed = failed + %(failed)s, updated = {NOW}, "
+                    f"UPDATE jobs SET ok = ok + %(ok)s, failed = failed + %(failed)s, "
+                    f"unsupported = unsupported + %(unsupported)s, updated = {NOW}, "
                     "usage = (SELECT jsonb_object_agg(k, coalesce((usage->>k)::bigint, 0) + (%(u)s::jsonb->>k)::bigint) "
                     "FROM jsonb_object_keys(%(u)s::jsonb) k), "
                     "status = CASE WHEN status = 'running' AND NOT EXISTS (SELECT 1 FROM documents WHERE job_id = "
                     "%(id)s AND NOT done) THEN 'completed' ELSE status END "
                     "WHERE id = %(id)s RETURNING status",
-                    {"ok": ok, "failed": failed, "u": usage.model_dump_json(), "id": job_id})).fetchone()
+                    {"ok": ok, "failed": failed, "unsupported": unsupported, "u": usage.model_dump_json(), "id": job_id})).fetchone()
                 if done is not None and done[0] == "completed":
                     ended.append(job_id)
             for job_id in ended:
