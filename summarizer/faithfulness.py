@@ -156,6 +156,9 @@ class _Finding:
     hard: bool
 
 
+_CLAUSE_BREAKS = frozenset(",;:—–(")  # where an extract may cut a sentence short
+
+
 class _Source:
     def __init__(self, text: str, published: dt.date | None) -> None:
         self.text, self.published = text, published
@@ -206,6 +209,20 @@ class _Source:
         self.years = {int(q.value) for _, q in self.quantities if q.year} | ({published.year} if published else set())
         self.shares = [share for s in self.sentences for _, _, share in ratios(s.facts.text, s.facts.words)]
         self._spelled: dict[str, bool] = {}
+
+    def copied(self, sentence: str) -> list[int]:
+        """The source sentence ``sentence`` is copied from — whole, or its opening up to a clause boundary (an
+        extract cut short, its full stop the summary's own) — or [] when it is no such copy. A clause from the
+        middle is no copy: "the treaty was signed" out of "officials denied the treaty was signed" says the opposite."""
+        flat = " ".join(sentence.split())
+        if len(flat.split()) < 2 or flat.rstrip(".") not in self.flat:
+            return []
+        for i, source in enumerate(self.sentences):
+            text = " ".join(source.facts.text.split())
+            head = flat.rstrip(".")
+            if text == flat or (text.startswith(head) and text[len(head):len(head) + 1] in _CLAUSE_BREAKS):
+                return [i]
+        return []
 
     def facts(self, text: str) -> Facts:
         return facts_of(text, continental=self.continental, published=self.published, names=self.names,
@@ -282,17 +299,18 @@ def hard_issues(summary: str, source: str, *, published: dt.date | None = None) 
 
 
 def _verdicts(summary: str, src: _Source) -> list[tuple[Span, list[int], list[_Finding]]]:
-    out = []
+    out: list[tuple[Span, list[int], list[_Finding]]] = []
     earlier: list[Facts] = []
     for span in sentence_spans(summary):
         facts = src.facts(span.of(summary))
-        cited = _cite(facts, src)
-        # A sentence copied whole (an extract) keeps the source's meaning for its opening pronoun,
-        # whatever the summary put before it.
-        copied = " ".join(span.of(summary).rstrip(".").split()) in src.flat
-        findings = _judge(facts, cited, src, None if copied else _first_name(*earlier[-2:][::-1]))
+        copied = src.copied(span.of(summary))
+        if copied:  # a sentence (or clause) copied whole says what the source says, wherever it stands
+            out.append((span, copied, []))
+        else:
+            cited = _cite(facts, src)
+            findings = _judge(facts, cited, src, _first_name(*earlier[-2:][::-1]))
+            out.append((span, cited, [_Finding(_placed(f.issue, summary, span), f.hard) for f in findings]))
         earlier.append(facts)
-        out.append((span, cited, [_Finding(_placed(f.issue, summary, span), f.hard) for f in findings]))
     return out
 
 

@@ -238,3 +238,27 @@ def test_cli_bad_source_and_both_stdin(files: tuple[Path, Path, Path], tmp_path:
     assert missing.exit_code == 2 and "no such file" in missing.output
     both = runner.invoke(app, ["check", "-", "-"], input="x")
     assert both.exit_code == 2 and "only one of" in both.output
+
+
+@pytest.mark.parametrize(("source", "summary"), [
+    ("Report s0. The council approved the budget on Monday.", "Report s0. The council approved the budget on Monday."),
+    # an extract that skips a sentence: "It" now follows another name, but it is the source's own sentence
+    ("Palaeontologists found Chucarosaurus in Río Negro. It was a giant among giants, said Nicolás Chimento. "
+     "The bones are in Río Negro.", "Palaeontologists found Chucarosaurus in Río Negro. The bones are in Río Negro. "
+     "It was a giant among giants, said Nicolás Chimento."),
+    ("Officials said on Monday, citing the ministry, that the treaty was signed.", "Officials said on Monday."),
+])
+def test_a_sentence_copied_from_the_source_is_supported_and_cites_where_it_was_copied_from(
+        source: str, summary: str) -> None:
+    checked = check(summary, source)
+    assert all(s.support == "supported" and not s.issues for s in checked.sentences), checked.sentences
+    for sentence in checked.sentences:
+        assert sentence.citations and sentence.text.rstrip(".") in " ".join(c.of(source) for c in sentence.citations)
+
+
+def test_a_clause_lifted_from_the_middle_of_a_sentence_is_no_copy() -> None:
+    source = "Officials denied that the treaty was signed in Geneva on Friday. The talks go on."
+    from summarizer.faithfulness import _prepared
+
+    assert _prepared(source, None).copied("that the treaty was signed in Geneva on Friday.") == []
+    assert _prepared(source, None).copied("The talks go on.") == [1]
