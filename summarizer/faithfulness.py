@@ -278,38 +278,49 @@ def _prepared(text: str, published: dt.date | None) -> _Source:
     return _Source(text, published)
 
 
+@functools.lru_cache(maxsize=_PREPARED)
+def _judged(summary: str, source: str, published: dt.date | None) -> tuple[_Judged, ...]:
+    """The verdicts on ``summary``, kept: validation asks for them three ways (warnings, hard issues, the check)."""
+    src = _prepared(source, published)
+    return tuple((span, [src.sentences[i].span for i in cited], findings)
+                 for span, cited, findings in _verdicts(summary, src))
+
+
 def check(summary: str, source: str, *, published: dt.date | None = None) -> Check:
     """Check every sentence of ``summary`` against ``source``; see the module docstring for the rules."""
-    src = _prepared(source, published)
     checked = []
-    for span, cited, findings in _verdicts(summary, src):
+    for span, citations, findings in _judged(summary, source, published):
         issues = [f.issue for f in findings]
         support: Support = ("unsupported" if any(f.hard for f in findings)
                             else "partial" if findings else "supported")
         checked.append(CheckedSentence(text=span.of(summary), span=span, support=support, issues=issues,
-                                       citations=[src.sentences[i].span for i in cited]))
+                                       citations=citations))
     return Check(sentences=checked)
 
 
 def hard_issues(summary: str, source: str, *, published: dt.date | None = None) -> list[Issue]:
     """The issues of ``check`` that make a sentence unsupported, each placed in ``summary``: for callers that
     warn on well-evidenced problems only (``grounding.brief_warnings``)."""
-    src = _prepared(source, published)
-    return [f.issue for _, _, findings in _verdicts(summary, src) for f in findings if f.hard]
+    return [f.issue for _, _, findings in _judged(summary, source, published) for f in findings if f.hard]
 
 
-def _verdicts(summary: str, src: _Source) -> list[tuple[Span, list[int], list[_Finding]]]:
-    out: list[tuple[Span, list[int], list[_Finding]]] = []
+_Verdict = tuple[Span, list[int], list["_Finding"]]  # a summary sentence, the source sentences it cites, findings
+_Judged = tuple[Span, list[Span], list["_Finding"]]  # the same, the citations as spans of the source
+
+
+def _verdicts(summary: str, src: _Source) -> list[_Verdict]:
+    out: list[_Verdict] = []
     earlier: list[Facts] = []
     for span in sentence_spans(summary):
-        facts = src.facts(span.of(summary))
         copied = src.copied(span.of(summary))
         if copied:  # a sentence (or clause) copied whole says what the source says, wherever it stands
             out.append((span, copied, []))
-        else:
-            cited = _cite(facts, src)
-            findings = _judge(facts, cited, src, _first_name(*earlier[-2:][::-1]))
-            out.append((span, cited, [_Finding(_placed(f.issue, summary, span), f.hard) for f in findings]))
+            earlier.append(src.sentences[copied[0]].facts)  # its names, for a pronoun that follows
+            continue
+        facts = src.facts(span.of(summary))
+        cited = _cite(facts, src)
+        findings = _judge(facts, cited, src, _first_name(*earlier[-2:][::-1]))
+        out.append((span, cited, [_Finding(_placed(f.issue, summary, span), f.hard) for f in findings]))
         earlier.append(facts)
     return out
 
