@@ -122,6 +122,7 @@ class BulkRunner:
         """Records in completion order; at most ``concurrency`` documents in flight or waiting."""
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.concurrency)
         gate = asyncio.Semaphore(self.concurrency)
+        closing = asyncio.Event()
 
         async def feed() -> None:
             try:
@@ -130,7 +131,10 @@ class BulkRunner:
                         await gate.acquire()
                         group.create_task(self._process(item, gate, queue))
             finally:
-                await queue.put(_END)
+                # The end marker is for a reader; one that has gone (a cancelled job, a stopping
+                # server) leaves the queue full, and waiting for room would hang its close forever.
+                if not closing.is_set():
+                    await queue.put(_END)
 
         await self._prime()
         feeder = asyncio.create_task(feed())
@@ -138,6 +142,7 @@ class BulkRunner:
             while (record := await queue.get()) is not _END:
                 yield record
         finally:
+            closing.set()
             if not feeder.done():
                 feeder.cancel()
             try:

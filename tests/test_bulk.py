@@ -452,3 +452,27 @@ def test_a_long_document_says_which_part_it_is_on(fake: FakeServer, tmp_path: Pa
     assert result.stderr.splitlines()[:5] == [
         "summarizer: long document: reading it in 3 parts", "summarizer: part 1/3 read", "summarizer: part 2/3 read",
         "summarizer: part 3/3 read", "summarizer: combining the parts"]
+
+
+def test_a_reader_that_stops_early_closes_the_run_even_with_every_record_waiting(fake: FakeServer) -> None:
+    """A cancelled job or a stopping server stops reading while finished records fill the queue: closing the
+    results must still end (it waited for room for its end marker forever, and the service never exited)."""
+    from summarizer.documents import Document
+    from summarizer.sources import BulkItem
+
+    async def read_one_then_close() -> list[str]:
+        with Summarizer(base_url=fake.base_url, model="m", api_key="k", max_attempts=1) as s:
+            runner = s.bulk_runner("brief", concurrency=4)
+            items = [BulkItem(f"d{i}", Document.from_text(f"Report {i}. {UNGA.read_text()}", id=f"d{i}"))
+                     for i in range(40)]
+            loop, answered = asyncio.get_running_loop(), asyncio.Event()
+            fake.on_request = lambda n: n >= 6 and loop.call_soon_threadsafe(answered.set)
+            results = runner.results(items)
+            first = await anext(results)
+            await answered.wait()  # more answers than the queue's 4 places meanwhile: it is full
+            closing = asyncio.ensure_future(results.aclose())
+            done, _ = await asyncio.wait({closing}, timeout=30)  # a guard: a hang fails, never blocks the suite
+            return [first.id] if done else []
+
+    assert asyncio.run(read_one_then_close()), "closing the results hung"
+    assert len(fake.requests) < 40

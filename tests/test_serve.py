@@ -118,6 +118,8 @@ def model(module_fake: FakeServer) -> FakeServer:
     module_fake.total = 0
     module_fake.latency = 0.0
     module_fake.on_request = None
+    module_fake._seen.clear()  # a fault marker fires per document afresh (the other store's service saw it too)
+    module_fake.counts.clear()
     return module_fake
 
 
@@ -312,15 +314,15 @@ def test_jobs_json_body_cancel_and_validation(service: Service, model: FakeServe
 
 def test_a_job_counts_the_documents_with_unsupported_content(service: Service, model: FakeServer) -> None:
     """The job's counts say how many ok documents carry content the source does not back (issue 19)."""
-    model.script.append("badnumber")  # one brief gains "at a cost of 987654 dollars."
+    marker = {0: "[[fake:badnumber]] "}  # u0's brief gains "at a cost of 987654 dollars."
     with service.client() as http:
         job = http.post("/v1/jobs", json={"task": "brief", "documents": [  # long enough for the added words
-            {"id": f"u{i}", "text": f"Report {i}. {UNGA.read_text()}"} for i in range(3)]}).json()
+            {"id": f"u{i}", "text": f"Report {i}. {marker.get(i, '')}{UNGA.read_text()}"} for i in range(3)]}).json()
         done = http.get(f"/v1/jobs/{job['id']}", params={"wait": 30}).json()
         records = [json.loads(line) for line in http.get(f"/v1/jobs/{job['id']}/results").text.splitlines()]
     assert done["status"] == "completed"
     assert done["counts"] == {"total": 3, "ok": 3, "failed": 0, "unsupported": 1, "pending": 0}
-    assert sorted(r["unsupported"] > 0 for r in records) == [False, False, True]
+    assert {r["id"]: r["unsupported"] > 0 for r in records} == {"u0": True, "u1": False, "u2": False}
 
 
 def test_nul_characters_in_ids_and_texts_cost_nothing_but_their_own_records(service: Service, model: FakeServer) -> None:
