@@ -185,7 +185,9 @@ def test_5000_documents_2_replicas_3_workers_one_killed_every_id_once(tmp_path: 
         twice = {d for d in plain if requested[d] > 1}
         rerun = {f"d{line - 1}" for line, n in _attempts(url, job["id"]).items() if n > 1}
         assert twice <= rerun  # requested twice only if it was in the killed worker's hands
-        assert len(rerun) <= 64
+        # What a SIGKILL costs is what the worker held: its 16 in flight plus the records not yet flushed
+        # (every 0.2 s; longer when the machine is loaded: 85 seen in CI). A bound, not a timing claim.
+        assert len(rerun) <= 250
         outputs = [w.stop() for w in workers[1:]]
         print(f"\n5,000 documents, 3 workers (one SIGKILLed at the 2,500th request), 2 replicas: "
               f"{len(ids)} ids once each; {fake.total} requests; {len(rerun)} documents re-claimed after the "
@@ -370,3 +372,28 @@ def test_documents_claimed_by_a_claim_whose_answer_was_lost_are_handed_back(data
     with psycopg.connect(database_url) as conn:
         rows = dict(conn.execute("SELECT line, worker FROM documents ORDER BY line").fetchall())
     assert rows == {1: worker.name, 2: None, 3: "elsewhere"}
+
+
+def test_a_claim_the_worker_cannot_run_or_hand_back_is_left_to_lapse_not_renewed(tmp_path: Path) -> None:
+    """The database going away between a claim and its run: the document is neither run nor handed back. It must
+    leave the worker's hands (the heartbeat renews what is held), or its job never ends (seen under CI load)."""
+    from summarizer import Summarizer
+    from summarizer.serve.pg.worker import Worker, _Claim
+    from summarizer.serve.queue import QueueUnavailable
+
+    class Down:
+        async def rows(self, *args: object) -> list[tuple[object, ...]]:
+            raise QueueUnavailable("the database is down")
+
+    async def scenario() -> set[tuple[str, int]]:
+        worker = Worker("postgresql://x@localhost/x", Summarizer(base_url="http://127.0.0.1:9/v1", model="m"),
+                        None, tmp_path, db=Down())  # type: ignore[arg-type]
+        claims = [_Claim("job_0123456789abcdef", line, b"{}", False) for line in (1, 2)]
+        worker._held.update((c.job_id, c.line) for c in claims)
+        await worker._give_back(claims[:1])  # the database refuses: the claim is still let go
+        pipeline = worker.summarizer.pipeline("brief")
+        with pytest.raises(QueueUnavailable):
+            await worker._run(_Claim("job_0123456789abcdef", 2, None, False), pipeline)  # its text needs the database
+        return worker._held
+
+    assert asyncio.run(scenario()) == set()

@@ -209,6 +209,7 @@ class Worker:
         return pipeline
 
     async def _run(self, claim: _Claim, pipeline: DocumentPipeline) -> None:
+        key, answered = (claim.job_id, claim.line), False
         try:
             published = job_date(json.loads(self._pipelines[claim.job_id][1]) if claim.job_id in self._pipelines
                                  else None)
@@ -223,10 +224,13 @@ class Worker:
                     code="duplicate_id", message=f"line {claim.line}: id {item.id!r} appeared on an earlier line"))
             record = await pipeline.record(item)
             self._done.append((claim.job_id, claim.line, record))
+            answered = True
             if self.on_record is not None:
                 self.on_record(record)
         finally:
-            self._tasks.pop((claim.job_id, claim.line), None)
+            self._tasks.pop(key, None)
+            if not answered:  # (the database went away mid-read): not renewed, its lease lapses, it runs again
+                self._held.discard(key)
             self._wake.set()
 
     # -- writing records -----------------------------------------------------------------------
@@ -369,11 +373,14 @@ class Worker:
             self._held.clear()
 
     async def _give_back(self, claims: list[_Claim]) -> None:
+        """Hand documents back now; with the database away, let their leases lapse (never renew them: a
+        document held by name but run by nothing was renewed for ever, and its job never ended)."""
+        for claim in claims:
+            self._held.discard((claim.job_id, claim.line))
         with contextlib.suppress(QueueUnavailable):
             for claim in claims:
                 await self.db.rows("UPDATE documents SET worker = NULL, lease_until = NULL WHERE job_id = %s AND "
                                    "line = %s AND worker = %s", (claim.job_id, claim.line, self.name))
-                self._held.discard((claim.job_id, claim.line))
 
     def _note(self, channel: str, payload: str) -> None:
         if channel == "summarizer_jobs" and any(key[0] == payload for key in self._tasks):
