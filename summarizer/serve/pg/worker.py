@@ -8,7 +8,10 @@ those documents again. A record is written in the same transaction that marks it
 document done, and only if it was not done already, so a document has exactly
 one record even when two workers ran it (a lapsed lease whose holder was only
 slow). Finished records are written in batches (one transaction for many), and
-the job's counters are added once per batch, not per document.
+the job's counters are added once per batch, not per document. A worker holds at
+most ``max_held`` documents leased and unwritten (4 × its concurrency): when the
+database writes slower than the model answers it stops claiming, so a SIGKILL
+costs at most that many documents run again.
 
 Locks are always taken in one order — a document's row, then its result, then its
 job's row — by the claim, the write and the cancel alike.
@@ -66,19 +69,21 @@ class Worker:
     def __init__(self, url: str, summarizer: Summarizer, parse_pool: ParsePool, data_dir: Path, *,
                  concurrency: int = 16, pacer: Pacer | None = None, lease_seconds: float = 30.0,
                  flush_every: float = 0.2, on_record: Callable[[Record], None] | None = None,
-                 db: Database | None = None) -> None:
+                 db: Database | None = None, max_held: int | None = None) -> None:
         self.url, self.summarizer, self.parse_pool, self.data_dir = url, summarizer, parse_pool, data_dir
         self.db = db or Database(url, size=4)
         self._own_db = db is None
         self.concurrency, self.pacer, self.lease = concurrency, pacer, lease_seconds
         self.flush_every, self.on_record = flush_every, on_record
+        # Documents leased and not yet written, at most: when the database writes slower than the model
+        # answers, the worker stops claiming instead of hoarding (all of it runs again if it dies).
+        self.max_held = max_held or 4 * concurrency
         self.name = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._held: set[tuple[str, int]] = set()  # leased to this worker and not yet written or handed back
         self._done: list[tuple[str, int, Record]] = []
         self._pipelines: OrderedDict[str, tuple[DocumentPipeline, str]] = OrderedDict()
         self._wake = asyncio.Event()  # work may be there (a notification, a finished document)
-        self._flushed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._background: list[asyncio.Task[Any]] = []
         self.claimed = self.written = self.dropped = 0
@@ -136,7 +141,7 @@ class Worker:
         backoff = 0.5
         while not self._stopping.is_set():
             self._wake.clear()
-            free = self.concurrency - len(self._tasks)
+            free = self._room()
             claims: list[_Claim] = []
             if free >= max(1, self.concurrency // 4):
                 try:
@@ -166,6 +171,10 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.lease / 3)
         await self.stop()
+
+    def _room(self) -> int:
+        """How many documents to claim now: free run slots, within what may be held unwritten."""
+        return max(0, min(self.concurrency - len(self._tasks), self.max_held - len(self._held)))
 
     async def _claim(self, limit: int) -> list[_Claim]:
         async with self.db.transaction() as conn:
@@ -257,6 +266,7 @@ class Worker:
                 log.error("worker %s: a batch of records was refused (%s); writing them one by one",
                           self.name, type(exc).__name__)
                 await self._write_singly(batch)
+            self._wake.set()  # written: room to claim again (the loop may be waiting on max_held)
 
     async def _write_singly(self, batch: list[tuple[str, int, Record]]) -> None:
         """Each record alone; one the database still refuses becomes its document's error record."""
