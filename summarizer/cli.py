@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
 import typer
 
 from ._version import __version__
-from .errors import InputError, OutputError, SummarizerError, UsageError
+from .errors import ConfigError, InputError, OutputError, SummarizerError, UsageError
 
 if TYPE_CHECKING:  # imported where a command needs them: `summarizer --help` stays fast
     from .client import Summarizer
@@ -182,6 +182,15 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
+# The optional dependencies and the extra that brings each: a command that needs a missing one says
+# which extra to install (exit 3) instead of a ModuleNotFoundError traceback.
+_EXTRAS = {
+    "fastapi": "serve", "fastapi_offline": "serve", "uvicorn": "serve", "prometheus_client": "serve",
+    "httptools": "serve", "uvloop": "serve", "psycopg": "serve,postgres", "psycopg_pool": "serve,postgres",
+    "ray": "ray", "pyarrow": "ray", "pypdf": "pdf", "rouge_score": "eval", "opentelemetry": "otel",
+}
+
+
 @contextmanager
 def _exit_codes() -> Iterator[None]:
     """One line on stderr and the documented exit code for every SummarizerError."""
@@ -190,6 +199,12 @@ def _exit_codes() -> Iterator[None]:
     except SummarizerError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(exc.exit_code) from None
+    except ModuleNotFoundError as exc:
+        extra = _EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:  # not an optional dependency: a bug, and its traceback says where
+            raise
+        _err(f"error: {exc.name} is not installed; this command needs: pip install 'summarizer[{extra}]'")
+        raise typer.Exit(ConfigError.exit_code) from None
     except KeyboardInterrupt:
         _err("interrupted")
         raise typer.Exit(130) from None
@@ -737,9 +752,10 @@ def serve(
     Needs the serve extra: pip install 'summarizer[serve]'. Stops cleanly on SIGTERM or Ctrl-C.
     """
     from .config import load_settings
-    from .serve import ServiceConfig, default_data_dir, load_tokens, run
 
     with _exit_codes():
+        from .serve import ServiceConfig, default_data_dir, load_tokens, run
+
         settings = load_settings(**{k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()
                                     if v not in (None, False)})
         directory = data_dir or (Path(os.environ["SUMMARIZER_DATA_DIR"]) if os.environ.get("SUMMARIZER_DATA_DIR")
@@ -775,9 +791,10 @@ def worker(
     A worker that dies loses its claims when their lease lapses, and another worker runs them.
     """
     from .config import load_settings
-    from .serve import ServiceConfig, default_data_dir, run_worker
 
     with _exit_codes():
+        from .serve import ServiceConfig, default_data_dir, run_worker
+
         settings = load_settings(**{k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()
                                     if v not in (None, False)})
         directory = data_dir or (Path(os.environ["SUMMARIZER_DATA_DIR"]) if os.environ.get("SUMMARIZER_DATA_DIR")
@@ -809,10 +826,10 @@ def jobs_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per job.")] = False,
 ) -> None:
     """The newest jobs: id, owner, task, state, counts."""
-    from .serve.pg import admin
-
     with _exit_codes():
         url = _required_database(database_url)
+        from .serve.pg import admin
+
         jobs = admin.list_jobs(url, owner=owner, status=status, limit=limit)
     _out(admin.render(jobs, as_json=as_json, url=url))
 
@@ -823,10 +840,10 @@ def jobs_show(
     database_url: DatabaseOpt = None,
 ) -> None:
     """One job as the API shows it (counts, usage, state), with its documents' leases."""
-    from .serve.pg import admin
-
     with _exit_codes():
         url = _required_database(database_url)
+        from .serve.pg import admin
+
         _out(json.dumps(admin.show_job(url, job_id), indent=2))
 
 
@@ -836,10 +853,10 @@ def jobs_cancel(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Cancel a job: workers stop its documents; what it finished stays readable."""
-    from .serve.pg import admin
-
     with _exit_codes():
         url = _required_database(database_url)
+        from .serve.pg import admin
+
         status = admin.cancel_job(url, job_id)
     _err(f"{job_id}: {status}")
 

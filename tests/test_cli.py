@@ -285,3 +285,24 @@ def test_brief_does_not_stream_into_a_pipe_or_with_json(fake: FakeServer) -> Non
     assert run("brief", str(UNGA), *endpoint(fake)).exit_code == 0  # CliRunner's stdout is not a terminal
     assert run("brief", str(UNGA), "--json", *endpoint(fake)).exit_code == 0
     assert not any(body.get("stream") for body in fake.requests)
+
+
+@pytest.mark.parametrize(("missing", "args", "extra"), [
+    ("psycopg", ["jobs", "list", "--database-url", "postgresql://nobody@127.0.0.1:1/x"], "serve,postgres"),
+    ("psycopg", ["jobs", "show", "job_x", "--database-url", "postgresql://nobody@127.0.0.1:1/x"], "serve,postgres"),
+    ("psycopg", ["worker", "--database-url", "postgresql://nobody@127.0.0.1:1/x"], "serve,postgres"),
+    ("prometheus_client", ["serve", "--port", "0"], "serve"),
+])
+def test_a_missing_extra_names_the_extra_instead_of_a_traceback(tmp_path: Path, missing: str, args: list[str],
+                                                                 extra: str) -> None:
+    # An install without the extra (`pip install -e '.[local,eval]'`, the quick start): the module is shadowed
+    # by one that cannot be imported. (Was: a ModuleNotFoundError traceback, exit 1.)
+    shadow = tmp_path / "shadow" / missing
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(f"raise ModuleNotFoundError(name={missing!r})\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "shadow"), "SUMMARIZER_SERVICE_TOKENS": "demo-token-0123456789abcdef", "SUMMARIZER_DATA_DIR": str(tmp_path / "data")}
+    result = subprocess.run([sys.executable, "-m", "summarizer", *args], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip() == (f"summarizer: error: {missing} is not installed; this command needs: "
+                                     f"pip install 'summarizer[{extra}]'")
