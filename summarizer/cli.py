@@ -955,24 +955,44 @@ def _replaced(output: Path, source: Path) -> Iterator[Any]:
     """A text file that becomes ``output`` only when the export finished: a failed one leaves it as it was.
 
     ``output`` may not be ``source``: writing the export over the bulk output it reads would lose it.
+    A link is written through (its target replaced, not the link); a device or a FIFO (``/dev/stdout``)
+    is written into, never replaced by a file — as root that would put a regular file at ``/dev/null``.
     """
     import tempfile
 
     try:
         if output.exists() and source.exists() and os.path.samefile(output, source):
             raise UsageError(f"--output {output} is the bulk output being exported: choose another file")
-        fd, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+        if output.is_dir():
+            raise OutputError(f"cannot write {output}: it is a directory")
+        if output.exists() and not output.is_file():
+            with open(output, "w", encoding="utf-8", newline="", errors="replace") as stream:
+                yield stream
+            return
+        target = Path(os.path.realpath(output))
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
         raise OutputError(f"cannot write {output}: {exc.strerror}") from None
     try:
+        os.chmod(fd, _new_file_mode(target))
         with os.fdopen(fd, "w", encoding="utf-8", newline="", errors="replace") as handle:
             yield handle
-        os.replace(temporary, output)
+        os.replace(temporary, target)
     except OSError as exc:
         raise OutputError(f"cannot write {output}: {exc.strerror}") from None
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _new_file_mode(target: Path) -> int:
+    """The replaced file's permissions, else what ``open`` would give a new file (mkstemp's are 0600)."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _registry(tasks_dir: Optional[Path]) -> TaskRegistry:

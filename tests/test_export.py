@@ -165,3 +165,37 @@ def test_what_is_not_a_bulk_output_writes_nothing_and_markdown_ids_stay_on_their
     digest = runner.invoke(app, ["export", str(out), "--format", "md"])
     assert digest.exit_code == 0, digest.output
     assert "\n# Injected" not in digest.stdout and "## a # Injected heading" in digest.stdout
+
+
+def test_output_into_a_fifo_or_through_a_link_is_written_there_not_replaced(fake: FakeServer,
+                                                                               tmp_path: Path) -> None:
+    import os
+    import stat
+    import threading
+
+    out = bulk_output(fake, tmp_path, "brief")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = runner.invoke(app, ["export", str(out), "-o", str(fifo)])
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)  # (was: the FIFO replaced by a regular file, the reader left waiting)
+    assert received and received[0].startswith(b"id,task,status,")
+    real = tmp_path / "real.csv"
+    real.write_text("old\n")
+    real.chmod(0o640)
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    assert runner.invoke(app, ["export", str(out), "-o", str(link)]).exit_code == 0
+    assert link.is_symlink() and real.read_text().startswith("id,task,status,")  # (was: the link replaced)
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640  # the file's own permissions kept (was: 0600)
+    fresh = tmp_path / "fresh.csv"
+    assert runner.invoke(app, ["export", str(out), "-o", str(fresh)]).exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask  # as any new file (was: 0600)
+    folder = runner.invoke(app, ["export", str(out), "-o", str(tmp_path)])
+    assert folder.exit_code == 2 and f"cannot write {tmp_path}: it is a directory" in folder.stderr
