@@ -299,6 +299,9 @@ def test_the_database_going_down_mid_job_is_503_then_the_job_finishes(
     ("mysql://u:hunter2pass@localhost/db", "expected postgresql://"),
     ("postgresql://u:hunter2pass@127.0.0.1:1/db", "cannot reach the database postgresql://u:***@127.0.0.1:1/db"),
     ("postgresql://u:hunter2pass@/db?host=/nonexistent&port=5", "cannot reach the database"),
+    # a URL urllib cannot split (an unclosed IPv6 bracket), which libpq quotes whole (was: the password shown)
+    ("postgresql://u:hunter2pass@[::1/db", "(a malformed URL)"),
+    ("postgresql://u@[::1/db?password=hunter2pass", "(a malformed URL)"),
 ])
 @pytest.mark.parametrize("command", ["serve", "worker", "jobs"])
 def test_a_bad_database_url_is_one_line_and_exit_3_without_its_password(

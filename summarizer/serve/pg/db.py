@@ -12,6 +12,7 @@ rows it does not understand).
 from __future__ import annotations
 
 import logging
+import re
 import urllib.parse
 from typing import Any
 
@@ -91,9 +92,16 @@ def _password(url: str) -> str | None:
         parts = urllib.parse.urlsplit(url)
         query = dict(urllib.parse.parse_qsl(parts.query))
         secret = parts.password or query.get("password")
-    except ValueError:
-        return None
+    except ValueError:  # malformed (an unclosed "[" of an IPv6 host): libpq quotes it whole in its message
+        secret = _raw_password(url)
     return urllib.parse.unquote(secret) if secret else None
+
+
+def _raw_password(url: str) -> str | None:
+    """The password of a URL urllib cannot parse: what lies between user: and the last @, or ?password=."""
+    userinfo, at, _ = url.partition("://")[2].rpartition("@")
+    query = re.search(r"[?&]password=([^&#]*)", url)
+    return (userinfo.partition(":")[2] if at else None) or (query.group(1) if query else None)
 
 
 def redacted(message: str, url: str) -> str:
