@@ -1,8 +1,9 @@
 """The ``summarizer`` command: parse flags, call the library, print, map errors to exit codes.
 
-Exit codes: 0 ok · 1 some bulk items failed (or the eval gate) · 2 bad input,
-usage or unwritable output · 3 configuration · 4 provider failing · 5 model
-output invalid after re-asks. Errors are one line on stderr, never a traceback.
+Exit codes: 0 ok · 1 some bulk items failed (or the eval gate, or ``check`` found an
+unsupported sentence) · 2 bad input, usage or unwritable output · 3 configuration ·
+4 provider failing · 5 model output invalid after re-asks · 6 ``--fail-on-warnings``
+and content the source does not back. Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -308,6 +309,9 @@ def _run_document(task: str, document: str, *, endpoint: dict[str, Any], words: 
     """One document through ``task``: read it, run it, print the value (or the envelope), map errors to exits."""
     word_range = _parse_words(words)
     date = _parse_date(published)
+    if as_json and output_format not in (None, FormatChoice.json):
+        raise typer.BadParameter(f"--json is --format json: it cannot go with --format {output_format.value}",
+                                 param_hint="'--json'")
     as_json = as_json or output_format is FormatChoice.json
     markdown = output_format is FormatChoice.md
     _log_retries(True)

@@ -306,3 +306,14 @@ def test_a_missing_extra_names_the_extra_instead_of_a_traceback(tmp_path: Path, 
     assert result.returncode == 3, result.stderr
     assert result.stderr.strip() == (f"summarizer: error: {missing} is not installed; this command needs: "
                                      f"pip install 'summarizer[{extra}]'")
+
+
+@pytest.mark.parametrize("fmt", ["md", "text"])
+def test_json_and_another_format_are_refused_not_one_silently_dropped(fake: FakeServer, fmt: str) -> None:
+    # (was: --format md --json printed Markdown, or on failure the JSON error envelope: which one depended on the run)
+    result = runner.invoke(app, ["brief", str(UNGA), "--format", fmt, "--json", *endpoint(fake)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"--json is --format json: it cannot go with --format {fmt}" in result.stderr
+    assert fake.requests == []  # refused before any request
+    same = runner.invoke(app, ["brief", str(UNGA), "--format", "json", "--json", *endpoint(fake)])
+    assert same.exit_code == 0 and json.loads(same.stdout)["status"] == "ok"
