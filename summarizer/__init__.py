@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from .faithfulness import Check, check
     from .documents import Document, fetch_document, read_document
     from .errors import (
-        ConfigError, InputError, OutputError, OutputValidationError, ProviderError, SummarizerError, TransientError,
-        UsageError,
+        ClusterError, ConfigError, InputError, OutputError, OutputValidationError, ProviderError, SummarizerError,
+        TransientError, UsageError,
     )
     from .limits import RateLimiter
     from .observe import CallWatch, ModelCall, Observers, RunObserver
@@ -55,7 +55,7 @@ _WHERE = {
     "client": ["BulkSettings", "DocumentLike", "OptionSettings", "SourceSettings", "Summarizer"],
     "config": ["Settings", "load_settings"],
     "documents": ["Document", "fetch_document", "read_document"],
-    "errors": ["ConfigError", "InputError", "OutputError", "OutputValidationError", "ProviderError",
+    "errors": ["ClusterError", "ConfigError", "InputError", "OutputError", "OutputValidationError", "ProviderError",
                "SummarizerError", "TransientError", "UsageError"],
     "limits": ["RateLimiter"],
     "observe": ["CallWatch", "ModelCall", "Observers", "RunObserver"],
@@ -75,7 +75,8 @@ _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names
 
 __all__ = [
     "Aligner", "Alignment", "Backend", "Brief", "BulkItem", "BulkRunner", "BulkSettings", "BulkSummary",
-    "CallWatch", "Capabilities", "Check", "CheckedSentence", "Completion", "ConfigError", "Delta", "Document",
+    "CallWatch", "Capabilities", "Check", "CheckedSentence", "ClusterError", "Completion", "ConfigError", "Delta",
+    "Document",
     "DocumentLike", "DocumentPipeline", "EVENT_TYPES", "ErrorInfo", "Event", "EventReport", "Evidence",
     "Extraction", "Failure", "InputError", "Issue", "Layer", "ModelCall", "Observed", "Observers",
     "OpenAIBackend", "OptionSettings", "OutputContext", "OutputError", "OutputMode", "OutputSpec",

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from .schemas import Usage
 
 __all__ = [
-    "ConfigError", "InputError", "OutputError", "OutputValidationError", "ProviderError", "SummarizerError",
-    "TransientError", "UsageError", "redact",
+    "ClusterError", "ConfigError", "InputError", "OutputError", "OutputValidationError", "ProviderError",
+    "SummarizerError", "TransientError", "UsageError", "redact",
 ]
 
 
@@ -64,6 +64,13 @@ class ProviderError(SummarizerError):
 
     exit_code = 4
     code = "provider_error"
+
+
+class ClusterError(SummarizerError):
+    """The Ray cluster failed mid-run (an actor, a node or the object store lost): what was written is kept."""
+
+    exit_code = 4
+    code = "cluster_error"
 
 
 class TransientError(ProviderError):

@@ -31,7 +31,7 @@ from typing import Any
 
 from .bulk import BulkSummary
 from .client import Summarizer
-from .errors import ConfigError, InputError, UsageError
+from .errors import ClusterError, ConfigError, InputError, UsageError
 from .limits import LeasedPacer, Schedule
 from .schemas import ErrorInfo, Failure, Record, TaskName, writable
 from .parquet import ParquetOutput
@@ -199,7 +199,7 @@ def run(
     sink = ParquetOutput(out, task=task) if parquet_out else JsonlSink(out, retry_failed=retry_failed,
                                                             input_path=source_path(source), task=task)
     try:
-        with _quiet(ray_options.quiet):
+        with _quiet(ray_options.quiet), _cluster_errors():
             return _run(source, sink, task=task, settings=settings, ray_options=ray_options, retry_failed=retry_failed,
                         on_record=on_record, fields={"id_field": id_field, "text_field": text_field,
                                                      "published_field": published_field},
@@ -207,6 +207,22 @@ def run(
                                  "language": language, "strict": strict, "verify": verify, "cache": cache})
     finally:
         sink.close()
+
+
+@contextlib.contextmanager
+def _cluster_errors() -> Iterator[None]:
+    """A cluster that fails mid-run (an actor died, a node or the object store lost) is one line, not Ray's
+    traceback: the records written so far stay, and the same command resumes after them."""
+    ray = _ray()
+    from ray.data.exceptions import ExecutionTimeoutError, SystemException
+
+    try:
+        yield
+    except (ray.exceptions.RayError, SystemException, ExecutionTimeoutError) as exc:
+        message = str(getattr(exc, "message", None) or exc).strip()
+        first = message.splitlines()[0] if message else ""
+        raise ClusterError(f"the Ray run failed ({type(exc).__name__}{': ' + first[:300] if first else ''}); "
+                           "the records written so far are kept: run the same command again to go on") from None
 
 
 @contextlib.contextmanager
@@ -294,7 +310,8 @@ def _run(source: str, sink: JsonlSink | ParquetOutput, *, task: TaskName, settin
             sink.settle(summary, retry_failed=retry_failed)
     finally:
         if pacer is not None:
-            summary.throttled = ray.get(pacer.throttled.remote())
+            with contextlib.suppress(ray.exceptions.RayError):  # a lost permit actor must not hide why the run ended
+                summary.throttled = ray.get(pacer.throttled.remote(), timeout=30)
     summary.wall_s = time.monotonic() - summary.started
     return summary
 

@@ -218,3 +218,73 @@ def test_a_recorded_cluster_that_is_gone_is_one_line_in_seconds(fake: FakeServer
     assert time.monotonic() - started < 30
     line = run.stderr.strip().splitlines()[-1]
     assert f"Ray would join the cluster at {dead}" in line and "ray stop" in line and "--address" in line
+
+
+def _actor_pids() -> list[int]:
+    """The processes of this machine's Ray Data map actors (``ray::MapWorker(...)`` in their command line)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"ray::MapWorker") or b"SummarizeBatch" in cmdline.split(b"\0")[0]:
+                pids.append(int(entry.name))
+    return pids
+
+
+def test_an_actor_killed_mid_run_loses_no_record(fake: FakeServer, tmp_path: Path) -> None:
+    """SIGKILL one actor mid-run: Ray recovers and finishes, or the run ends in one line (exit 4) and the same
+    command goes on from the records written — either way every id is there exactly once, no traceback."""
+    import signal
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": f"k{i}", "text": f"Report {i}. {BODY}"}) + "\n" for i in range(600)))
+    out = tmp_path / "out.jsonl"
+    killed: list[int] = []
+
+    def kill_one(n: int) -> None:
+        if n == 200 and not killed:
+            for pid in _actor_pids()[:1]:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    fake.on_request = kill_one
+    try:
+        first = cli(fake, str(source), "--out", str(out), "--no-cache")
+    finally:
+        fake.on_request = None
+    assert killed, "no Ray actor process found to kill"
+    assert "Traceback" not in first.stderr, first.stderr[-2000:]
+    if first.returncode != 0:
+        assert first.returncode == 4 and "the Ray run failed" in first.stderr, first.stderr[-2000:]
+        again = cli(fake, str(source), "--out", str(out), "--no-cache")
+        assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
+    ids = Counter(json.loads(line)["id"] for line in out.read_text().splitlines())
+    assert len(ids) == 600 and set(ids.values()) == {1}
+    print(f"\nactor {killed[0]} SIGKILLed at the 200th request: first run exit {first.returncode}")
+
+
+def test_a_cluster_that_fails_mid_run_is_one_line_and_exit_4(fake: FakeServer, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """What Ray could not recover from (its actor gone for good, the object store lost) is Ray's exception: one
+    line naming it, exit 4, the records written kept (was: Ray's traceback, exit 1)."""
+    import ray.exceptions
+    from typer.testing import CliRunner
+
+    import summarizer.ray
+    from summarizer.cli import app
+
+    def lost(*args: object, **kwargs: object) -> None:
+        raise ray.exceptions.ActorDiedError()
+
+    monkeypatch.setattr(summarizer.ray, "_run", lost)
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": BODY}) + "\n")
+    result = CliRunner().invoke(app, ["bulk", str(source), "--out", str(tmp_path / "out.jsonl"), "--engine", "ray",
+                                      "--base-url", fake.base_url, "--model", "fake-model", "-q"])
+    assert result.exit_code == 4, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("summarizer: error: the Ray run failed (ActorDiedError")
+    assert "run the same command again" in lines[0] and isinstance(result.exception, SystemExit)
