@@ -868,7 +868,7 @@ def jobs_cancel(
 def _required_database(flag: str | None) -> str:
     url = _database_url(flag)
     if url is None:
-        raise UsageError("summarizer jobs needs --database-url or SUMMARIZER_DATABASE_URL (postgresql://…)")
+        raise ConfigError("summarizer jobs needs --database-url (or SUMMARIZER_DATABASE_URL): postgresql://…")
     return str(url.get_secret_value())
 
 

@@ -317,6 +317,19 @@ def test_a_bad_database_url_is_one_line_and_exit_3_without_its_password(
     assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("command", [["worker"], ["jobs", "list"], ["jobs", "cancel", "job_0123456789abcdef"]])
+def test_no_database_url_is_one_line_and_exit_3_for_every_command(fake: FakeServer, tmp_path: Path,
+                                                                  command: list[str]) -> None:
+    """worker said exit 3 and jobs exit 2 for the same missing setting: both are configuration."""
+    environ = {k: v for k, v in _environ(fake, tmp_path).items() if k != "SUMMARIZER_DATABASE_URL"}
+    run = subprocess.run([sys.executable, "-m", "summarizer", *command, "--data-dir", str(tmp_path)]
+                         if command == ["worker"] else [sys.executable, "-m", "summarizer", *command],
+                         env=environ, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 3 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.strip().splitlines() == [
+        f"summarizer: error: summarizer {command[0]} needs --database-url (or SUMMARIZER_DATABASE_URL): postgresql://…"]
+
+
 def test_jobs_command_lists_shows_and_cancels(fake: FakeServer, tmp_path: Path, postgres_server: Postgres) -> None:
     url = postgres_server.create_database()
     secret_url = url.replace("postgres@", "postgres:hunter2pass@")  # trust auth: the password is not checked
