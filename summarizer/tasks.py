@@ -515,18 +515,26 @@ class _Reporter:
         self.on_progress(now)
 
 
+_OFF_LOOP_CHARS = 100_000  # past this, validating an answer (the checker's reading of its source) leaves the loop
+
+
 async def _drive(
     run: TaskRun[Any], backend: Backend, limit: int, on_event: Callable[[StreamEvent], None] | None,
     report: Callable[[], None] = lambda: None,
 ) -> None:
     """Send what the run asks, as many at once as ``limit`` allows; the first failure cancels the rest."""
+    receiving = asyncio.Lock()  # one answer taken at a time: a run's state is not shared across threads
 
     async def exchange(request: Request) -> list[Request]:
         if on_event is not None and request.final and request.output.json_schema is None:
             completion = await _streamed(backend, request, on_event)
         else:
             completion = await backend.complete(request.messages, output=request.output, params=request.params)
-        follow_ups = run.receive(request, completion)
+        async with receiving:
+            if len(request.source.text) < _OFF_LOOP_CHARS:
+                follow_ups = run.receive(request, completion)
+            else:  # checking against a long source takes seconds of CPU: not on the loop that serves everyone
+                follow_ups = await asyncio.to_thread(run.receive, request, completion)
         report()
         if on_event is not None and request.final and follow_ups and follow_ups[0].reasks > request.reasks:
             on_event(Reask(_last_errors(follow_ups[0])))

@@ -409,3 +409,41 @@ def test_pacing_wraps_any_backend_on_virtual_time() -> None:
     asyncio.run(main())
     assert 1.85 < starts[-1] < 2.05  # 10 a second, evenly (the first two start at once)
     assert Instant().max_concurrency is None
+
+
+def test_answers_about_a_long_source_are_checked_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checking an answer against a 1.5 MiB source took a second of CPU on the event loop, which stalled every
+    other request of the service (/healthz: 945 ms). Past _OFF_LOOP_CHARS the answer is taken in a thread;
+    a short source's stays on the loop (a thread hop would cost bulk runs more than the check)."""
+    import asyncio
+    import threading
+
+    from typing import Any
+
+    from summarizer import Backend, Completion, PromptLibrary, Usage
+    from summarizer.documents import Document
+    from summarizer.tasks import _OFF_LOOP_CHARS, TaskOptions, TaskRun, run_task
+
+    lead = ("The council approved a budget of 12 million euros on Monday after a long debate about the new park. "
+            "Residents said the park would open in spring and that the old market would close in the summer.")
+
+    class Copying(Backend):
+        model = "copying"
+
+        async def complete(self, messages, *, output=None, params=None):  # type: ignore[override]
+            return Completion(text=lead + " " + lead.replace("council", "assembly"), usage=Usage(requests=1),
+                              model=self.model)
+
+    taken: list[tuple[int, bool]] = []  # (source length, on the loop's thread)
+    receive = TaskRun.receive
+
+    def watched(self: TaskRun, request: Any, completion: Completion) -> Any:
+        taken.append((len(request.source.text), threading.current_thread() is threading.main_thread()))
+        return receive(self, request, completion)
+
+    monkeypatch.setattr(TaskRun, "receive", watched)
+    for size in (2_000, 2 * _OFF_LOOP_CHARS):
+        text = "\n\n".join(f"{lead.replace('12', str(i))}" for i in range(size // len(lead) + 1))
+        asyncio.run(run_task("brief", Document.from_text(text, id="d"), Copying(), PromptLibrary(), TaskOptions()))
+    assert taken and all(on_loop == (length < _OFF_LOOP_CHARS) for length, on_loop in taken), taken
+    assert any(length >= _OFF_LOOP_CHARS for length, _ in taken) and any(on_loop for _, on_loop in taken)
