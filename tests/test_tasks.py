@@ -413,8 +413,8 @@ def test_pacing_wraps_any_backend_on_virtual_time() -> None:
 
 def test_answers_about_a_long_source_are_checked_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     """Checking an answer against a 1.5 MiB source took a second of CPU on the event loop, which stalled every
-    other request of the service (/healthz: 945 ms). Past _OFF_LOOP_CHARS the answer is taken in a thread;
-    a short source's stays on the loop (a thread hop would cost bulk runs more than the check)."""
+    other request of the service (/healthz: 945 ms). Past _OFF_LOOP_CHARS the source is split and the answers
+    taken in a thread; a short source's stay on the loop (a thread hop would cost bulk more than the check)."""
     import asyncio
     import threading
 
@@ -441,9 +441,18 @@ def test_answers_about_a_long_source_are_checked_off_the_event_loop(monkeypatch:
         taken.append((len(request.source.text), threading.current_thread() is threading.main_thread()))
         return receive(self, request, completion)
 
+    started: list[tuple[int, bool]] = []
+    start = TaskRun.start
+
+    def watched_start(self: TaskRun) -> Any:
+        started.append((len(self.document.text), threading.current_thread() is threading.main_thread()))
+        return start(self)
+
     monkeypatch.setattr(TaskRun, "receive", watched)
+    monkeypatch.setattr(TaskRun, "start", watched_start)
     for size in (2_000, 2 * _OFF_LOOP_CHARS):
         text = "\n\n".join(f"{lead.replace('12', str(i))}" for i in range(size // len(lead) + 1))
         asyncio.run(run_task("brief", Document.from_text(text, id="d"), Copying(), PromptLibrary(), TaskOptions()))
     assert taken and all(on_loop == (length < _OFF_LOOP_CHARS) for length, on_loop in taken), taken
     assert any(length >= _OFF_LOOP_CHARS for length, _ in taken) and any(on_loop for _, on_loop in taken)
+    assert [on_loop for _, on_loop in started] == [True, False]  # splitting a long source leaves the loop too
