@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from . import observe
+from . import faithfulness, observe
 from .backends import Backend, Completion, Delta, Message, OutputSpec
 from .dates import describe
 from .documents import Document, date_or_none, estimate_tokens, split_into_chunks, unicode_problem
@@ -496,6 +496,8 @@ async def run_task(
             run.usage.add(exc.usage)
         exc.usage = run.usage
         raise
+    finally:
+        faithfulness.release(document.text)  # a long source's checks are done: its millions of objects may go
     return run.result(round((time.perf_counter() - started) * 1000))
 
 

@@ -495,3 +495,10 @@ def test_a_long_document_s_run_is_set_up_off_the_event_loop(monkeypatch: pytest.
         asyncio.run(run_task("brief", Document.from_text(text, id="d"), Echo(), PromptLibrary(),
                              TaskOptions(words=(5, 30))))
     assert [(length >= _OFF_LOOP_CHARS, on_loop) for length, on_loop in counted] == [(False, True), (True, False)]
+    # Nor does the long source stay prepared once its run ended: every full garbage collection would walk it.
+    import gc
+
+    from summarizer.faithfulness import _Source
+
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, _Source) and len(o.text) >= _OFF_LOOP_CHARS]
