@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import re
 import time
@@ -23,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from . import observe
+from . import faithfulness, observe
 from .backends import Backend, Completion, Delta, Message, OutputSpec
 from .dates import describe
 from .documents import Document, date_or_none, estimate_tokens, split_into_chunks, unicode_problem
@@ -484,7 +485,9 @@ async def run_task(
     asked again) for plain-text tasks; structured answers arrive whole.
     ``on_progress`` hears of a long document's parts as they are read and combined.
     """
-    run: TaskRun[Any] = TaskRun(task, document, prompts, options, model=backend.model)
+    make = functools.partial(TaskRun, task, document, prompts, options, model=backend.model)
+    # Fitting a brief's words counts the document's: 12 MiB is 0.4 s, not for the loop that serves everyone.
+    run: TaskRun[Any] = await asyncio.to_thread(make) if _long(document) else make()
     started = time.perf_counter()
     try:
         await _drive(run, backend, options.chunk_concurrency, on_event, _Reporter(run, on_progress))
@@ -493,6 +496,8 @@ async def run_task(
             run.usage.add(exc.usage)
         exc.usage = run.usage
         raise
+    finally:
+        faithfulness.release(document.text)  # a long source's checks are done: its millions of objects may go
     return run.result(round((time.perf_counter() - started) * 1000))
 
 
@@ -515,7 +520,11 @@ class _Reporter:
         self.on_progress(now)
 
 
-_OFF_LOOP_CHARS = 50_000  # past this, reading a source (splitting it, checking answers against it) leaves the loop
+_OFF_LOOP_CHARS = 50_000  # past this, reading a document (splitting it, checking answers against it) leaves the loop
+
+
+def _long(document: Document) -> bool:
+    return len(document.text) >= _OFF_LOOP_CHARS
 
 
 async def _drive(
@@ -531,16 +540,17 @@ async def _drive(
         else:
             completion = await backend.complete(request.messages, output=request.output, params=request.params)
         async with receiving:
-            if len(request.source.text) < _OFF_LOOP_CHARS:
+            if not long:
                 follow_ups = run.receive(request, completion)
-            else:  # checking against a long source takes seconds of CPU: not on the loop that serves everyone
+            else:  # checking against a long source takes seconds of CPU: not on the loop that serves everyone;
+                # a part's answer too, since the last one indexes the whole document for the combine step (0.8 s)
                 follow_ups = await asyncio.to_thread(run.receive, request, completion)
         report()
         if on_event is not None and request.final and follow_ups and follow_ups[0].reasks > request.reasks:
             on_event(Reask(_last_errors(follow_ups[0])))
         return follow_ups
 
-    long = len(run.document.text) >= _OFF_LOOP_CHARS
+    long = _long(run.document)
     pending = await asyncio.to_thread(run.start) if long else run.start()  # 11 MiB: 0.45 s of splitting
     report()
     while len(pending) == 1:  # one document, one request at a time (re-asks included): no task group needed

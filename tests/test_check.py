@@ -97,12 +97,33 @@ def test_a_small_count_the_source_never_gives_is_partial() -> None:
 
 
 def test_the_source_is_prepared_once() -> None:
-    from summarizer.faithfulness import _prepared
+    from summarizer.faithfulness import _kept
 
     check("Most of the deaths were in Chivay.", SOURCE)
-    before = _prepared.cache_info().hits
+    before = _kept.cache_info().hits
     check("Police arrested two looters in Chivay.", SOURCE)
-    assert _prepared.cache_info().hits == before + 1
+    assert _kept.cache_info().hits == before + 1
+
+
+def test_a_long_source_is_kept_prepared_only_until_released() -> None:
+    """A prepared 1.5 MB source is ~0.4 million objects; kept in the cache after its run, every later full
+    garbage collection walked them — 0.46 s instead of 0.03 s, on the service's event loop, for every tenant
+    (a 12 MiB job document: seconds). A long source is kept for the run's next answer, then released."""
+    import gc
+
+    from summarizer.faithfulness import _KEEP_CHARS, _prepared, _Source, release
+
+    paragraphs = [f"On day {i} the council of Chivay met {i + 3} delegates. " + SOURCE for i in range(
+        _KEEP_CHARS // len(SOURCE) + 2)]
+    long = "\n\n".join(paragraphs)
+    assert len(long) >= _KEEP_CHARS
+    check("Most of the deaths were in Chivay.", long)
+    assert _prepared(long, None) is _prepared(long, None)  # the next answer about it is not prepared afresh
+    check("Most of the deaths were in Chivay.", SOURCE)
+    release(long)
+    gc.collect()
+    alive = [len(o.text) for o in gc.get_objects() if isinstance(o, _Source)]
+    assert len(SOURCE) in alive and not [n for n in alive if n >= _KEEP_CHARS], alive
 
 
 def test_content_the_source_lacks_is_partial_not_flagged() -> None:

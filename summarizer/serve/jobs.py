@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..client import Summarizer
 from ..documents import Document, check_web_url
@@ -261,7 +261,7 @@ class JobManager:
                 job.status = "running"
                 self.store.save(job)
                 finished = await self._bulk(job, folder)
-            job.ok, job.failed, job.unsupported = _counts(folder / "output.jsonl")
+            job.ok, job.failed, job.unsupported = await asyncio.to_thread(_counts, folder / "output.jsonl")
             if not finished:  # the server is stopping: leave it "running", to resume
                 self.store.save(job)
                 self._live.pop(job.id, None)
@@ -285,7 +285,7 @@ class JobManager:
     async def _bulk(self, job: Job, folder: Path) -> bool:
         """Run the job's documents into its output; False if the server stopped it before the end."""
         output = folder / "output.jsonl"
-        job.ok, job.failed, job.unsupported = _counts(output)
+        job.ok, job.failed, job.unsupported = await asyncio.to_thread(_counts, output)  # a whole output: not on the loop
         options = job.options
         words = tuple(options["words"]) if options.get("words") else None
         runner = self.summarizer.bulk_runner(
@@ -480,10 +480,10 @@ class SqliteQueue:
         if not path.exists():
             return
         with path.open("rb") as handle:
-            for line in handle:
-                if not line.endswith(b"\n"):
-                    break  # a line still being written
-                if status is None or line_status(line) == status:
+            more = True
+            while more:  # read in a thread a block at a time: a filter matching nothing yields nothing to wait on
+                lines, more = await asyncio.to_thread(_read_lines, handle, status)
+                for line in lines:
                     yield line
 
     async def counts(self) -> dict[str, int]:
@@ -491,6 +491,23 @@ class SqliteQueue:
 
     async def problem(self) -> str | None:
         return None
+
+
+_READ_BLOCK = 1024 * 1024  # bytes of output read per thread hop
+
+
+def _read_lines(handle: IO[bytes], status: str | None) -> tuple[list[bytes], bool]:
+    """The complete lines of the next block of ``handle`` with ``status`` (any: None), and whether more may follow."""
+    lines: list[bytes] = []
+    read = 0
+    while read < _READ_BLOCK:
+        line = handle.readline()
+        if not line.endswith(b"\n"):
+            return lines, False  # the end, or a line still being written
+        read += len(line)
+        if status is None or line_status(line) == status:
+            lines.append(line)
+    return lines, True
 
 
 def line_status(line: bytes) -> str | None:
