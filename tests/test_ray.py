@@ -20,12 +20,16 @@ pytestmark = pytest.mark.slow
 BODY = UNGA.read_text().split("\n")[0]
 
 
-def cli(fake: FakeServer, *args: str) -> subprocess.CompletedProcess[str]:
+def _command(fake: FakeServer, *args: str) -> tuple[list[str], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SUMMARIZER_", "OPENAI_"))}
     env.update({"SUMMARIZER_BASE_URL": fake.base_url, "SUMMARIZER_MODEL": "fake-model",
                 "SUMMARIZER_MAX_RETRY_WAIT": "0.05", "SUMMARIZER_TIMEOUT": "2"})
-    return subprocess.run([sys.executable, "-m", "summarizer", "bulk", *args, "--engine", "ray", "--actors", "2",
-                           "--json", "-q"], env=env, capture_output=True, text=True, timeout=900)
+    return [sys.executable, "-m", "summarizer", "bulk", *args, "--engine", "ray", "--actors", "2", "--json", "-q"], env
+
+
+def cli(fake: FakeServer, *args: str) -> subprocess.CompletedProcess[str]:
+    argv, env = _command(fake, *args)
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
 
 
 def test_5000_documents_bad_rows_and_faults_every_id_once(fake: FakeServer, tmp_path: Path) -> None:
@@ -220,18 +224,28 @@ def test_a_recorded_cluster_that_is_gone_is_one_line_in_seconds(fake: FakeServer
     assert f"Ray would join the cluster at {dead}" in line and "ray stop" in line and "--address" in line
 
 
-def _actor_pids() -> list[int]:
-    """The processes of this machine's Ray Data map actors (``ray::MapWorker(...)`` in their command line)."""
-    pids = []
+def _actor_pids(root: int) -> list[int]:
+    """The Ray Data map actors (``ray::MapWorker(...)``) among ``root``'s descendants: this run's local Ray only
+    (tests beside it, under pytest -n, have Rays of their own)."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            if cmdline.startswith(b"ray::MapWorker") or b"SummarizeBatch" in cmdline.split(b"\0")[0]:
-                pids.append(int(entry.name))
-    return pids
+            children.setdefault(parent, []).append(int(entry.name))
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        stack += children.get(pid, [])
+        try:
+            head = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            continue
+        if head.startswith(b"ray::MapWorker") or b"SummarizeBatch" in head:
+            found.append(pid)
+    return found
 
 
 def test_an_actor_killed_mid_run_loses_no_record(fake: FakeServer, tmp_path: Path) -> None:
@@ -244,17 +258,21 @@ def test_an_actor_killed_mid_run_loses_no_record(fake: FakeServer, tmp_path: Pat
     out = tmp_path / "out.jsonl"
     killed: list[int] = []
 
+    argv, env = _command(fake, str(source), "--out", str(out), "--no-cache")
+    driver = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
     def kill_one(n: int) -> None:
         if n == 200 and not killed:
-            for pid in _actor_pids()[:1]:
+            for pid in _actor_pids(driver.pid)[:1]:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
 
     fake.on_request = kill_one
     try:
-        first = cli(fake, str(source), "--out", str(out), "--no-cache")
+        stdout, stderr = driver.communicate(timeout=900)
     finally:
         fake.on_request = None
+    first = subprocess.CompletedProcess(argv, driver.returncode, stdout, stderr)
     assert killed, "no Ray actor process found to kill"
     assert "Traceback" not in first.stderr, first.stderr[-2000:]
     if first.returncode != 0:
