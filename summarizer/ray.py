@@ -16,6 +16,7 @@ import codecs
 import contextlib
 import datetime as dt
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ import socket
 import sys
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,9 +43,9 @@ from .sources import MAX_LINE_BYTES, BulkItem, item_from_line, item_from_record,
 __all__ = ["COLUMNS", "RayOptions", "SummarizeBatch", "permits", "run"]
 
 COLUMNS = ("id", "task", "status", "value", "error_code", "error_message", "warnings", "prompt_tokens", "completion_tokens",
-           "requests", "retries", "reasks", "cached", "model", "prompt_version", "record")
+           "requests", "retries", "reasks", "cached", "model", "prompt_version", "record", "origin")
 PERMITS_NAME = "summarizer-permits"
-_HAND_ON = 0.5  # seconds: an actor hands on what it has finished at least this often
+_GROUP = 8  # rows an actor hands on at a time, in input order (the same tables on every attempt)
 _STREAM_BLOCK_BYTES = 64 * 1024
 
 
@@ -128,38 +130,54 @@ class SummarizeBatch:
             else set(skip or ())
 
     def __call__(self, batch: Any) -> Iterator[Any]:
-        """One batch (a pyarrow Table) in, its rows out in small tables as they finish: one per input row.
+        """One batch (a pyarrow Table) in, its rows out in small tables as they finish.
 
-        A generator: Ray Data hands each table on when it is yielded, so results reach the
-        output within a second of finishing, not when the whole batch has.
+        A generator: Ray Data hands each table on when it is yielded, so results stream. The
+        tables are the same on every attempt — groups of ``_GROUP`` rows in input order, each
+        yielded once all its rows are done — because when an actor dies Ray runs the batch again
+        and keeps only the tables past those it had already received: tables in finishing order
+        (as they were) lost some rows and sent others twice.
         """
         items: list[BulkItem] = []
         skipped: list[BulkItem] = []
-        for item in self._items(batch):
-            (skipped if item.id in self.skip else items).append(item)
+        origins: list[int] = []
+        for item, origin in self._items(batch):
+            if item.id in self.skip:
+                skipped.append(item)
+            else:
+                items.append(item)
+                origins.append(origin)
         if skipped:
             yield _table([_skipped(item.id) for item in skipped])
-        rows: list[dict[str, Any]] = []
-        last = time.monotonic()
+        places: dict[str, deque[int]] = {}  # id -> its rows' places in ``items``
+        for place, item in enumerate(items):
+            places.setdefault(item.id, deque()).append(place)
+        done: dict[int, dict[str, Any]] = {}
+        sent = 0  # rows handed on, in input order
         for record in self.summarizer.bulk(items, task=self.task, concurrency=self.concurrency, cache=self.cache,
                                            pacer=self.pacer, **self.options):  # type: ignore[arg-type]
-            rows.append(_row(record))
-            if time.monotonic() - last >= _HAND_ON:
-                yield _table(rows)
-                rows, last = [], time.monotonic()
-        if rows or not items and not skipped:
-            yield _table(rows)
+            queue = places.get(record.id)
+            place = queue.popleft() if queue else next(i for i in range(len(items)) if i not in done)
+            done[place] = {**_row(record), "origin": origins[place]}
+            while sent < len(items) and all(i in done for i in range(sent, min(len(items), sent + _GROUP))):
+                end = min(len(items), sent + _GROUP)
+                yield _table([done.pop(i) for i in range(sent, end)])
+                sent = end
+        if not items and not skipped:
+            yield _table([])
 
-    def _items(self, batch: Any) -> Iterator[BulkItem]:
+    def _items(self, batch: Any) -> Iterator[tuple[BulkItem, int]]:
+        """Each row's item, and its origin: the line number, or a digest of the record's fields. A task Ray
+        runs again (its actor died) sends rows already sent; the driver knows them by their origin."""
         if self.input == "lines":
             for line, number in zip(batch.column("line").to_pylist(), batch.column("number").to_pylist(), strict=True):
                 if line is None:
-                    yield oversized_line(number)
+                    yield oversized_line(number), number
                 elif line.strip():
-                    yield item_from_line(line, number, **self.fields)  # type: ignore[arg-type]
+                    yield item_from_line(line, number, **self.fields), number  # type: ignore[arg-type]
             return
         for record in batch.to_pylist():
-            yield item_from_record(record, **self.fields)  # type: ignore[arg-type]
+            yield item_from_record(record, **self.fields), _digest(record)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -306,7 +324,7 @@ def _run(source: str, sink: JsonlSink | ParquetOutput, *, task: TaskName, settin
         if isinstance(sink, JsonlSink):
             _to_jsonl(mapped, sink, summary, on_record)
         else:
-            mapped.filter(expr="status != 'skipped'").drop_columns(["record"]).write_parquet(sink.uri)
+            mapped.filter(expr="status != 'skipped'").drop_columns(["record", "origin"]).write_parquet(sink.uri)
             sink.settle(summary, retry_failed=retry_failed)
     finally:
         if pacer is not None:
@@ -415,17 +433,30 @@ def _line_ranges(path: Path, step: int) -> Iterator[tuple[int, int, int]]:
 
 def _to_jsonl(mapped: Any, sink: JsonlSink, summary: BulkSummary,
               on_record: Callable[[Record, BulkSummary], None] | None) -> None:
-    """Rows to the JSONL sink on the driver: each id once (a repeated id becomes a duplicate_id record)."""
+    """Rows to the JSONL sink on the driver: each id once (a repeated id becomes a duplicate_id record).
+
+    A row from an input row already written — a task Ray ran again after its actor died sends its rows
+    again — is dropped: the same origin (line number or record digest), not a repeat in the input.
+    """
     repeats: dict[str, int] = {}
+    written: dict[str, int] = {}  # id -> the origin of the row written under it, this run
+    dropped: set[int] = set()  # origins written as duplicate_id records
     for batch in mapped.iter_batches(batch_size=None, batch_format="pyarrow"):  # each block as it comes
-        for record_json in batch.column("record").to_pylist():
+        for record_json, origin in zip(batch.column("record").to_pylist(), batch.column("origin").to_pylist(),
+                                       strict=True):
             if record_json is None:  # a skipped row: its id is in OUT already
                 continue
             record = _record(record_json)
+            if origin is not None and (written.get(record.id) == origin or origin in dropped):
+                continue  # sent again by a retried task: written already
             if record.id in sink.done:  # an id this run has written already: the input repeats it
+                if origin is not None:
+                    dropped.add(origin)
                 repeats[record.id] = repeats.get(record.id, 1) + 1
                 record = Failure(id=f"{record.id}#dup-{repeats[record.id]}", task=record.task, error=ErrorInfo(
                     code="duplicate_id", message=f"id {record.id!r} appeared earlier in the input"))
+            elif origin is not None:
+                written[record.id] = origin
             record = sink.write(record)
             summary.add(record)
             if on_record is not None:
@@ -506,7 +537,7 @@ def _table(rows: list[dict[str, Any]]) -> Any:
     """Rows as a table of one fixed schema: a batch whose rows are all ok still has string error columns."""
     import pyarrow as pa
 
-    counts = {"prompt_tokens", "completion_tokens", "requests", "retries", "reasks"}
+    counts = {"prompt_tokens", "completion_tokens", "requests", "retries", "reasks", "origin"}
     schema = pa.schema([(name, pa.int64() if name in counts else pa.bool_() if name == "cached" else pa.string())
                         for name in COLUMNS])
     return pa.Table.from_pylist(rows, schema=schema)
@@ -526,6 +557,12 @@ def _row(record: Record) -> dict[str, Any]:
         "prompt_version": record.prompt_version,
         "record": line,
     }
+
+
+def _digest(record: dict[str, Any]) -> int:
+    """A record's fields as a 62-bit number: the same row read again gives the same one."""
+    text = json.dumps(record, sort_keys=True, default=str, ensure_ascii=False)
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()) >> 2
 
 
 def _skipped(doc_id: str) -> dict[str, Any]:
