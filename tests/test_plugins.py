@@ -54,18 +54,22 @@ def broken(settings):
 '''
 
 
+def _distribution(site: Path, package: str, source: str, entry_points: str) -> Path:
+    """An installed distribution of one package: its module and a dist-info folder naming its entry points."""
+    (site / package).mkdir(parents=True)
+    (site / package / "__init__.py").write_text(source)
+    info = site / f"{package}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package.replace('_', '-')}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(entry_points)
+    return site
+
+
 @pytest.fixture
 def plugin_path(tmp_path: Path) -> Path:
-    site = tmp_path / "site"
-    (site / "summarizer_plugin").mkdir(parents=True)
-    (site / "summarizer_plugin" / "__init__.py").write_text(PLUGIN)
-    info = site / "summarizer_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: summarizer-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[summarizer.tasks]\nplaces = summarizer_plugin:task\n\n"
-        "[summarizer.backends]\necho = summarizer_plugin:Echo\nbroken = summarizer_plugin:broken\n")
-    return site
+    return _distribution(tmp_path / "site", "summarizer_plugin", PLUGIN,
+                         "[summarizer.tasks]\nplaces = summarizer_plugin:task\n\n"
+                         "[summarizer.backends]\necho = summarizer_plugin:Echo\nbroken = summarizer_plugin:broken\n")
 
 
 def run(plugin_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -128,13 +132,8 @@ def reserved():
 ])
 def test_a_broken_task_plugin_is_one_line_and_exit_3_for_every_command(tmp_path: Path, entry: str,
                                                                          message: str) -> None:
-    site = tmp_path / "site"
-    (site / "broken_tasks").mkdir(parents=True)
-    (site / "broken_tasks" / "__init__.py").write_text(BROKEN_TASKS)
-    info = site / "broken_tasks-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-tasks\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(f"[summarizer.tasks]\nbad = broken_tasks:{entry}\n")
+    site = _distribution(tmp_path / "site", "broken_tasks", BROKEN_TASKS,
+                         f"[summarizer.tasks]\nbad = broken_tasks:{entry}\n")
     for args in (["--help"], ["brief", str(UNGA)], ["check", str(UNGA), str(UNGA)]):
         result = run(site, *args)  # (was a traceback at import, exit 1, for every command)
         assert result.returncode == 3, (args, result.stderr)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -11,8 +10,8 @@ import typer
 
 from ._common import (
     EngineChoice, FailOnWarningsOpt, FinishChoice, JsonOpt, LanguageOpt, StrictOpt, VerifyOpt, ViaChoice, WordsOpt,
-    _bulk_exit, _err, _exit_codes, _log_retries, _out, _parse_date, _parse_words, _summarizer, app,
-    endpoint_options,
+    _bulk_exit, _endpoint_values, _err, _exit_codes, _log_retries, _out, _parse_date, _parse_words, _summarizer,
+    app, endpoint_options,
 )
 
 
@@ -128,7 +127,7 @@ def _on_ray(source: str, out: str, task: str, endpoint: dict[str, Any], *, actor
     from ..progress import BulkProgress, print_summary
     from ..ray import RayOptions, run
 
-    settings = {k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items() if v not in (None, False)}
+    settings = _endpoint_values(endpoint, given_only=True)
     jsonl_out = not (out.endswith(".parquet") or "://" in out or Path(out).is_dir())
     with _exit_codes():
         # JSONL is written here on the driver, record by record: our progress. Parquet is written

@@ -135,12 +135,18 @@ def endpoint_options(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _endpoint_values(endpoint: dict[str, Any], *, given_only: bool = False) -> dict[str, Any]:
+    """The endpoint options as plain values (choices as their strings); ``given_only``: the ones set on the line."""
+    return {k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()
+            if not given_only or v not in (None, False)}
+
+
 def _summarizer(endpoint: dict[str, Any], **extra: Any) -> Summarizer:
     """A Summarizer from the endpoint options a command was given (unset ones left to env/config)."""
     from ..client import Summarizer
     from ..otel import observer_from_env
 
-    settings = {k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()}
+    settings = _endpoint_values(endpoint)
     settings["server_grammar"] = settings["server_grammar"] or None  # unset: env/config decide
     s = Summarizer(**settings, **extra, observer=observer_from_env())
     if s.notice:  # the local model says what it is, once

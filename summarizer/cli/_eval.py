@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -15,7 +14,7 @@ from ..errors import UsageError
 if TYPE_CHECKING:  # imported where a command needs them: `summarizer --help` stays fast
     from ..client import Summarizer
 from ._common import (
-    _exit_codes, _out, app, endpoint_options,
+    _endpoint_values, _exit_codes, _out, app, endpoint_options,
 )
 
 
@@ -57,6 +56,6 @@ def eval_(
 def _eval_summarizer(endpoint: dict[str, Any], **case_settings: Any) -> Summarizer:
     from ..client import Summarizer
 
-    settings = {k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()}
+    settings = _endpoint_values(endpoint)
     settings["server_grammar"] = settings["server_grammar"] or None
     return Summarizer(**{**settings, **{k: v for k, v in case_settings.items() if v is not None}})

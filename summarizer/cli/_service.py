@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -12,7 +11,7 @@ import typer
 
 from ..errors import ConfigError
 from ._common import (
-    _err, _exit_codes, _out, app, endpoint_options, jobs_app,
+    _endpoint_values, _err, _exit_codes, _out, app, endpoint_options, jobs_app,
 )
 
 
@@ -66,12 +65,10 @@ def serve(
     from ..config import load_settings
 
     with _exit_codes():
-        from ..serve import ServiceConfig, default_data_dir, load_tokens, run
+        from ..serve import ServiceConfig, load_tokens, run
 
-        settings = load_settings(**{k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()
-                                    if v not in (None, False)})
-        directory = data_dir or (Path(os.environ["SUMMARIZER_DATA_DIR"]) if os.environ.get("SUMMARIZER_DATA_DIR")
-                                 else default_data_dir())
+        settings = load_settings(**_endpoint_values(endpoint, given_only=True))
+        directory = _data_dir(data_dir)
         config = ServiceConfig(
             host=host, port=port, tokens=load_tokens(tokens_file), no_auth=no_auth, data_dir=directory,
             allow_urls=allow_urls, rpm_per_token=rpm_per_token or None, max_in_flight=max_in_flight,
@@ -105,16 +102,25 @@ def worker(
     from ..config import load_settings
 
     with _exit_codes():
-        from ..serve import ServiceConfig, default_data_dir, run_worker
+        from ..serve import ServiceConfig, run_worker
 
-        settings = load_settings(**{k: (v.value if isinstance(v, Enum) else v) for k, v in endpoint.items()
-                                    if v not in (None, False)})
-        directory = data_dir or (Path(os.environ["SUMMARIZER_DATA_DIR"]) if os.environ.get("SUMMARIZER_DATA_DIR")
-                                 else default_data_dir())
+        settings = load_settings(**_endpoint_values(endpoint, given_only=True))
+        directory = _data_dir(data_dir)
         config = ServiceConfig(data_dir=directory, no_auth=True, database_url=_database_url(database_url),
                                job_concurrency=concurrency, max_in_flight=max(concurrency, 1), rpm=rpm, tpm=tpm,
                                lease_seconds=lease_seconds, parse_timeout=parse_timeout)
         run_worker(config, settings)
+
+
+def _data_dir(flag: Path | None) -> Path:
+    """--data-dir, else SUMMARIZER_DATA_DIR, else the user data dir."""
+    if flag is not None:
+        return flag
+    if os.environ.get("SUMMARIZER_DATA_DIR"):
+        return Path(os.environ["SUMMARIZER_DATA_DIR"])
+    from ..serve import default_data_dir
+
+    return default_data_dir()
 
 
 def _database_url(flag: str | None) -> Any:
@@ -127,6 +133,9 @@ def _database_url(flag: str | None) -> Any:
     from ..serve.pg.db import check_url
 
     return SecretStr(check_url(url))
+
+
+JobIdArg = Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's id (job_…).")]
 
 
 @jobs_app.command("list", short_help="List the jobs in the database.")
@@ -148,7 +157,7 @@ def jobs_list(
 
 @jobs_app.command("show", short_help="Show one job.")
 def jobs_show(
-    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's id (job_…).")],
+    job_id: JobIdArg,
     database_url: DatabaseOpt = None,
 ) -> None:
     """One job as the API shows it (counts, usage, state), with its documents' leases."""
@@ -161,7 +170,7 @@ def jobs_show(
 
 @jobs_app.command("cancel", short_help="Cancel a queued or running job.")
 def jobs_cancel(
-    job_id: Annotated[str, typer.Argument(metavar="JOB_ID", help="The job's id (job_…).")],
+    job_id: JobIdArg,
     database_url: DatabaseOpt = None,
 ) -> None:
     """Cancel a job: workers stop its documents; what it finished stays readable."""
