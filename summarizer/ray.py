@@ -156,8 +156,7 @@ class SummarizeBatch:
         sent = 0  # rows handed on, in input order
         for record in self.summarizer.bulk(items, task=self.task, concurrency=self.concurrency, cache=self.cache,
                                            pacer=self.pacer, **self.options):  # type: ignore[arg-type]
-            queue = places.get(record.id)
-            place = queue.popleft() if queue else next(i for i in range(len(items)) if i not in done)
+            place = places[record.id].popleft()  # a record carries its item's id
             done[place] = {**_row(record), "origin": origins[place]}
             while sent < len(items) and all(i in done for i in range(sent, min(len(items), sent + _GROUP))):
                 end = min(len(items), sent + _GROUP)
