@@ -168,6 +168,7 @@ class _Source:
     def __init__(self, text: str, published: dt.date | None) -> None:
         self.text, self.published = text, published
         self.flat = " ".join(text.split())  # to tell a sentence copied whole from the source
+        self._flat: list[str] | None = None  # the same, sentence by sentence (``_flat_sentences``)
         language = detect_language(text[:3000])  # the opening says which language; the whole text costs
         self.continental = language in CONTINENTAL
         self.names = language != "de"  # German capitalises every noun
@@ -222,12 +223,17 @@ class _Source:
         flat = " ".join(sentence.split())
         if len(flat.split()) < 2 or flat.rstrip(".") not in self.flat:
             return []
-        for i, source in enumerate(self.sentences):
-            text = " ".join(source.facts.text.split())
-            head = flat.rstrip(".")
+        head = flat.rstrip(".")
+        for i, text in enumerate(self._flat_sentences()):
             if text == flat or (text.startswith(head) and text[len(head):len(head) + 1] in _CLAUSE_BREAKS):
                 return [i]
         return []
+
+    def _flat_sentences(self) -> list[str]:
+        """The sentences with their whitespace folded, made on the first copy asked about (then kept)."""
+        if self._flat is None:
+            self._flat = [" ".join(s.facts.text.split()) for s in self.sentences]
+        return self._flat
 
     def facts(self, text: str) -> Facts:
         return facts_of(text, continental=self.continental, published=self.published, names=self.names,
