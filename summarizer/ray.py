@@ -216,7 +216,7 @@ def run(
     sink = ParquetOutput(out, task=task) if parquet_out else JsonlSink(out, retry_failed=retry_failed,
                                                             input_path=source_path(source), task=task)
     try:
-        with _quiet(ray_options.quiet), _cluster_errors():
+        with _quiet(ray_options.quiet), _stdout_kept(ray_options.quiet), _cluster_errors():
             return _run(source, sink, task=task, settings=settings, ray_options=ray_options, retry_failed=retry_failed,
                         on_record=on_record, fields={"id_field": id_field, "text_field": text_field,
                                                      "published_field": published_field},
@@ -240,6 +240,22 @@ def _cluster_errors() -> Iterator[None]:
         first = message.splitlines()[0] if message else ""
         raise ClusterError(f"the Ray run failed ({type(exc).__name__}{': ' + first[:300] if first else ''}); "
                            "the records written so far are kept: run the same command again to go on") from None
+
+
+@contextlib.contextmanager
+def _stdout_kept(quiet: bool) -> Iterator[None]:
+    """Standard output stays ours (the ``--json`` summary) while Ray runs: Ray's driver prints the cluster's
+    notices ("(raylet) WARNING: 8 PYTHON worker processes have been started …") to ``sys.stdout`` whatever
+    ``log_to_driver`` says, which corrupted the summary a program reads. They go to standard error with
+    --verbose, nowhere otherwise; a Ray this run started is shut down before standard output is ours again."""
+    with open(os.devnull, "w", encoding="utf-8") if quiet else contextlib.nullcontext(sys.stderr) as notices, \
+            contextlib.redirect_stdout(notices):
+        started = not _ray().is_initialized()
+        try:
+            yield
+        finally:
+            if started and _ray().is_initialized():
+                _ray().shutdown()
 
 
 @contextlib.contextmanager

@@ -308,3 +308,35 @@ def test_a_cluster_that_fails_mid_run_is_one_line_and_exit_4(fake: FakeServer, t
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("summarizer: error: the Ray run failed (ActorDiedError")
     assert "run the same command again" in lines[0] and isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(("flags", "on_stderr"), [((), False), (("--verbose",), True)])
+def test_ray_notices_never_reach_standard_output(fake: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 flags: tuple[str, ...], on_stderr: bool) -> None:
+    """Ray's driver prints the cluster's notices to ``sys.stdout`` (its error listener, whatever
+    ``log_to_driver`` says): one in the middle of a run made the ``--json`` summary unreadable (CI:
+    "(raylet) WARNING: 8 PYTHON worker processes have been started …" before the JSON). They go to standard
+    error with --verbose, nowhere without it; standard output is the summary alone."""
+    from ray._private.worker import print_to_stdstream
+    from typer.testing import CliRunner
+
+    import summarizer.ray
+    from summarizer.bulk import BulkSummary
+    from summarizer.cli import app
+
+    notice = f"WARNING: 8 PYTHON worker processes have been started ({'-'.join(flags) or 'quiet'})"
+
+    def noisy(*args: object, **kwargs: object) -> BulkSummary:
+        print_to_stdstream({"lines": [notice], "pid": "raylet", "is_err": False}, ignore_prefix=False)  # as Ray does
+        summary = BulkSummary(concurrency=1)
+        summary.wall_s = 0.0
+        return summary
+
+    monkeypatch.setattr(summarizer.ray, "_run", noisy)
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": BODY}) + "\n")
+    result = CliRunner().invoke(app, ["bulk", str(source), "--out", str(tmp_path / "out.jsonl"), "--engine", "ray",
+                                      "--base-url", fake.base_url, "--model", "fake-model", "--json", *flags])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["ok"] == 0 and notice not in result.stdout
+    assert (notice in result.stderr) is on_stderr
