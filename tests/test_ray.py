@@ -224,7 +224,7 @@ def test_a_recorded_cluster_that_is_gone_is_one_line_in_seconds(fake: FakeServer
     assert f"Ray would join the cluster at {dead}" in line and "ray stop" in line and "--address" in line
 
 
-def _actor_pids(root: int) -> list[int]:
+def _actor_pids(root: int, seen: list[str] | None = None) -> list[int]:
     """The Ray Data map actors (``ray::MapWorker(...)``) among ``root``'s descendants: this run's local Ray only
     (tests beside it, under pytest -n, have Rays of their own)."""
     children: dict[int, list[int]] = {}
@@ -245,6 +245,8 @@ def _actor_pids(root: int) -> list[int]:
             continue
         if head.startswith(b"ray::MapWorker") or b"SummarizeBatch" in head:
             found.append(pid)
+        if seen is not None:
+            seen.append(f"{pid}:{head[:60].decode(errors='replace')}")
     return found
 
 
@@ -256,18 +258,25 @@ def test_an_actor_killed_mid_run_loses_no_record(fake: FakeServer, tmp_path: Pat
     import signal
 
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps({"id": f"k{i}", "text": f"Report {i}. {BODY}"}) + "\n" for i in range(400)))
+    marker = f"Kill test {os.getpid()}."
+    source.write_text("".join(json.dumps({"id": f"k{i}", "text": f"{marker} Report {i}. {BODY}"}) + "\n"
+                              for i in range(400)))
     out = tmp_path / "out.jsonl"
-    killed: list[int] = []
+    killed: list[tuple[int, int]] = []  # (pid, at which of this run's requests)
+    ours: list[int] = []  # this run's requests: the fake server outlives the tests before it, and their stragglers
+    seen: list[str] = []
 
     argv, env = _command(fake, str(source), "--out", str(out), "--no-cache", "--rpm", "1200")
     driver = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def kill_one(n: int) -> None:
-        if n == 200 and not killed:
-            for pid in _actor_pids(driver.pid)[:1]:
+        if marker in json.dumps(fake.requests[-1]):  # called just after the request was recorded
+            ours.append(n)
+        if len(ours) >= 200 and not killed:  # the next request of ours if no actor was found at the 200th
+            seen.clear()
+            for pid in _actor_pids(driver.pid, seen)[:1]:
                 os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+                killed.append((pid, len(ours)))
 
     fake.on_request = kill_one
     try:
@@ -275,7 +284,8 @@ def test_an_actor_killed_mid_run_loses_no_record(fake: FakeServer, tmp_path: Pat
     finally:
         fake.on_request = None
     first = subprocess.CompletedProcess(argv, driver.returncode, stdout, stderr)
-    assert killed, "no Ray actor process found to kill"
+    assert killed, (f"no Ray actor process found to kill among {seen} after {len(ours)} of {fake.total} requests "
+                    f"(exit {driver.returncode}: {stderr[-600:]})")
     assert "Traceback" not in first.stderr, first.stderr[-2000:]
     if first.returncode != 0:
         assert first.returncode == 4 and "the Ray run failed" in first.stderr, first.stderr[-2000:]
@@ -283,7 +293,7 @@ def test_an_actor_killed_mid_run_loses_no_record(fake: FakeServer, tmp_path: Pat
         assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
     ids = Counter(json.loads(line)["id"] for line in out.read_text().splitlines())
     assert len(ids) == 400 and set(ids.values()) == {1}, (first.returncode, first.stdout[-600:], first.stderr[-600:])
-    print(f"\nactor {killed[0]} SIGKILLed at the 200th request: first run exit {first.returncode}")
+    print(f"\nactor {killed[0][0]} SIGKILLed at this run's request {killed[0][1]}: first run exit {first.returncode}")
 
 
 def test_a_cluster_that_fails_mid_run_is_one_line_and_exit_4(fake: FakeServer, tmp_path: Path,
