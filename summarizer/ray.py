@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import socket
+import subprocess
 import sys
 import time
 import warnings
@@ -216,7 +217,7 @@ def run(
     sink = ParquetOutput(out, task=task) if parquet_out else JsonlSink(out, retry_failed=retry_failed,
                                                             input_path=source_path(source), task=task)
     try:
-        with _quiet(ray_options.quiet), _stdout_kept(ray_options.quiet), _cluster_errors():
+        with _abrupt_end_said(), _quiet(ray_options.quiet), _stdout_kept(ray_options.quiet), _cluster_errors():
             return _run(source, sink, task=task, settings=settings, ray_options=ray_options, retry_failed=retry_failed,
                         on_record=on_record, fields={"id_field": id_field, "text_field": text_field,
                                                      "published_field": published_field},
@@ -240,6 +241,35 @@ def _cluster_errors() -> Iterator[None]:
         first = message.splitlines()[0] if message else ""
         raise ClusterError(f"the Ray run failed ({type(exc).__name__}{': ' + first[:300] if first else ''}); "
                            "the records written so far are kept: run the same command again to go on") from None
+
+
+_ABRUPT_END = ("summarizer: error: the Ray run's process ended abruptly (Ray's core ends it, exit 1, when its local "
+               "Ray or its connection to the cluster is lost; Ray's logs: /tmp/ray/session_latest/logs); the records "
+               "written so far are kept: run the same command again to go on")
+_WATCH = "import sys\nif sys.stdin.buffer.read() != b'done':\n    sys.stderr.write(sys.argv[1] + '\\n')\n"
+
+
+@contextlib.contextmanager
+def _abrupt_end_said() -> Iterator[None]:
+    """One line when Ray's core ends this process: it does so itself (exit 1, not a word even with --verbose) when
+    the local Ray dies, and no code of ours runs after it. A small watcher process holds the other end of a pipe;
+    if this process is gone before it wrote "done", the watcher says so on the standard error it was given."""
+    read, write = os.pipe()  # not inherited by Ray's processes (close-on-exec): only our death closes it
+    try:
+        watcher = subprocess.Popen([sys.executable, "-c", _WATCH, _ABRUPT_END], stdin=read,
+                                   stdout=subprocess.DEVNULL)
+    except OSError:  # no watcher, no line: the run itself is not worse off
+        os.close(write)
+        yield
+        return
+    finally:
+        os.close(read)
+    try:
+        yield
+    finally:
+        os.write(write, b"done")
+        os.close(write)
+        watcher.wait()
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -226,9 +227,11 @@ def test_a_recorded_cluster_that_is_gone_is_one_line_in_seconds(fake: FakeServer
     assert f"Ray would join the cluster at {dead}" in line and "ray stop" in line and "--address" in line
 
 
-def _actor_pids(root: int, seen: list[str] | None = None) -> list[int]:
-    """The Ray Data map actors (``ray::MapWorker(...)``) among ``root``'s descendants: this run's local Ray only
-    (tests beside it, under pytest -n, have Rays of their own)."""
+def _actor_pids(root: int, seen: list[str] | None = None,
+                is_one: Callable[[bytes], bool] = lambda head: head.startswith(b"ray::MapWorker")
+                or b"SummarizeBatch" in head) -> list[int]:
+    """The Ray Data map actors (``ray::MapWorker(...)``), or what ``is_one`` names, among ``root``'s descendants:
+    this run's local Ray only (tests beside it, under pytest -n, have Rays of their own)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -245,11 +248,22 @@ def _actor_pids(root: int, seen: list[str] | None = None) -> list[int]:
             head = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")[0]
         except OSError:
             continue
-        if head.startswith(b"ray::MapWorker") or b"SummarizeBatch" in head:
+        if is_one(head):
             found.append(pid)
         if seen is not None:
             seen.append(f"{pid}:{head[:60].decode(errors='replace')}")
     return found
+
+
+def _ray_log_tail(driver: int) -> str:
+    """The last lines of the logs of the local Ray ``driver`` started (its session folder ends in its pid)."""
+    tails = []
+    for session in Path(os.environ.get("RAY_TMPDIR", "/tmp"), "ray").glob(f"session_*_{driver}"):
+        for log in [*session.glob("logs/raylet.*"), *session.glob("logs/gcs_server.*"),
+                    *session.glob(f"logs/python-core-driver-*_{driver}.log")]:
+            lines = log.read_text(errors="replace").splitlines()[-4:]
+            tails.append(f"{log.name}: " + " | ".join(line[:300] for line in lines))
+    return "\n".join(tails) or "(none found)"
 
 
 def test_an_actor_killed_mid_run_loses_no_record(fake: FakeServer, tmp_path: Path) -> None:
@@ -287,7 +301,7 @@ def test_an_actor_killed_mid_run_loses_no_record(fake: FakeServer, tmp_path: Pat
         fake.on_request = None
     first = subprocess.CompletedProcess(argv, driver.returncode, stdout, stderr)
     assert killed, (f"no Ray actor process found to kill among {seen} after {len(ours)} of {fake.total} requests "
-                    f"(exit {driver.returncode}: {stderr[-600:]})")
+                    f"(exit {driver.returncode}: {stdout[-600:]} {stderr[-600:]}); Ray's logs: {_ray_log_tail(driver.pid)}")
     assert "Traceback" not in first.stderr, first.stderr[-2000:]
     if first.returncode != 0:
         assert first.returncode == 4 and "the Ray run failed" in first.stderr, first.stderr[-2000:]
@@ -296,6 +310,40 @@ def test_an_actor_killed_mid_run_loses_no_record(fake: FakeServer, tmp_path: Pat
     ids = Counter(json.loads(line)["id"] for line in out.read_text().splitlines())
     assert len(ids) == 400 and set(ids.values()) == {1}, (first.returncode, first.stdout[-600:], first.stderr[-600:])
     print(f"\nactor {killed[0][0]} SIGKILLed at this run's request {killed[0][1]}: first run exit {first.returncode}")
+
+
+def test_a_local_ray_that_dies_mid_run_is_one_line_and_the_rerun_goes_on(fake: FakeServer, tmp_path: Path) -> None:
+    """When the local Ray dies, Ray's core ends the driver itself (exit 1, nothing said, even with --verbose; no
+    code of ours runs after it): a watcher process says what happened in one line; the records written stay
+    and the same command goes on from them (every id once)."""
+    import signal
+
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": f"k{i}", "text": f"Report {i}. {BODY}"}) + "\n" for i in range(400)))
+    out = tmp_path / "out.jsonl"
+    argv, env = _command(fake, str(source), "--out", str(out), "--no-cache", "--rpm", "1200")
+    driver = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed: list[int] = []
+
+    def kill_raylet(n: int) -> None:
+        if n >= 100 and not killed:
+            for pid in _actor_pids(driver.pid, is_one=lambda head: head.endswith(b"/raylet"))[:1]:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+    fake.on_request = kill_raylet
+    try:
+        stdout, stderr = driver.communicate(timeout=900)
+    finally:
+        fake.on_request = None
+    assert killed and driver.returncode == 1 and stdout == "" and "Traceback" not in stderr, (stdout, stderr[-2000:])
+    assert stderr.strip().splitlines()[-1].startswith("summarizer: error: the Ray run's process ended abruptly")
+    written = len(out.read_text().splitlines())
+    again = cli(fake, str(source), "--out", str(out), "--no-cache")
+    assert again.returncode == 0 and "ended abruptly" not in again.stderr, again.stderr[-2000:]
+    ids = Counter(json.loads(line)["id"] for line in out.read_text().splitlines())
+    assert len(ids) == 400 and set(ids.values()) == {1}
+    print(f"\nraylet SIGKILLed: {written} records kept, the rerun wrote {400 - written}")
 
 
 def test_a_cluster_that_fails_mid_run_is_one_line_and_exit_4(fake: FakeServer, tmp_path: Path,
