@@ -236,6 +236,9 @@ def _cluster_errors() -> Iterator[None]:
 
     try:
         yield
+    except SystemExit as exc:  # nothing of ours exits here: Ray's SIGTERM handler, having stopped its processes
+        raise ClusterError(f"the Ray run was stopped (SIGTERM: Ray stopped its local processes, exit {exc.code}); "
+                           "the records written so far are kept: run the same command again to go on") from None
     except (ray.exceptions.RayError, SystemException, ExecutionTimeoutError) as exc:
         message = str(getattr(exc, "message", None) or exc).strip()
         first = message.splitlines()[0] if message else ""
