@@ -77,7 +77,11 @@ class _Permits:
 def permits(rpm: float | None, tpm: float | None, *, name: str = PERMITS_NAME) -> Any:
     """The cluster's permit actor (made, or found by name): pass it to SummarizeBatch as ``permits``."""
     ray = _ray()
-    actor = ray.remote(num_cpus=0, max_concurrency=10_000)(_Permits)
+    # One call at a time: a lease returns at once (the caller waits out its slots), and the schedule is
+    # not thread-safe. It had max_concurrency=10_000: Ray starts that many threads for the actor and
+    # gives them 10 s — on a busy machine they were late, Ray aborted the actor ("Failed to initialize
+    # threads in 10000 milliseconds") and every document of the run failed without a request.
+    actor = ray.remote(num_cpus=0)(_Permits)
     return actor.options(name=name, get_if_exists=True).remote(rpm, tpm)
 
 

@@ -279,6 +279,7 @@ def test_an_actor_killed_mid_run_loses_no_record(fake: FakeServer, tmp_path: Pat
                               for i in range(400)))
     out = tmp_path / "out.jsonl"
     killed: list[tuple[int, int]] = []  # (pid, at which of this run's requests)
+    permit_threads: list[int] = []  # threads of the permit actor's process mid-run
     ours: list[int] = []  # this run's requests: the fake server outlives the tests before it, and their stragglers
     seen: list[str] = []
 
@@ -290,6 +291,9 @@ def test_an_actor_killed_mid_run_loses_no_record(fake: FakeServer, tmp_path: Pat
             ours.append(n)
         if len(ours) >= 200 and not killed:  # the next request of ours if no actor was found at the 200th
             seen.clear()
+            for pid in _actor_pids(driver.pid, is_one=lambda head: head.startswith(b"ray::_Permits")):
+                status = (Path("/proc") / str(pid) / "status").read_text()
+                permit_threads.append(int(status.split("Threads:")[1].split()[0]))
             for pid in _actor_pids(driver.pid, seen)[:1]:
                 os.kill(pid, signal.SIGKILL)
                 killed.append((pid, len(ours)))
@@ -303,6 +307,9 @@ def test_an_actor_killed_mid_run_loses_no_record(fake: FakeServer, tmp_path: Pat
     assert killed, (f"no Ray actor process found to kill among {seen} after {len(ours)} of {fake.total} requests "
                     f"(exit {driver.returncode}: {stdout[-600:]} {stderr[-600:]}); Ray's logs: {_ray_log_tail(driver.pid)}")
     assert "Traceback" not in first.stderr, first.stderr[-2000:]
+    # The permit actor serves one call at a time: at max_concurrency=10,000 Ray started that many threads and
+    # aborted the actor when they took over 10 s on a busy machine — every document failed, none requested.
+    assert len(permit_threads) == 1 and permit_threads[0] < 100, permit_threads
     if first.returncode != 0:
         assert first.returncode == 4 and "the Ray run failed" in first.stderr, first.stderr[-2000:]
         again = cli(fake, str(source), "--out", str(out), "--no-cache")
