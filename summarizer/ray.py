@@ -212,7 +212,7 @@ def run(
     Parquet folder — ``DIR.parquet``, an existing folder, or a URI such as
     ``s3://bucket/events.parquet`` (written by the actors in parallel).
     """
-    ray = _ray()
+    _ray()  # the extra is installed, or one line saying which to install
     if out == "-":
         raise UsageError("--engine ray needs --out FILE (JSONL) or --out DIR.parquet")
     checker = Summarizer(**settings)  # check first
@@ -263,20 +263,20 @@ def _abrupt_end_said() -> Iterator[None]:
     if this process is gone before it wrote "done", the watcher says so on the standard error it was given."""
     read, write = os.pipe()  # not inherited by Ray's processes (close-on-exec): only our death closes it
     try:
-        watcher = subprocess.Popen([sys.executable, "-c", _WATCH, _ABRUPT_END], stdin=read,
-                                   stdout=subprocess.DEVNULL)
+        watcher: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-c", _WATCH, _ABRUPT_END], stdin=read, stdout=subprocess.DEVNULL)
     except OSError:  # no watcher, no line: the run itself is not worse off
-        os.close(write)
-        yield
-        return
+        watcher = None
     finally:
         os.close(read)
     try:
         yield
     finally:
-        os.write(write, b"done")
+        if watcher is not None:
+            os.write(write, b"done")
         os.close(write)
-        watcher.wait()
+        if watcher is not None:
+            watcher.wait()
 
 
 @contextlib.contextmanager
